@@ -1,0 +1,141 @@
+import Foundation
+import CLibPQ
+import Configuration
+import Spec
+
+/// Everything Signet reads from its environment, validated before anything starts.
+///
+/// Built from a `ConfigReader` so production reads the process environment and tests pass a
+/// dictionary; every default comes from `Spec.Defaults`. A bad value throws a `ConfigurationError`
+/// naming the variable, and `signet` exits 2 with that one line: nothing starts half-configured.
+public struct SignetConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// libpq connection string or URI. Secret: it may hold a password.
+    public var databaseURL: String
+    public var pool: PoolConfiguration
+    /// Server-side `statement_timeout` for every pooled connection.
+    public var statementTimeout: Duration
+    /// Bearer token of the admin API. Secret.
+    public var adminToken: String
+    /// Bound of each health check (`/health/ready`).
+    public var healthCheckTimeout: Duration
+    /// An identifier of this process, sent as `Signet-Instance` on every response.
+    public var instanceID: String
+
+    /// The variables holding secrets: their values are never logged or echoed in an error.
+    public static let secretVariables: Set<String> = ["DATABASE_URL", "SIGNET_ADMIN_TOKEN"]
+
+    /// Reads and validates the whole configuration.
+    public init(reader: ConfigReader) throws(ConfigurationError) {
+        let env = EnvironmentReader(reader: reader)
+        host = try env.string("HOST", default: Defaults.host)
+        port = try env.integer("PORT", default: Defaults.port, in: 0...65_535)
+        databaseURL = try env.requiredString("DATABASE_URL")
+        try Self.validateConnectionString(databaseURL)
+
+        let poolMax = try env.integer("DB_POOL_MAX", default: Defaults.databasePoolMax, in: 1...10_000)
+        let poolMin = try env.integer("DB_POOL_MIN", default: Defaults.databasePoolMin, in: 0...10_000)
+        guard poolMin <= poolMax else {
+            throw ConfigurationError(
+                variable: "DB_POOL_MIN",
+                reason: "must be ≤ DB_POOL_MAX (got \(poolMin) > \(poolMax))"
+            )
+        }
+        pool = PoolConfiguration(
+            minimumConnections: poolMin,
+            maximumConnections: poolMax,
+            idleTimeout: .milliseconds(
+                try env.integer("DB_POOL_IDLE_TIMEOUT_MS", default: Defaults.databasePoolIdleTimeoutMilliseconds, in: 1...Int(Int32.max))
+            ),
+            connectionTimeout: .milliseconds(
+                try env.integer(
+                    "DB_POOL_CONNECTION_TIMEOUT_MS",
+                    default: Defaults.databasePoolConnectionTimeoutMilliseconds,
+                    in: 1...Int(Int32.max)
+                )
+            )
+        )
+        statementTimeout = .milliseconds(
+            try env.integer("DB_STATEMENT_TIMEOUT_MS", default: Defaults.databaseStatementTimeoutMilliseconds, in: 1...Int(Int32.max))
+        )
+        adminToken = try env.requiredString("SIGNET_ADMIN_TOKEN")
+        guard adminToken.count >= Defaults.adminTokenMinimumLength else {
+            throw ConfigurationError(
+                variable: "SIGNET_ADMIN_TOKEN",
+                reason: "must be at least \(Defaults.adminTokenMinimumLength) characters (got \(adminToken.count))"
+            )
+        }
+        healthCheckTimeout = .milliseconds(
+            try env.integer("HEALTH_CHECK_TIMEOUT_MS", default: Defaults.healthCheckTimeoutMilliseconds, in: 1...Int(Int32.max))
+        )
+        instanceID = try env.string("SIGNET_INSTANCE_ID", default: Self.defaultInstanceID())
+    }
+
+    /// Reads the process environment.
+    public static func fromEnvironment() throws(ConfigurationError) -> SignetConfiguration {
+        try SignetConfiguration(reader: ConfigReader(provider: EnvironmentVariablesProvider(secretsSpecifier: .specific(secretVariables))))
+    }
+
+    /// Reads a given set of variables, as tests and the Simulator do.
+    public static func from(environment: [String: String]) throws(ConfigurationError) -> SignetConfiguration {
+        try SignetConfiguration(
+            reader: ConfigReader(
+                provider: EnvironmentVariablesProvider(environmentVariables: environment, secretsSpecifier: .specific(secretVariables))
+            )
+        )
+    }
+
+    private static func validateConnectionString(_ value: String) throws(ConfigurationError) {
+        var message: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(value, &message) else {
+            // libpq's message can quote the string, and so a password: never show it.
+            if let message { PQfreemem(message) }
+            throw ConfigurationError(variable: "DATABASE_URL", reason: "is not a valid libpq connection string or URI")
+        }
+        PQconninfoFree(options)
+    }
+
+    private static func defaultInstanceID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next() & 0xFFFF_FFFF, radix: 16)
+    }
+}
+
+/// Reads single variables and turns bad values into `ConfigurationError`s.
+struct EnvironmentReader {
+    let reader: ConfigReader
+
+    private func raw(_ variable: String) -> String? {
+        let key = ConfigKey(variable.lowercased().replacingOccurrences(of: "_", with: "."))
+        return reader.string(forKey: key, isSecret: SignetConfiguration.secretVariables.contains(variable))
+    }
+
+    func string(_ variable: String, default defaultValue: String) throws(ConfigurationError) -> String {
+        guard let value = raw(variable) else { return defaultValue }
+        guard !value.isEmpty else { throw ConfigurationError(variable: variable, reason: "must not be empty") }
+        return value
+    }
+
+    func requiredString(_ variable: String) throws(ConfigurationError) -> String {
+        guard let value = raw(variable), !value.isEmpty else {
+            throw ConfigurationError(variable: variable, reason: "is required but not set")
+        }
+        return value
+    }
+
+    func integer(_ variable: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        guard let text = raw(variable) else { return defaultValue }
+        guard let value = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw ConfigurationError(variable: variable, reason: "must be a whole number (got \"\(text)\")")
+        }
+        guard range.contains(value) else {
+            let reason =
+                value < 0 && range.lowerBound >= 0
+                ? "must not be negative (got \(value))"
+                : "must be between \(range.lowerBound) and \(range.upperBound) (got \(value))"
+            throw ConfigurationError(variable: variable, reason: reason)
+        }
+        return value
+    }
+}

@@ -1,0 +1,33 @@
+/// A failure talking to PostgreSQL. Messages come from libpq or the server and can name tables
+/// or values: they go to logs at most, never into a response.
+public enum DatabaseError: Error, Sendable, CustomStringConvertible {
+    /// No connection could be opened.
+    case connectionFailed(String)
+    /// The connection broke during a call; it is discarded.
+    case connectionLost(String)
+    /// The server rejected the statement; `sqlState` is the five-character SQLSTATE code.
+    case server(sqlState: String, message: String, constraint: String?)
+    /// The pool gave no connection in time (`DB_POOL_CONNECTION_TIMEOUT_MS`).
+    case poolTimeout(PoolStatistics)
+    /// The pool is shutting down.
+    case poolShutDown
+    /// A result did not have the shape the code expected.
+    case unexpectedResult(String)
+
+    /// SQLSTATE 23505.
+    public var isUniqueViolation: Bool {
+        if case .server(let state, _, _) = self { return state == "23505" }
+        return false
+    }
+
+    public var description: String {
+        switch self {
+        case .connectionFailed(let message): "could not connect to PostgreSQL: \(message)"
+        case .connectionLost(let message): "lost the PostgreSQL connection: \(message)"
+        case .server(let state, let message, _): "PostgreSQL error \(state): \(message)"
+        case .poolTimeout(let stats): "no database connection within the pool's deadline (\(stats))"
+        case .poolShutDown: "the database pool is shut down"
+        case .unexpectedResult(let message): "unexpected database result: \(message)"
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Logging
+
+/// One versioned schema change.
+struct Migration: Sendable {
+    let version: Int
+    let name: String
+    let sql: String
+}
+
+/// The schema, as an ordered list of migrations compiled into the binary (no resource files to
+/// lose on deployment). Never edit an applied migration: add the next version.
+enum Migrations {
+    static let all: [Migration] = [
+        Migration(
+            version: 1,
+            name: "agents, credentials and server keys",
+            sql: """
+                CREATE TABLE agents (
+                    seq bigserial NOT NULL UNIQUE,
+                    id uuid PRIMARY KEY,
+                    name text NOT NULL,
+                    owner text NOT NULL,
+                    scopes jsonb NOT NULL DEFAULT '[]',
+                    metadata jsonb NOT NULL DEFAULT '{}',
+                    status text NOT NULL CHECK (status IN ('active', 'suspended', 'deactivated')),
+                    client_id text NOT NULL UNIQUE,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    updated_at timestamptz NOT NULL DEFAULT now(),
+                    deactivated_at timestamptz
+                );
+                CREATE UNIQUE INDEX agents_owner_name_key ON agents (owner, lower(name)) WHERE status <> 'deactivated';
+                CREATE TABLE agent_credentials (
+                    id uuid PRIMARY KEY,
+                    agent_id uuid NOT NULL REFERENCES agents (id),
+                    secret_hash bytea NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    expires_at timestamptz,
+                    revoked_at timestamptz,
+                    last_used_at timestamptz
+                );
+                CREATE INDEX agent_credentials_agent_id ON agent_credentials (agent_id);
+                CREATE TABLE server_keys (
+                    name text PRIMARY KEY,
+                    material bytea NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now()
+                );
+                """
+        )
+    ]
+
+    /// An arbitrary constant: the advisory lock every instance takes while migrating.
+    static let advisoryLockKey = "7309145513297051041"
+
+    /// Applies the missing migrations, each in its own transaction, under a session advisory
+    /// lock so that instances starting together apply each one exactly once. Returns the
+    /// versions this call applied.
+    @discardableResult
+    static func apply(_ migrations: [Migration] = all, on connection: PostgresConnection, logger: Logger) throws -> [Int] {
+        try connection.query("SELECT pg_advisory_lock($1::bigint)", [advisoryLockKey])
+        defer { _ = try? connection.query("SELECT pg_advisory_unlock($1::bigint)", [advisoryLockKey]) }
+        try connection.query(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        let applied = Set(try connection.query("SELECT version FROM schema_migrations").records.compactMap { $0["version"].flatMap(Int.init) })
+        var appliedNow: [Int] = []
+        for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
+            try connection.query("BEGIN")
+            do {
+                try connection.execute(script: migration.sql)
+                try connection.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [String(migration.version), migration.name])
+                try connection.query("COMMIT")
+            } catch {
+                _ = try? connection.query("ROLLBACK")
+                throw error
+            }
+            logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+            appliedNow.append(migration.version)
+        }
+        return appliedNow
+    }
+}

@@ -1,0 +1,180 @@
+import CLibPQ
+import Foundation
+
+/// One libpq connection. Not thread-safe: the pool leases it to one caller at a time, and every
+/// call on it blocks, so it runs on the pool's thread pool, never on an event loop.
+///
+/// Queries are parameterised (`PQexecParams`, text format); values come back as text.
+public final class PostgresConnection: @unchecked Sendable {
+    private let handle: OpaquePointer
+
+    private init(handle: OpaquePointer) {
+        self.handle = handle
+    }
+
+    deinit {
+        PQfinish(handle)
+    }
+
+    /// Connects with a connection string or URI (multi-host URIs work).
+    ///
+    /// `settings` are libpq keywords applied unless the connection string sets them itself.
+    public static func connect(_ connectionString: String, settings: [(String, String)]) throws(DatabaseError) -> PostgresConnection {
+        // With expand_dbname, the "dbname" entry is parsed as a full connection string; keywords
+        // before it are defaults that the string may override.
+        let keywords = settings.map(\.0) + ["dbname"]
+        let values = settings.map(\.1) + [connectionString]
+        let handle: OpaquePointer? = withCStrings(keywords) { keywordPointers in
+            withCStrings(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let handle else { throw .connectionFailed("out of memory") }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = errorMessage(handle)
+            PQfinish(handle)
+            throw .connectionFailed(message)
+        }
+        return PostgresConnection(handle: handle)
+    }
+
+    /// Runs one parameterised statement (`$1`, `$2`, ... bound to `parameters`, `nil` = NULL).
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws(DatabaseError) -> QueryResult {
+        let result: OpaquePointer? = withOptionalCStrings(parameters) { values in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        return try consume(result)
+    }
+
+    /// Runs a trusted script of several statements (migrations only: it takes no parameters).
+    public func execute(script: String) throws(DatabaseError) {
+        try consume(PQexec(handle, script))
+    }
+
+    /// False when the connection is known to be broken. Cheap and non-blocking: it reads what
+    /// the server already sent (a termination notice after a restart, or end of stream).
+    public var isUsable: Bool {
+        guard PQstatus(handle) == CONNECTION_OK else { return false }
+        let socket = PQsocket(handle)
+        guard socket >= 0 else { return false }
+        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, 0)
+        if ready < 0 { return false }
+        if ready > 0 {
+            // Something arrived while idle: a notice, or the end of the connection.
+            if PQconsumeInput(handle) == 0 { return false }
+            while let notify = PQnotifies(handle) { PQfreemem(notify) }
+        }
+        return PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE
+    }
+
+    /// True when a transaction was left open (an error inside `BEGIN`...).
+    public var isInTransaction: Bool {
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
+    }
+
+    @discardableResult
+    private func consume(_ result: OpaquePointer?) throws(DatabaseError) -> QueryResult {
+        guard let result else {
+            throw lostOrFailed(Self.errorMessage(handle))
+        }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return QueryResult(columns: [], rows: [], affectedRows: Self.affectedRows(result))
+        case PGRES_TUPLES_OK:
+            return Self.read(result)
+        default:
+            if let state = field(result, "C") {
+                throw .server(
+                    sqlState: state,
+                    message: field(result, "M") ?? "unknown error",
+                    constraint: field(result, "n")
+                )
+            }
+            throw lostOrFailed(Self.errorMessage(handle))
+        }
+    }
+
+    private func lostOrFailed(_ message: String) -> DatabaseError {
+        PQstatus(handle) == CONNECTION_OK ? .unexpectedResult(message) : .connectionLost(message)
+    }
+
+    /// One diagnostic field; `code` is libpq's `PG_DIAG_*` letter (C macros Swift cannot import):
+    /// "C" SQLSTATE, "M" primary message, "n" constraint name.
+    private func field(_ result: OpaquePointer, _ code: Unicode.Scalar) -> String? {
+        guard let pointer = PQresultErrorField(result, Int32(code.value)) else { return nil }
+        return String(cString: pointer)
+    }
+
+    private static func read(_ result: OpaquePointer) -> QueryResult {
+        let columnCount = PQnfields(result)
+        let rowCount = PQntuples(result)
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, $0)) }
+        var rows: [[String?]] = []
+        rows.reserveCapacity(Int(rowCount))
+        for row in 0..<rowCount {
+            rows.append(
+                (0..<columnCount).map { column in
+                    PQgetisnull(result, row, column) == 1 ? nil : String(cString: PQgetvalue(result, row, column))
+                }
+            )
+        }
+        return QueryResult(columns: columns, rows: rows, affectedRows: affectedRows(result))
+    }
+
+    private static func affectedRows(_ result: OpaquePointer) -> Int {
+        Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    private static func errorMessage(_ handle: OpaquePointer) -> String {
+        String(cString: PQerrorMessage(handle)).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// Rows of one statement, as text.
+public struct QueryResult: Sendable {
+    public let columns: [String]
+    public let rows: [[String?]]
+    /// Rows inserted, updated or deleted (`PQcmdTuples`).
+    public let affectedRows: Int
+
+    /// The rows as name → value lookups.
+    public var records: [Record] {
+        let index = Dictionary(columns.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        return rows.map { Record(index: index, values: $0) }
+    }
+}
+
+/// One row, read by column name.
+public struct Record: Sendable {
+    let index: [String: Int]
+    let values: [String?]
+
+    /// The column's text, or nil for NULL. A column the query did not select is a programming
+    /// error and reads as nil.
+    public subscript(_ column: String) -> String? {
+        guard let position = index[column] else { return nil }
+        return values[position]
+    }
+
+    /// The column's text, or an error naming the column when it is NULL or missing.
+    public func required(_ column: String) throws(DatabaseError) -> String {
+        guard let value = self[column] else { throw .unexpectedResult("column \(column) is missing or NULL") }
+        return value
+    }
+}
+
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    withOptionalCStrings(strings.map { Optional($0) }) { pointers in
+        body(pointers + [nil])
+    }
+}
+
+private func withOptionalCStrings<R>(_ strings: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    let copies: [UnsafeMutablePointer<CChar>?] = strings.map { string in string.flatMap { strdup($0) } }
+    defer { copies.forEach { free($0) } }
+    return body(copies.map { $0.map { UnsafePointer($0) } })
+}

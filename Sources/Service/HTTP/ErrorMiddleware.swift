@@ -1,0 +1,63 @@
+import Hummingbird
+import Logging
+
+/// Turns every error into a JSON error response, so no client ever sees an empty or HTML body.
+///
+/// `SignetError`s render as they are; Hummingbird's own errors (unknown route, body too large)
+/// keep their status with a generic code; database failures become 503 with `Retry-After`;
+/// anything else is logged and answered 500 `server_error` without detail.
+public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as SignetError {
+            return error.jsonResponse
+        } catch let error as DatabaseError {
+            return Self.response(for: error, logger: context.logger)
+        } catch let error as any HTTPResponseError {
+            let status = error.status
+            return SignetError(status, Self.code(for: status), status.reasonPhrase).jsonResponse
+        } catch is CancellationError {
+            return SignetError.unavailable("the request was cancelled").jsonResponse
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: type(of: error)))"])
+            return SignetError(.internalServerError, "server_error", "internal error").jsonResponse
+        }
+    }
+
+    static func response(for error: DatabaseError, logger: Logger) -> Response {
+        switch error {
+        case .poolTimeout:
+            // The pool already logged one line with its numbers.
+            return SignetError.unavailable("the database is busy; retry shortly").jsonResponse
+        case .poolShutDown:
+            return SignetError.unavailable("the service is shutting down").jsonResponse
+        case .connectionFailed, .connectionLost:
+            logger.error("database unavailable", metadata: ["error": "\(error)"])
+            return SignetError.unavailable("the database is unavailable").jsonResponse
+        case .server(let state, _, _) where state == "57014" || state.hasPrefix("08") || state.hasPrefix("57P"):
+            logger.error("database statement failed", metadata: ["error": "\(error)"])
+            return SignetError.unavailable("the database did not answer in time").jsonResponse
+        case .server, .unexpectedResult:
+            logger.error("database error", metadata: ["error": "\(error)"])
+            return SignetError(.internalServerError, "server_error", "internal error").jsonResponse
+        }
+    }
+
+    static func code(for status: HTTPResponse.Status) -> String {
+        switch status {
+        case .notFound: "not_found"
+        case .methodNotAllowed: "method_not_allowed"
+        case .contentTooLarge: "request_too_large"
+        case .unauthorized: "unauthorized"
+        case .serviceUnavailable: "temporarily_unavailable"
+        default: status.code < 500 ? "invalid_request" : "server_error"
+        }
+    }
+}
+
+extension SignetError {
+    var jsonResponse: Response { Self.jsonResponse(status: status, code: code, message: message, headers: headers) }
+}

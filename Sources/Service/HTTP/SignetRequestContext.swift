@@ -1,0 +1,17 @@
+import Spec
+import Hummingbird
+
+/// The request context of every Signet route: Hummingbird's core context plus the request id
+/// that `RequestIDMiddleware` assigns.
+public struct SignetRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The `X-Request-Id` of this request, given by the client or made here.
+    public var requestID: String = ""
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+    }
+
+    /// JSON bodies larger than this are refused with 413 before they are parsed.
+    public var maxUploadSize: Int { Limits.maxRequestBodyBytes }
+}

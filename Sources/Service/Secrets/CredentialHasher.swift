@@ -1,0 +1,44 @@
+import Crypto
+import Foundation
+
+/// Makes client secrets and stores only their HMAC-SHA256 under the server key.
+///
+/// A secret is 256 random bits, base64url, prefixed `sgs_` so secret scanners can spot a leak.
+/// Verification recomputes the HMAC and compares in constant time; there is no bcrypt on the
+/// token path because a 256-bit random secret cannot be guessed, only stolen.
+public struct CredentialHasher: Sendable {
+    private let key: SymmetricKey
+
+    public init(key: SymmetricKey) {
+        self.key = key
+    }
+
+    /// A new client secret, shown to the operator once and never stored.
+    public static func newSecret() -> String {
+        "sgs_" + randomBase64URL(byteCount: 32)
+    }
+
+    /// A new public client id.
+    public static func newClientID() -> String {
+        "sgc_" + randomBase64URL(byteCount: 16)
+    }
+
+    /// The value stored for `secret`.
+    public func digest(of secret: String) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(secret.utf8), using: key))
+    }
+
+    /// Whether `secret` is the one whose digest is `stored`; constant time in the secret.
+    public func verify(_ secret: String, against stored: Data) -> Bool {
+        HMAC<SHA256>.isValidAuthenticationCode(stored, authenticating: Data(secret.utf8), using: key)
+    }
+
+    static func randomBase64URL(byteCount: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<byteCount).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

@@ -1,0 +1,65 @@
+/// The numbers the production-readiness spec and DESIGN.md fix, in one place.
+///
+/// Every default of the service's configuration, every pool bound and every health threshold comes
+/// from here, so the service, the Simulator, the tests and the load suite cannot drift apart.
+public enum Defaults {
+    /// Listen address (`HOST`).
+    public static let host = "127.0.0.1"
+    /// Listen port (`PORT`).
+    public static let port = 8080
+
+    /// Most connections the pool opens at once (`DB_POOL_MAX`); the spec's `max=20`.
+    public static let databasePoolMax = 20
+    /// Connections opened at start and kept open (`DB_POOL_MIN`); the spec's `min=2`.
+    public static let databasePoolMin = 2
+    /// Idle connections above `min` are closed after this (`DB_POOL_IDLE_TIMEOUT_MS`).
+    public static let databasePoolIdleTimeoutMilliseconds = 30_000
+    /// One deadline for waiting in the queue and connecting (`DB_POOL_CONNECTION_TIMEOUT_MS`).
+    public static let databasePoolConnectionTimeoutMilliseconds = 5_000
+    /// Server-side limit on one statement (`DB_STATEMENT_TIMEOUT_MS`), so no query holds a lease forever.
+    public static let databaseStatementTimeoutMilliseconds = 5_000
+
+    /// Redis for shared rate limits (`REDIS_URL`).
+    public static let redisURL = "redis://127.0.0.1:6379"
+    /// Whether the limiter uses Redis (`REDIS_RATE_LIMIT_ENABLED`).
+    public static let redisRateLimitEnabled = true
+    /// Sliding window length (`RATE_LIMIT_WINDOW_MS`).
+    public static let rateLimitWindowMilliseconds = 60_000
+    /// Requests allowed per window and subject (`RATE_LIMIT_MAX_REQUESTS`).
+    public static let rateLimitMaxRequests = 100
+
+    /// Vault KV v2 mount (`VAULT_KV_MOUNT`).
+    public static let vaultKVMount = "secret"
+    /// OPA decision path (`OPA_DECISION_PATH`).
+    public static let opaDecisionPath = "signet/token"
+
+    /// Each health check's bound (`HEALTH_CHECK_TIMEOUT_MS`); the spec's 2000 ms.
+    public static let healthCheckTimeoutMilliseconds = 2_000
+    /// An answer slower than this is `degraded` (`HEALTH_DEGRADED_LATENCY_MS`); the spec's 1000 ms.
+    public static let healthDegradedLatencyMilliseconds = 1_000
+
+    /// Access token lifetime (`TOKEN_TTL_SECONDS`).
+    public static let tokenTTLSeconds = 900
+    /// How long a rotated-out client secret stays valid unless the request says otherwise.
+    public static let credentialRotationGraceSeconds = 86_400
+
+    /// Shortest admin token accepted (`SIGNET_ADMIN_TOKEN`): 32 characters.
+    public static let adminTokenMinimumLength = 32
+}
+
+/// Limits on what a client may send; past them the request gets a 4xx, never a partial write.
+public enum Limits {
+    /// Largest JSON request body, in bytes.
+    public static let maxRequestBodyBytes = 64 * 1024
+    /// Longest agent name and owner, in characters.
+    public static let maxNameLength = 128
+    /// Most scopes one agent may hold.
+    public static let maxScopesPerAgent = 64
+    /// Longest scope token (RFC 6749 §3.3 characters only).
+    public static let maxScopeLength = 128
+    /// Largest agent metadata object, as compact JSON bytes.
+    public static let maxMetadataBytes = 16 * 1024
+    /// Default and largest page size of list endpoints.
+    public static let defaultPageSize = 50
+    public static let maxPageSize = 100
+}
