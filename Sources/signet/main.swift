@@ -1,1 +1,31 @@
+import Foundation
+import Logging
 import Service
+
+/// Reads the environment, then runs Signet until SIGTERM or SIGINT. A configuration error is one
+/// line on standard error and exit code 2; a failure to start (database unreachable) exit 1.
+let configuration: SignetConfiguration
+do {
+    configuration = try SignetConfiguration.fromEnvironment()
+} catch {
+    FileHandle.standardError.write(Data("signet: configuration error: \(error)\n".utf8))
+    exit(2)
+}
+
+let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+LoggingSystem.bootstrap { label in
+    var handler = StreamLogHandler.standardError(label: label)
+    handler.logLevel = level
+    return handler
+}
+var logger = Logger(label: "signet")
+logger[metadataKey: "instance"] = .string(configuration.instanceID)
+
+do {
+    let application = try await buildApplication(configuration: configuration, dependencies: .live(configuration: configuration, logger: logger))
+    logger.info("signet starting", metadata: ["address": "\(configuration.host):\(configuration.port)"])
+    try await application.runService()
+} catch {
+    logger.critical("signet could not start or stopped with an error", metadata: ["error": "\(error)"])
+    exit(1)
+}

@@ -15,7 +15,7 @@ public struct PoolStateMachine: Sendable {
     public typealias RequestID = Int
 
     /// What the shell must do next.
-    public enum Action: Equatable, Sendable {
+    public enum Action: Hashable, Sendable {
         /// Open connection `id`, after `delay` (a back-off after failures; zero otherwise).
         case openConnection(ConnectionID, delay: Duration)
         /// Close connection `id` and forget it.
@@ -27,7 +27,7 @@ public struct PoolStateMachine: Sendable {
     }
 
     /// Why a request got no connection.
-    public enum PoolFailure: Error, Equatable, Sendable {
+    public enum PoolFailure: Error, Hashable, Sendable {
         /// The deadline passed while waiting for or opening a connection.
         case timedOut
         /// The pool is shutting down.

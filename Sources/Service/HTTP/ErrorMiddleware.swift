@@ -12,13 +12,14 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
-        } catch let error as SignetError {
-            return error.jsonResponse
+        } catch let error as any SignetErrorConvertible {
+            return error.signetError.jsonResponse
         } catch let error as DatabaseError {
             return Self.response(for: error, logger: context.logger)
         } catch let error as any HTTPResponseError {
             let status = error.status
-            return SignetError(status, Self.code(for: status), status.reasonPhrase).jsonResponse
+            let message = status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : status.reasonPhrase
+            return SignetError(status, Self.code(for: status), message).jsonResponse
         } catch is CancellationError {
             return SignetError.unavailable("the request was cancelled").jsonResponse
         } catch {
@@ -58,6 +59,12 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-extension SignetError {
+/// A domain error that knows the client-facing error it becomes.
+public protocol SignetErrorConvertible: Error {
+    var signetError: SignetError { get }
+}
+
+extension SignetError: SignetErrorConvertible {
+    public var signetError: SignetError { self }
     var jsonResponse: Response { Self.jsonResponse(status: status, code: code, message: message, headers: headers) }
 }

@@ -39,7 +39,7 @@ public struct SignetError: HTTPResponseError, Sendable {
 
     static func jsonResponse(status: HTTPResponse.Status, code: String, message: String, headers: HTTPFields = [:]) -> Response {
         let body = ErrorBody(error: code, error_description: message)
-        let data = (try? JSONEncoder().encode(body)) ?? Data(#"{"error":"server_error"}"#.utf8)
+        let data = (try? responseEncoder.encode(body)) ?? Data(#"{"error":"server_error"}"#.utf8)
         var fields = headers
         fields[.contentType] = "application/json; charset=utf-8"
         fields[.cacheControl] = "no-store"

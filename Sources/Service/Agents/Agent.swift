@@ -1,0 +1,63 @@
+/// A registered agent as the admin API shows it. Never holds a secret.
+public struct Agent: Codable, Equatable, Sendable {
+    public enum Status: String, Codable, Sendable {
+        case active, suspended, deactivated
+    }
+
+    public var id: String
+    public var name: String
+    public var owner: String
+    public var scopes: [String]
+    public var metadata: [String: JSONValue]
+    public var status: Status
+    /// The OAuth client id the agent authenticates with; stays the same across rotations.
+    public var clientID: String
+    public var createdAt: String
+    public var updatedAt: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, owner, scopes, metadata, status
+        case clientID = "client_id"
+        case createdAt, updatedAt
+    }
+}
+
+/// One client secret of an agent, without the secret.
+public struct CredentialSummary: Codable, Equatable, Sendable {
+    public var id: String
+    public var createdAt: String
+    public var expiresAt: String?
+}
+
+/// The answer to a registration: the agent, and its first secret, shown this once.
+struct RegisteredAgent: Encodable {
+    let agent: Agent
+    let clientSecret: String
+    let credential: CredentialSummary
+
+    enum CodingKeys: String, CodingKey {
+        case clientSecret = "client_secret"
+        case credential
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try agent.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(clientSecret, forKey: .clientSecret)
+        try container.encode(credential, forKey: .credential)
+    }
+}
+
+/// One page of agents; `nextCursor` is nil on the last page.
+struct AgentPage: Encodable {
+    let items: [Agent]
+    let nextCursor: String?
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(items, forKey: .items)
+        try container.encode(nextCursor, forKey: .nextCursor)
+    }
+
+    enum CodingKeys: String, CodingKey { case items, nextCursor }
+}

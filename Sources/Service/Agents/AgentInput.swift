@@ -1,0 +1,110 @@
+import Spec
+
+/// A validated registration request.
+struct NewAgent: Equatable {
+    var name: String
+    var owner: String
+    var scopes: [String]
+    var metadata: [String: JSONValue]
+
+    static let fields: Set<String> = ["name", "owner", "scopes", "metadata"]
+
+    /// Validates a `POST /v1/agents` body; every error names the field.
+    init(_ body: [String: JSONValue]) throws(SignetError) {
+        try AgentValidation.rejectUnknown(body, allowed: Self.fields)
+        name = try AgentValidation.label("name", body["name"])
+        owner = try AgentValidation.label("owner", body["owner"])
+        scopes = try body["scopes"].map { value throws(SignetError) in try AgentValidation.scopes(value) } ?? []
+        metadata = try body["metadata"].map { value throws(SignetError) in try AgentValidation.metadata(value) } ?? [:]
+    }
+}
+
+/// A validated `PATCH /v1/agents/{id}`: only the fields given change.
+struct AgentPatch: Equatable {
+    var scopes: [String]?
+    var metadata: [String: JSONValue]?
+    var status: Agent.Status?
+
+    static let fields: Set<String> = ["scopes", "metadata", "status"]
+
+    init(_ body: [String: JSONValue]) throws(SignetError) {
+        try AgentValidation.rejectUnknown(body, allowed: Self.fields)
+        guard !body.isEmpty else { throw .badRequest("give at least one of: metadata, scopes, status") }
+        scopes = try body["scopes"].map { value throws(SignetError) in try AgentValidation.scopes(value) }
+        metadata = try body["metadata"].map { value throws(SignetError) in try AgentValidation.metadata(value) }
+        if let value = body["status"] {
+            guard case .string(let text) = value, let status = Agent.Status(rawValue: text), status != .deactivated else {
+                throw .badRequest("status must be \"active\" or \"suspended\" (DELETE deactivates)")
+            }
+            self.status = status
+        }
+    }
+}
+
+enum AgentValidation {
+    static func rejectUnknown(_ body: [String: JSONValue], allowed: Set<String>) throws(SignetError) {
+        if let unknown = body.keys.filter({ !allowed.contains($0) }).sorted().first {
+            throw .badRequest("unknown field \"\(unknown.prefix(64))\"; allowed: \(allowed.sorted().joined(separator: ", "))")
+        }
+    }
+
+    /// A name or owner: a string of 1 to `maxNameLength` characters, no control characters,
+    /// surrounding white space trimmed.
+    static func label(_ field: String, _ value: JSONValue?) throws(SignetError) -> String {
+        guard let value, value != .null else { throw .badRequest("\(field) is required") }
+        guard case .string(let raw) = value else { throw .badRequest("\(field) must be a string") }
+        let text = raw.trimmingWhitespace()
+        guard !text.isEmpty else { throw .badRequest("\(field) must not be empty") }
+        guard text.count <= Limits.maxNameLength else {
+            throw .badRequest("\(field) must be at most \(Limits.maxNameLength) characters (got \(text.count))")
+        }
+        guard !text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw .badRequest("\(field) must not contain control characters")
+        }
+        return text
+    }
+
+    /// Scopes: an array of RFC 6749 §3.3 scope tokens, duplicates dropped, order kept.
+    static func scopes(_ value: JSONValue) throws(SignetError) -> [String] {
+        guard case .array(let items) = value else { throw .badRequest("scopes must be an array of strings") }
+        var seen: Set<String> = []
+        var scopes: [String] = []
+        for item in items {
+            guard case .string(let scope) = item else { throw .badRequest("scopes must be an array of strings") }
+            guard isScopeToken(scope) else {
+                throw .badRequest(
+                    "scope \"\(scope.prefix(64))\" is not a valid scope token (1–\(Limits.maxScopeLength) printable ASCII characters, no space, quote or backslash)"
+                )
+            }
+            if seen.insert(scope).inserted { scopes.append(scope) }
+        }
+        guard scopes.count <= Limits.maxScopesPerAgent else {
+            throw .badRequest("an agent may hold at most \(Limits.maxScopesPerAgent) scopes (got \(scopes.count))")
+        }
+        return scopes
+    }
+
+    /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).
+    static func isScopeToken(_ scope: String) -> Bool {
+        (1...Limits.maxScopeLength).contains(scope.utf8.count)
+            && scope.utf8.allSatisfy { $0 == 0x21 || (0x23...0x5B).contains($0) || (0x5D...0x7E).contains($0) }
+    }
+
+    static func metadata(_ value: JSONValue) throws(SignetError) -> [String: JSONValue] {
+        guard case .object(let object) = value else { throw .badRequest("metadata must be a JSON object") }
+        let size = value.jsonText.utf8.count
+        guard size <= Limits.maxMetadataBytes else {
+            throw .badRequest("metadata must be at most \(Limits.maxMetadataBytes) bytes of JSON (got \(size))")
+        }
+        return object
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var scalars = Substring(self)
+        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
+        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
+        return String(scalars)
+    }
+}

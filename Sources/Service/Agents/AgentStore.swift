@@ -1,0 +1,180 @@
+import Foundation
+
+/// Agents and their credentials in PostgreSQL. Every method is one pooled round of statements;
+/// writes that touch two tables run in one transaction, so no request leaves a partial write.
+public struct AgentStore: Sendable {
+    let pool: ConnectionPool
+    let hasher: CredentialHasher
+
+    public init(pool: ConnectionPool, hasher: CredentialHasher) {
+        self.pool = pool
+        self.hasher = hasher
+    }
+
+    static let agentColumns = """
+        a.id::text AS id, a.name, a.owner, a.scopes::text AS scopes, a.metadata::text AS metadata, a.status, a.client_id,
+        \(iso8601("a.created_at")) AS created_at, \(iso8601("a.updated_at")) AS updated_at
+        """
+
+    /// Registers an agent and its first credential; the secret is returned here only.
+    func register(_ input: NewAgent) async throws -> RegisteredAgent {
+        let agentID = UUID().uuidString.lowercased()
+        let credentialID = UUID().uuidString.lowercased()
+        let secret = CredentialHasher.newSecret()
+        let digest = hasher.digest(of: secret).hexString
+        let clientID = CredentialHasher.newClientID()
+        do {
+            return try await pool.transaction { connection in
+                let agentRows = try connection.query(
+                    """
+                    INSERT INTO agents AS a (id, name, owner, scopes, metadata, status, client_id)
+                    VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, 'active', $6)
+                    RETURNING \(Self.agentColumns)
+                    """,
+                    [agentID, input.name, input.owner, JSONValue.array(input.scopes.map(JSONValue.string)).jsonText, JSONValue.object(input.metadata).jsonText, clientID]
+                )
+                let credentialRows = try connection.query(
+                    """
+                    INSERT INTO agent_credentials (id, agent_id, secret_hash) VALUES ($1, $2, decode($3, 'hex'))
+                    RETURNING id::text AS id, \(iso8601("created_at")) AS created_at
+                    """,
+                    [credentialID, agentID, digest]
+                )
+                guard let agentRow = agentRows.records.first, let credentialRow = credentialRows.records.first else {
+                    throw DatabaseError.unexpectedResult("INSERT ... RETURNING returned no row")
+                }
+                let credential = CredentialSummary(id: try credentialRow.required("id"), createdAt: try credentialRow.required("created_at"), expiresAt: nil)
+                return RegisteredAgent(agent: try Self.agent(from: agentRow), clientSecret: secret, credential: credential)
+            }
+        } catch let error as DatabaseError where error.isUniqueViolation {
+            throw AgentError.duplicateName(owner: input.owner, name: input.name)
+        }
+    }
+
+    /// One page in registration order, after `cursor`.
+    func list(limit: Int, cursor: String?, owner: String?, status: Agent.Status?) async throws -> AgentPage {
+        let after = try cursor.map { cursor throws(AgentError) in try Self.decodeCursor(cursor) } ?? 0
+        let records = try await pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT a.seq, \(Self.agentColumns) FROM agents a
+                WHERE a.seq > $1 AND ($2::text IS NULL OR a.owner = $2) AND ($3::text IS NULL OR a.status = $3)
+                ORDER BY a.seq LIMIT $4
+                """,
+                [String(after), owner, status?.rawValue, String(limit + 1)]
+            ).records
+        }
+        let page = records.prefix(limit)
+        let next = records.count > limit ? page.last?["seq"].flatMap(Int64.init).map(Self.encodeCursor) : nil
+        return AgentPage(items: try page.map(Self.agent(from:)), nextCursor: next)
+    }
+
+    /// The agent, whatever its status; nil when there is none with that id.
+    func agent(id: String) async throws -> Agent? {
+        guard let id = Self.normalisedID(id) else { return nil }
+        let records = try await pool.withConnection { connection in
+            try connection.query("SELECT \(Self.agentColumns) FROM agents a WHERE a.id = $1::uuid", [id]).records
+        }
+        return try records.first.map(Self.agent(from:))
+    }
+
+    /// Applies a patch to a live agent.
+    func update(id: String, _ patch: AgentPatch) async throws -> Agent {
+        guard let id = Self.normalisedID(id) else { throw AgentError.notFound }
+        let scopes = patch.scopes.map { JSONValue.array($0.map(JSONValue.string)).jsonText }
+        let metadata = patch.metadata.map { JSONValue.object($0).jsonText }
+        let records = try await pool.withConnection { connection in
+            try connection.query(
+                """
+                WITH target AS (SELECT id, status FROM agents WHERE id = $1::uuid),
+                updated AS (
+                    UPDATE agents AS a SET
+                        scopes = COALESCE($2::jsonb, a.scopes),
+                        metadata = COALESCE($3::jsonb, a.metadata),
+                        status = COALESCE($4, a.status),
+                        updated_at = now()
+                    FROM target WHERE a.id = target.id AND target.status <> 'deactivated'
+                    RETURNING \(Self.agentColumns)
+                )
+                SELECT target.status AS previous_status, updated.* FROM target LEFT JOIN updated ON true
+                """,
+                [id, scopes, metadata, patch.status?.rawValue]
+            ).records
+        }
+        guard let record = records.first else { throw AgentError.notFound }
+        guard record["id"] != nil else { throw AgentError.deactivated }
+        return try Self.agent(from: record)
+    }
+
+    /// Deactivates the agent and revokes every credential it holds, in one transaction.
+    /// Returns false when there is no such agent; deactivating twice is not an error.
+    func deactivate(id: String) async throws -> Bool {
+        guard let id = Self.normalisedID(id) else { return false }
+        return try await pool.transaction { connection in
+            let found = try connection.query(
+                """
+                UPDATE agents SET
+                    status = 'deactivated',
+                    deactivated_at = COALESCE(deactivated_at, now()),
+                    updated_at = CASE WHEN status = 'deactivated' THEN updated_at ELSE now() END
+                WHERE id = $1::uuid
+                """,
+                [id]
+            ).affectedRows == 1
+            if found {
+                try connection.query(
+                    "UPDATE agent_credentials SET revoked_at = now() WHERE agent_id = $1::uuid AND revoked_at IS NULL",
+                    [id]
+                )
+            }
+            return found
+        }
+    }
+
+    // MARK: Mapping
+
+    static func agent(from record: Record) throws -> Agent {
+        guard
+            let scopesText = record["scopes"], case .array(let scopeValues) = JSONValue.parse(Data(scopesText.utf8)),
+            let metadataText = record["metadata"], case .object(let metadata) = JSONValue.parse(Data(metadataText.utf8)),
+            let status = record["status"].flatMap(Agent.Status.init(rawValue:))
+        else {
+            throw DatabaseError.unexpectedResult("agent row has malformed scopes, metadata or status")
+        }
+        return Agent(
+            id: try record.required("id"),
+            name: try record.required("name"),
+            owner: try record.required("owner"),
+            scopes: scopeValues.compactMap { if case .string(let scope) = $0 { scope } else { nil } },
+            metadata: metadata,
+            status: status,
+            clientID: try record.required("client_id"),
+            createdAt: try record.required("created_at"),
+            updatedAt: try record.required("updated_at")
+        )
+    }
+
+    /// A UUID in canonical lower-case form, or nil: malformed ids never reach SQL.
+    static func normalisedID(_ id: String) -> String? {
+        UUID(uuidString: id).map { $0.uuidString.lowercased() }
+    }
+
+    static func encodeCursor(_ sequence: Int64) -> String {
+        Data("v1:\(sequence)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decodeCursor(_ cursor: String) throws(AgentError) -> Int64 {
+        let standard = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        let padded = standard + String(repeating: "=", count: (4 - standard.count % 4) % 4)
+        guard let data = Data(base64Encoded: padded), let text = String(data: data, encoding: .utf8), text.hasPrefix("v1:"),
+            let value = Int64(text.dropFirst(3)), value >= 0
+        else { throw .invalidCursor }
+        return value
+    }
+}
+
+/// An SQL expression rendering a timestamptz column as RFC 3339 UTC with microseconds.
+func iso8601(_ column: String) -> String {
+    "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+}

@@ -1,0 +1,92 @@
+import Foundation
+import NIOCore
+import Hummingbird
+
+/// Any JSON value. Request bodies are parsed into this first, so validation can name the exact
+/// field at fault and reject unknown fields instead of silently ignoring them.
+public enum JSONValue: Codable, Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value):
+            if value.rounded() == value, abs(value) < 9e15 { try container.encode(Int64(value)) } else { try container.encode(value) }
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// Compact JSON text, keys sorted.
+    public var jsonText: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+    }
+
+    /// Parses JSON text; nil when it is not JSON.
+    public static func parse(_ data: Data) -> JSONValue? {
+        try? JSONDecoder().decode(JSONValue.self, from: data)
+    }
+}
+
+extension Request {
+    /// The body as a JSON object, or a 400/413/415 that says why not.
+    mutating func jsonObject(context: some RequestContext) async throws -> [String: JSONValue] {
+        if let contentType = headers[.contentType], !contentType.lowercased().hasPrefix("application/json") {
+            throw SignetError(.unsupportedMediaType, "invalid_request", "the body must be application/json")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await collectBody(upTo: context.maxUploadSize)
+        } catch is NIOTooManyBytesError {
+            throw SignetError(.contentTooLarge, "request_too_large", "the body is larger than \(context.maxUploadSize) bytes")
+        }
+        guard buffer.readableBytes > 0 else { throw SignetError.badRequest("a JSON body is required") }
+        guard let value = JSONValue.parse(Data(buffer.readableBytesView)) else {
+            throw SignetError.badRequest("the body is not valid JSON")
+        }
+        guard case .object(let object) = value else { throw SignetError.badRequest("the body must be a JSON object") }
+        return object
+    }
+}
+
+/// Response bodies: keys sorted so output is stable, slashes unescaped.
+let responseEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return encoder
+}()
+
+/// Encodes a response body as JSON with the given status.
+func jsonResponse(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+    let data = try responseEncoder.encode(value)
+    var fields = headers
+    fields[.contentType] = "application/json; charset=utf-8"
+    return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+}

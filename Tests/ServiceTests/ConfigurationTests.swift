@@ -1,0 +1,77 @@
+import Service
+import Spec
+import XCTest
+
+final class ConfigurationTests: XCTestCase {
+    static let valid = [
+        "DATABASE_URL": "postgresql://signet@127.0.0.1:5432/signet",
+        "SIGNET_ADMIN_TOKEN": String(repeating: "t", count: 40),
+    ]
+
+    func configuration(_ overrides: [String: String?]) throws(ConfigurationError) -> SignetConfiguration {
+        var environment = Self.valid
+        for (key, value) in overrides { environment[key] = value }
+        return try SignetConfiguration.from(environment: environment)
+    }
+
+    func error(_ overrides: [String: String?]) -> ConfigurationError? {
+        do {
+            _ = try configuration(overrides)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    func testDefaultsComeFromSpec() throws {
+        let configuration = try configuration([:])
+        XCTAssertEqual(configuration.host, Defaults.host)
+        XCTAssertEqual(configuration.port, Defaults.port)
+        XCTAssertEqual(configuration.pool.maximumConnections, 20)
+        XCTAssertEqual(configuration.pool.minimumConnections, 2)
+        XCTAssertEqual(configuration.pool.idleTimeout, .milliseconds(30_000))
+        XCTAssertEqual(configuration.pool.connectionTimeout, .milliseconds(5_000))
+        XCTAssertEqual(configuration.healthCheckTimeout, .milliseconds(2_000))
+    }
+
+    func testPoolVariablesAreRead() throws {
+        let configuration = try configuration([
+            "DB_POOL_MAX": "7", "DB_POOL_MIN": "3", "DB_POOL_IDLE_TIMEOUT_MS": "200", "DB_POOL_CONNECTION_TIMEOUT_MS": "300",
+        ])
+        XCTAssertEqual(
+            configuration.pool,
+            PoolConfiguration(minimumConnections: 3, maximumConnections: 7, idleTimeout: .milliseconds(200), connectionTimeout: .milliseconds(300))
+        )
+    }
+
+    func testEachBadValueNamesItsVariable() {
+        let cases: [(String, [String: String?], String)] = [
+            ("DB_POOL_MAX", ["DB_POOL_MAX": "abc"], "must be a whole number (got \"abc\")"),
+            ("DB_POOL_MAX", ["DB_POOL_MAX": "0"], "between 1 and"),
+            ("DB_POOL_MIN", ["DB_POOL_MIN": "5", "DB_POOL_MAX": "2"], "must be ≤ DB_POOL_MAX (got 5 > 2)"),
+            ("DB_POOL_MIN", ["DB_POOL_MIN": "-1"], "must not be negative (got -1)"),
+            ("DB_POOL_IDLE_TIMEOUT_MS", ["DB_POOL_IDLE_TIMEOUT_MS": "-5"], "must not be negative"),
+            ("DB_POOL_CONNECTION_TIMEOUT_MS", ["DB_POOL_CONNECTION_TIMEOUT_MS": "1.5"], "whole number"),
+            ("PORT", ["PORT": "70000"], "between 0 and 65535"),
+            ("HEALTH_CHECK_TIMEOUT_MS", ["HEALTH_CHECK_TIMEOUT_MS": "soon"], "whole number"),
+            ("DATABASE_URL", ["DATABASE_URL": nil], "is required"),
+            ("DATABASE_URL", ["DATABASE_URL": "postgresql://u:hunter2@[::1"], "not a valid"),
+            ("SIGNET_ADMIN_TOKEN", ["SIGNET_ADMIN_TOKEN": nil], "is required"),
+            ("SIGNET_ADMIN_TOKEN", ["SIGNET_ADMIN_TOKEN": "short"], "at least 32 characters (got 5)"),
+        ]
+        for (variable, overrides, reason) in cases {
+            let error = error(overrides)
+            XCTAssertEqual(error?.variable, variable, "\(overrides)")
+            XCTAssertTrue(error?.description.hasPrefix(variable) == true, "\(String(describing: error))")
+            XCTAssertTrue(error?.reason.contains(reason) == true, "\(String(describing: error)) should say \(reason)")
+        }
+    }
+
+    func testSecretsNeverAppearInErrors() {
+        let error = error(["DATABASE_URL": "postgresql://u:hunter2@[::1", "SIGNET_ADMIN_TOKEN": "hunter2"])
+        XCTAssertNotNil(error)
+        XCTAssertFalse(error!.description.contains("hunter2"))
+        let tokenError = self.error(["SIGNET_ADMIN_TOKEN": "hunter2-short"])
+        XCTAssertFalse(tokenError!.description.contains("hunter2"))
+    }
+}

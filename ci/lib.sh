@@ -1,0 +1,111 @@
+# Shared by ci/serve and ci/test: install what is missing, start throwaway PostgreSQL and Redis
+# servers on loopback, stop them again. Source it; it defines functions only.
+set -euo pipefail
+
+SIGNET_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+STARTED_PIDS=()
+STATE_DIR=""
+
+log() { printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*" >&2; }
+
+# Debian packages Signet needs to build, test and run; installed only when something is missing.
+install_dependencies() {
+    local packages=(postgresql redis-server libpq-dev libhiredis-dev pkg-config haproxy wrk python3-venv)
+    local missing=()
+    for package in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    command -v swift >/dev/null || { log "swift is not on PATH"; exit 1; }
+}
+
+# A free TCP port on 127.0.0.1, from the ephemeral-but-unused range.
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# A private folder for this run's servers, reachable by the postgres user when run as root.
+make_state_dir() {
+    STATE_DIR=$(mktemp -d /tmp/signet-run.XXXXXX)
+    chmod 755 "$STATE_DIR"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$STATE_DIR"; fi
+}
+
+as_postgres() {
+    if [ "$(id -u)" -eq 0 ]; then
+        su postgres -s /bin/bash -c "$*"
+    else
+        bash -c "$*"
+    fi
+}
+
+# Starts a throwaway cluster; sets PG_PORT and DATABASE_URL (database "signet", user "signet").
+start_postgres() {
+    PG_PORT=$(free_port)
+    local data="$STATE_DIR/pg"
+    mkdir -p "$data"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$data"; fi
+    as_postgres "'$PG_BIN/initdb' -D '$data' -U postgres -A trust -E UTF8 --no-sync >'$STATE_DIR/initdb.log' 2>&1"
+    as_postgres "'$PG_BIN/pg_ctl' -D '$data' -l '$STATE_DIR/postgres.log' -w -t 30 \
+        -o \"-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories='$data' -c max_connections=300 -c fsync=off\" start >/dev/null"
+    PG_DATA="$data"
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c "CREATE ROLE signet LOGIN SUPERUSER" >/dev/null
+    "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c "CREATE DATABASE signet OWNER signet" >/dev/null
+    DATABASE_URL="postgresql://signet@127.0.0.1:$PG_PORT/signet"
+    export DATABASE_URL PG_PORT
+    log "PostgreSQL on 127.0.0.1:$PG_PORT (data $data)"
+}
+
+stop_postgres() {
+    [ -n "${PG_DATA:-}" ] && [ -d "$PG_DATA" ] || return 0
+    as_postgres "'$PG_BIN/pg_ctl' -D '$PG_DATA' -m fast -w stop >/dev/null 2>&1" || true
+    PG_DATA=""
+}
+
+# Starts Redis without persistence; sets REDIS_PORT and REDIS_URL.
+start_redis() {
+    REDIS_PORT=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+        --daemonize yes --pidfile "$STATE_DIR/redis.pid" --logfile "$STATE_DIR/redis.log" --dir "$STATE_DIR"
+    for _ in $(seq 1 100); do
+        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null
+    REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+    export REDIS_URL REDIS_PORT
+    log "Redis on 127.0.0.1:$REDIS_PORT"
+}
+
+stop_redis() {
+    [ -f "$STATE_DIR/redis.pid" ] || return 0
+    kill "$(cat "$STATE_DIR/redis.pid")" 2>/dev/null || true
+    rm -f "$STATE_DIR/redis.pid"
+}
+
+# Stops everything this script started; safe to call twice.
+cleanup() {
+    local pid
+    for pid in "${STARTED_PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    done
+    STARTED_PIDS=()
+    [ -n "$STATE_DIR" ] || return 0
+    stop_redis
+    stop_postgres
+    rm -rf "$STATE_DIR"
+    STATE_DIR=""
+}
