@@ -58,10 +58,15 @@ let package = Package(
         ),
         .testTarget(
             name: "ServiceTests",
+            dependencies: ["Service", "Spec"]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
             dependencies: [
                 "Service",
                 "Spec",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
     ]

@@ -22,7 +22,8 @@ var logger = Logger(label: "signet")
 logger[metadataKey: "instance"] = .string(configuration.instanceID)
 
 do {
-    let application = try await buildApplication(configuration: configuration, dependencies: .live(configuration: configuration, logger: logger))
+    let application = try await buildApplication(
+        configuration: configuration, dependencies: .live(configuration: configuration, logger: logger))
     logger.info("signet starting", metadata: ["address": "\(configuration.host):\(configuration.port)"])
     try await application.runService()
 } catch {

@@ -29,7 +29,8 @@ final class AgentValidationTests: XCTestCase {
         XCTAssertEqual(message(#"{"owner":"t"}"#), "name is required")
         XCTAssertEqual(message(#"{"name":"   ","owner":"t"}"#), "name must not be empty")
         XCTAssertEqual(message(#"{"name":5,"owner":"t"}"#), "name must be a string")
-        XCTAssertEqual(message(#"{"name":"\#(String(repeating: "x", count: 129))","owner":"t"}"#), "name must be at most 128 characters (got 129)")
+        XCTAssertEqual(
+            message(#"{"name":"\#(String(repeating: "x", count: 129))","owner":"t"}"#), "name must be at most 128 characters (got 129)")
         XCTAssertEqual(message(#"{"name":"a\u0007b","owner":"t"}"#), "name must not contain control characters")
         XCTAssertEqual(message(#"{"name":"a"}"#), "owner is required")
         XCTAssertEqual(message(#"{"name":"a","owner":"t","scopes":"read"}"#), "scopes must be an array of strings")
@@ -38,7 +39,8 @@ final class AgentValidationTests: XCTestCase {
         XCTAssertTrue(message(#"{"name":"a","owner":"t","scopes":["quo\"te"]}"#)?.contains("is not a valid scope token") == true)
         XCTAssertTrue(message(#"{"name":"a","owner":"t","scopes":[""]}"#)?.contains("is not a valid scope token") == true)
         XCTAssertEqual(message(#"{"name":"a","owner":"t","metadata":[]}"#), "metadata must be a JSON object")
-        XCTAssertEqual(message(#"{"name":"a","owner":"t","admin":true}"#), "unknown field \"admin\"; allowed: metadata, name, owner, scopes")
+        XCTAssertEqual(
+            message(#"{"name":"a","owner":"t","admin":true}"#), "unknown field \"admin\"; allowed: metadata, name, owner, scopes")
     }
 
     func testScopeTokensFollowRFC6749() {
@@ -54,7 +56,8 @@ final class AgentValidationTests: XCTestCase {
         let scopes = (0...64).map { "\"s\($0)\"" }.joined(separator: ",")
         XCTAssertEqual(message(#"{"name":"a","owner":"t","scopes":[\#(scopes)]}"#), "an agent may hold at most 64 scopes (got 65)")
         let big = String(repeating: "x", count: 17_000)
-        XCTAssertTrue(message(#"{"name":"a","owner":"t","metadata":{"k":"\#(big)"}}"#)?.hasPrefix("metadata must be at most 16384 bytes") == true)
+        XCTAssertTrue(
+            message(#"{"name":"a","owner":"t","metadata":{"k":"\#(big)"}}"#)?.hasPrefix("metadata must be at most 16384 bytes") == true)
     }
 
     func testPatchAcceptsOnlyKnownFieldsAndStatuses() throws {

@@ -40,7 +40,8 @@ final class ConfigurationTests: XCTestCase {
         ])
         XCTAssertEqual(
             configuration.pool,
-            PoolConfiguration(minimumConnections: 3, maximumConnections: 7, idleTimeout: .milliseconds(200), connectionTimeout: .milliseconds(300))
+            PoolConfiguration(
+                minimumConnections: 3, maximumConnections: 7, idleTimeout: .milliseconds(200), connectionTimeout: .milliseconds(300))
         )
     }
 

@@ -19,7 +19,8 @@ struct AgentRoutes {
         var request = request
         let input = try NewAgent(try await request.jsonObject(context: context))
         let registered = try await store.register(input)
-        context.logger.info("agent registered", metadata: ["agent.id": "\(registered.agent.id)", "agent.owner": "\(registered.agent.owner)"])
+        context.logger.info(
+            "agent registered", metadata: ["agent.id": "\(registered.agent.id)", "agent.owner": "\(registered.agent.owner)"])
         return try jsonResponse(
             registered,
             status: .created,

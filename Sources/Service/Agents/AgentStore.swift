@@ -31,7 +31,10 @@ public struct AgentStore: Sendable {
                     VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, 'active', $6)
                     RETURNING \(Self.agentColumns)
                     """,
-                    [agentID, input.name, input.owner, JSONValue.array(input.scopes.map(JSONValue.string)).jsonText, JSONValue.object(input.metadata).jsonText, clientID]
+                    [
+                        agentID, input.name, input.owner, JSONValue.array(input.scopes.map(JSONValue.string)).jsonText,
+                        JSONValue.object(input.metadata).jsonText, clientID,
+                    ]
                 )
                 let credentialRows = try connection.query(
                     """
@@ -43,7 +46,8 @@ public struct AgentStore: Sendable {
                 guard let agentRow = agentRows.records.first, let credentialRow = credentialRows.records.first else {
                     throw DatabaseError.unexpectedResult("INSERT ... RETURNING returned no row")
                 }
-                let credential = CredentialSummary(id: try credentialRow.required("id"), createdAt: try credentialRow.required("created_at"), expiresAt: nil)
+                let credential = CredentialSummary(
+                    id: try credentialRow.required("id"), createdAt: try credentialRow.required("created_at"), expiresAt: nil)
                 return RegisteredAgent(agent: try Self.agent(from: agentRow), clientSecret: secret, credential: credential)
             }
         } catch let error as DatabaseError where error.isUniqueViolation {
@@ -111,16 +115,17 @@ public struct AgentStore: Sendable {
     func deactivate(id: String) async throws -> Bool {
         guard let id = Self.normalisedID(id) else { return false }
         return try await pool.transaction { connection in
-            let found = try connection.query(
-                """
-                UPDATE agents SET
-                    status = 'deactivated',
-                    deactivated_at = COALESCE(deactivated_at, now()),
-                    updated_at = CASE WHEN status = 'deactivated' THEN updated_at ELSE now() END
-                WHERE id = $1::uuid
-                """,
-                [id]
-            ).affectedRows == 1
+            let found =
+                try connection.query(
+                    """
+                    UPDATE agents SET
+                        status = 'deactivated',
+                        deactivated_at = COALESCE(deactivated_at, now()),
+                        updated_at = CASE WHEN status = 'deactivated' THEN updated_at ELSE now() END
+                    WHERE id = $1::uuid
+                    """,
+                    [id]
+                ).affectedRows == 1
             if found {
                 try connection.query(
                     "UPDATE agent_credentials SET revoked_at = now() WHERE agent_id = $1::uuid AND revoked_at IS NULL",

@@ -1,6 +1,6 @@
-import Foundation
 import CLibPQ
 import Configuration
+import Foundation
 import Spec
 
 /// Everything Signet reads from its environment, validated before anything starts.

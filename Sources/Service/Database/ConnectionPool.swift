@@ -116,7 +116,15 @@ public final class ConnectionPool: Service, Sendable {
             do {
                 (outcome, reusable) = try await threadPool.runIfActive {
                     guard connection.isUsable else { return (nil, false) }
+                    connection.resetStatementCount()
                     let outcome = Swift.Result { try body(connection) }
+                    if case .failure(let error as DatabaseError) = outcome, error.isConnectionFailure,
+                        connection.statementsSucceeded == 0
+                    {
+                        // The connection died before anything ran (a server restart or a
+                        // terminated session noticed only now): safe to run again elsewhere.
+                        return (nil, false)
+                    }
                     if connection.isInTransaction { _ = try? connection.query("ROLLBACK") }
                     return (outcome, connection.isUsable)
                 }
@@ -221,8 +229,8 @@ public final class ConnectionPool: Service, Sendable {
     private func perform(_ item: Work) async {
         switch item {
         case .close(let connection):
-            // PQfinish runs in deinit; it may block briefly, so drop the last reference off-loop.
-            _ = try? await threadPool.runIfActive { withExtendedLifetime(connection) {} }
+            // PQfinish may block briefly (it sends Terminate), so it runs on the thread pool.
+            _ = try? await threadPool.runIfActive { connection?.close() }
         case .open(let id, let delay):
             if delay > .zero { try? await Task.sleep(for: delay) }
             let connectionString = self.connectionString

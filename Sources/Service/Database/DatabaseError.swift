@@ -20,6 +20,16 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         return false
     }
 
+    /// The connection, not the statement, failed: the server went away, was shut down or
+    /// terminated the session (SQLSTATE classes 08 and 57P).
+    public var isConnectionFailure: Bool {
+        switch self {
+        case .connectionLost, .connectionFailed: true
+        case .server(let state, _, _): state.hasPrefix("08") || state.hasPrefix("57P")
+        default: false
+        }
+    }
+
     public var description: String {
         switch self {
         case .connectionFailed(let message): "could not connect to PostgreSQL: \(message)"

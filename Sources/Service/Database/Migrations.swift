@@ -67,13 +67,15 @@ enum Migrations {
             )
             """
         )
-        let applied = Set(try connection.query("SELECT version FROM schema_migrations").records.compactMap { $0["version"].flatMap(Int.init) })
+        let applied = Set(
+            try connection.query("SELECT version FROM schema_migrations").records.compactMap { $0["version"].flatMap(Int.init) })
         var appliedNow: [Int] = []
         for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
             try connection.query("BEGIN")
             do {
                 try connection.execute(script: migration.sql)
-                try connection.query("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [String(migration.version), migration.name])
+                try connection.query(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [String(migration.version), migration.name])
                 try connection.query("COMMIT")
             } catch {
                 _ = try? connection.query("ROLLBACK")

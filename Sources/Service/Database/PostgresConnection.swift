@@ -6,14 +6,28 @@ import Foundation
 ///
 /// Queries are parameterised (`PQexecParams`, text format); values come back as text.
 public final class PostgresConnection: @unchecked Sendable {
-    private let handle: OpaquePointer
+    private var handle: OpaquePointer?
+    /// Statements that succeeded since `resetStatementCount()`: zero means a failure happened
+    /// before anything ran, so the work can be retried on another connection.
+    public private(set) var statementsSucceeded = 0
 
     private init(handle: OpaquePointer) {
         self.handle = handle
     }
 
     deinit {
-        PQfinish(handle)
+        close()
+    }
+
+    /// Ends the session now (`PQfinish`). Later calls fail with `connectionLost`.
+    public func close() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+    }
+
+    /// Starts counting `statementsSucceeded` from zero (the pool does this at each lease).
+    public func resetStatementCount() {
+        statementsSucceeded = 0
     }
 
     /// Connects with a connection string or URI (multi-host URIs work).
@@ -41,6 +55,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one parameterised statement (`$1`, `$2`, ... bound to `parameters`, `nil` = NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(DatabaseError) -> QueryResult {
+        guard let handle else { throw .connectionLost("the connection is closed") }
         let result: OpaquePointer? = withOptionalCStrings(parameters) { values in
             PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
@@ -49,20 +64,24 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Runs a trusted script of several statements (migrations only: it takes no parameters).
     public func execute(script: String) throws(DatabaseError) {
+        guard let handle else { throw .connectionLost("the connection is closed") }
         try consume(PQexec(handle, script))
     }
 
     /// False when the connection is known to be broken. Cheap and non-blocking: it reads what
     /// the server already sent (a termination notice after a restart, or end of stream).
     public var isUsable: Bool {
-        guard PQstatus(handle) == CONNECTION_OK else { return false }
+        guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
         let socket = PQsocket(handle)
         guard socket >= 0 else { return false }
-        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&descriptor, 1, 0)
-        if ready < 0 { return false }
-        if ready > 0 {
-            // Something arrived while idle: a notice, or the end of the connection.
+        // Something arriving while idle is a notice, a termination message, or the end of the
+        // stream; read until nothing more is waiting, so an end of stream right behind a
+        // termination message is seen too.
+        for _ in 0..<4 {
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, 0)
+            if ready < 0 || descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return false }
+            if ready == 0 { break }
             if PQconsumeInput(handle) == 0 { return false }
             while let notify = PQnotifies(handle) { PQfreemem(notify) }
         }
@@ -71,20 +90,24 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// True when a transaction was left open (an error inside `BEGIN`...).
     public var isInTransaction: Bool {
+        guard let handle else { return false }
         let status = PQtransactionStatus(handle)
         return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
     }
 
     @discardableResult
     private func consume(_ result: OpaquePointer?) throws(DatabaseError) -> QueryResult {
+        guard let handle else { throw .connectionLost("the connection is closed") }
         guard let result else {
             throw lostOrFailed(Self.errorMessage(handle))
         }
         defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            statementsSucceeded += 1
             return QueryResult(columns: [], rows: [], affectedRows: Self.affectedRows(result))
         case PGRES_TUPLES_OK:
+            statementsSucceeded += 1
             return Self.read(result)
         default:
             if let state = field(result, "C") {
@@ -99,7 +122,8 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     private func lostOrFailed(_ message: String) -> DatabaseError {
-        PQstatus(handle) == CONNECTION_OK ? .unexpectedResult(message) : .connectionLost(message)
+        guard let handle else { return .connectionLost(message) }
+        return PQstatus(handle) == CONNECTION_OK ? .unexpectedResult(message) : .connectionLost(message)
     }
 
     /// One diagnostic field; `code` is libpq's `PG_DIAG_*` letter (C macros Swift cannot import):

@@ -1,6 +1,6 @@
 import Foundation
-import NIOCore
 import Hummingbird
+import NIOCore
 
 /// Any JSON value. Request bodies are parsed into this first, so validation can name the exact
 /// field at fault and reject unknown fields instead of silently ignoring them.

@@ -1,5 +1,5 @@
-import Spec
 import Hummingbird
+import Spec
 
 /// The request context of every Signet route: Hummingbird's core context plus the request id
 /// that `RequestIDMiddleware` assigns.

@@ -31,7 +31,8 @@ struct HealthRoutes {
         let latency = (ContinuousClock.now - started).milliseconds
         switch outcome {
         case .success:
-            return try jsonResponse(Readiness(status: "ready", database: "healthy", latencyMs: latency), headers: [.cacheControl: "no-store"])
+            return try jsonResponse(
+                Readiness(status: "ready", database: "healthy", latencyMs: latency), headers: [.cacheControl: "no-store"])
         case .timedOut:
             context.logger.warning("readiness: database did not answer in time", metadata: ["latencyMs": "\(latency)"])
             return try jsonResponse(

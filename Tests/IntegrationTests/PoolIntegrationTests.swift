@@ -1,0 +1,129 @@
+import Foundation
+import Service
+import XCTest
+
+/// The spec's "Database connection pool is explicitly configured" scenarios, against a real
+/// PostgreSQL, through the real HTTP routes.
+final class PoolIntegrationTests: XCTestCase {
+    /// Spec: Pool exhaustion under load — past `DB_POOL_CONNECTION_TIMEOUT_MS`, a 503.
+    func testPoolExhaustionAnswers503WithRetryAfterAtTheDeadline() async throws {
+        let signet = try await TestSignet.make(["DB_POOL_MAX": "2", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": "300"])
+        let pool = signet.pool
+        try await signet.test { client in
+            let id = try await client.registerID(owner: unique("owner"))
+            let first = try await pool.lease()
+            let second = try await pool.lease()
+            XCTAssertEqual(pool.statistics.leased, 2)
+
+            let started = ContinuousClock.now
+            let response = try await client.admin(.get, "/v1/agents/\(id)")
+            let elapsed = ContinuousClock.now - started
+            XCTAssertEqual(response.status, .serviceUnavailable)
+            XCTAssertEqual(response.headers[.retryAfter], "1")
+            XCTAssertEqual(response.errorCode, "temporarily_unavailable")
+            XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(300), "it waited for the whole deadline")
+            XCTAssertLessThan(elapsed, .milliseconds(2000), "and not much longer")
+            XCTAssertEqual(pool.statistics.acquireTimeouts, 1)
+            XCTAssertEqual(pool.statistics.total, 2, "never more than DB_POOL_MAX")
+
+            pool.release(first.0)
+            pool.release(second.0)
+            let after = try await client.admin(.get, "/v1/agents/\(id)")
+            XCTAssertEqual(after.status, .ok)
+        }
+        let line = try XCTUnwrap(signet.logs.entries.first { "\($0.message)".contains("DB_POOL_CONNECTION_TIMEOUT_MS") })
+        XCTAssertEqual(line.level, .warning)
+        XCTAssertEqual(line.metadata["total"], "2")
+        XCTAssertEqual(line.metadata["leased"], "2")
+        XCTAssertEqual(line.metadata["idle"], "0")
+        XCTAssertEqual(line.metadata["waiting"], "0")
+    }
+
+    /// Spec: Pool exhaustion under load — a queued request resolves when a lease comes back in time.
+    func testQueuedRequestSucceedsWhenALeaseIsReleasedWithinTheDeadline() async throws {
+        let signet = try await TestSignet.make(["DB_POOL_MAX": "2", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": "3000"])
+        let pool = signet.pool
+        try await signet.test { client in
+            let id = try await client.registerID(owner: unique("owner"))
+            let first = try await pool.lease()
+            let second = try await pool.lease()
+            async let queued = client.admin(.get, "/v1/agents/\(id)")
+            try await eventually("the request waits in the queue") { pool.statistics.waiting == 1 }
+            pool.release(first.0)
+            let response = try await queued
+            XCTAssertEqual(response.status, .ok)
+            XCTAssertEqual(response.object["id"] as? String, id)
+            XCTAssertEqual(pool.statistics.acquireTimeouts, 0)
+            pool.release(second.0)
+        }
+    }
+
+    /// Spec: Idle connections are reaped — back to `min`, in the pool and in PostgreSQL.
+    func testIdleConnectionsAreReapedBackToMinimum() async throws {
+        let name = unique("reap")
+        let signet = try await TestSignet.make(
+            ["DB_POOL_MAX": "10", "DB_POOL_MIN": "2", "DB_POOL_IDLE_TIMEOUT_MS": "200"],
+            applicationName: name
+        )
+        let pool = signet.pool
+        try await signet.test { _ in
+            try await eventually("min connections are open") { pool.statistics.idle == 2 }
+            // A burst that needs 10 connections at once.
+            let leases = try await withThrowingTaskGroup(of: (ConnectionPool.ConnectionID, PostgresConnection).self) { group in
+                for _ in 0..<10 { group.addTask { try await pool.lease() } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            XCTAssertEqual(pool.statistics.total, 10)
+            let open = try await TestDatabase.connectionCount(applicationName: name)
+            XCTAssertEqual(open, 10)
+            for lease in leases { pool.release(lease.0) }
+
+            try await eventually("the pool shrinks to min") { pool.statistics.total == 2 }
+            try await eventually("PostgreSQL sees min connections") { try await TestDatabase.connectionCount(applicationName: name) == 2 }
+            XCTAssertEqual(pool.statistics.idle, 2)
+            XCTAssertGreaterThanOrEqual(pool.statistics.connectionsClosed, 8)
+        }
+    }
+
+    /// A server-side kill of every pooled connection: none is handed out again, requests succeed.
+    func testBrokenConnectionsAreDiscardedAndReplaced() async throws {
+        let name = unique("broken")
+        let signet = try await TestSignet.make(["DB_POOL_MAX": "4", "DB_POOL_MIN": "2"], applicationName: name)
+        let pool = signet.pool
+        try await signet.test { client in
+            try await eventually("min connections are open") { pool.statistics.idle == 2 }
+            let killed = try await TestDatabase.query(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1",
+                [name]
+            )
+            XCTAssertEqual(killed.first?["n"], "2")
+            for _ in 0..<5 {
+                let response = try await client.execute(uri: "/health/ready", method: .get)
+                XCTAssertEqual(response.status, .ok, response.text)
+            }
+            XCTAssertGreaterThanOrEqual(pool.statistics.connectionsClosed, 2)
+            try await eventually("PostgreSQL sees min connections again") {
+                try await TestDatabase.connectionCount(applicationName: name) == 2
+            }
+        }
+    }
+
+    /// Readiness reports 503 when no connection can be had within the health timeout.
+    func testReadinessFailsWhenTheDatabaseCannotAnswerInTime() async throws {
+        let signet = try await TestSignet.make([
+            "DB_POOL_MAX": "1", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": "5000", "HEALTH_CHECK_TIMEOUT_MS": "200",
+        ])
+        let pool = signet.pool
+        try await signet.test { client in
+            try await assertEqual(await client.execute(uri: "/health/ready", method: .get).status, .ok)
+            let held = try await pool.lease()
+            let response = try await client.execute(uri: "/health/ready", method: .get)
+            XCTAssertEqual(response.status, .serviceUnavailable)
+            XCTAssertEqual(response.object["database"] as? String, "unreachable")
+            try await assertEqual(await client.execute(uri: "/health/live", method: .get).status, .ok, "liveness checks no dependency")
+            try await eventually("the cancelled health check left the queue") { pool.statistics.waiting == 0 }
+            pool.release(held.0)
+            try await assertEqual(await client.execute(uri: "/health/ready", method: .get).status, .ok)
+        }
+    }
+}
