@@ -1,0 +1,90 @@
+import Foundation
+import Service
+import XCTest
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// SIGTERM: stop accepting, finish what is in flight, close the pool, exit 0.
+final class GracefulShutdownTests: XCTestCase {
+    func testSIGTERMFinishesInFlightRequestsThenClosesThePool() async throws {
+        let applicationName = unique("shutdown")
+        let databaseURL = try TestDatabase.url(applicationName: applicationName)
+        let port = try freePort()
+        let process = Process()
+        process.executableURL = try StartupTests.binary()
+        process.environment = [
+            "DATABASE_URL": databaseURL,
+            "SIGNET_ADMIN_TOKEN": TestSignet.adminToken,
+            "PORT": String(port),
+            "DB_POOL_MIN": "2",
+            "LOG_LEVEL": "warning",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        let base = URL(string: "http://127.0.0.1:\(port)")!
+        try await eventually("signet answers") { (try? await Self.get(base.appendingPathComponent("health/live")))?.0 == 200 }
+        try await eventually("the pool holds min connections") {
+            try await TestDatabase.connectionCount(applicationName: applicationName) == 2
+        }
+
+        // Hold a lock so that a list request is stuck inside PostgreSQL: in flight, for sure.
+        let locker = try PostgresConnection.connect(try TestDatabase.url(), settings: [])
+        try locker.query("BEGIN")
+        try locker.query("LOCK TABLE agents IN ACCESS EXCLUSIVE MODE")
+        let listURL = base.appendingPathComponent("v1/agents")
+        let inFlight = Task { try await GracefulShutdownTests.get(listURL, token: TestSignet.adminToken) }
+        try await eventually("the request waits on the lock") {
+            let rows = try await TestDatabase.query(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                [applicationName]
+            )
+            return rows.first?["n"] == "1"
+        }
+
+        kill(process.processIdentifier, SIGTERM)
+        try await eventually("new connections are refused") {
+            (try? await Self.get(base.appendingPathComponent("health/live"))) == nil
+        }
+        XCTAssertTrue(process.isRunning, "still finishing the request in flight")
+
+        try locker.query("COMMIT")
+        let (status, body) = try await inFlight.value
+        XCTAssertEqual(status, 200, body)
+
+        try await eventually("the process exits") { !process.isRunning }
+        XCTAssertEqual(process.terminationStatus, 0)
+        let left = try await TestDatabase.connectionCount(applicationName: applicationName)
+        XCTAssertEqual(left, 0, "the pool closed every connection")
+    }
+
+    static func get(_ url: URL, token: String? = nil) async throws -> (Int, String) {
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 10
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// A TCP port nothing listens on right now.
+func freePort() throws -> Int {
+    let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(socket) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(socket, pointer, length) == 0 && getsockname(socket, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
