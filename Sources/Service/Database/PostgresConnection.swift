@@ -49,6 +49,9 @@ public final class PostgresConnection: @unchecked Sendable {
             PQfinish(handle)
             throw .connectionFailed(message)
         }
+        // libpq prints server notices to stderr by default; they are not errors, and anything
+        // we need to know arrives as a result. Drop them instead of writing around the logger.
+        PQsetNoticeProcessor(handle, { _, _ in }, nil)
         return PostgresConnection(handle: handle)
     }
 
