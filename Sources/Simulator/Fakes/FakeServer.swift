@@ -1,0 +1,65 @@
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+/// Runs a Hummingbird router on a loopback port behind a `FaultProxy`, so a fake can be slowed,
+/// black-holed or taken down ("connection refused") like the real service.
+final class FakeServer: Sendable {
+    let proxy: FaultProxy
+    private let task: Task<Void, any Error>
+
+    private init(proxy: FaultProxy, task: Task<Void, any Error>) {
+        self.proxy = proxy
+        self.task = task
+    }
+
+    static func start(name: String, router: Router<BasicRequestContext>) async throws -> FakeServer {
+        let port = try freePort()
+        var logger = Logger(label: "signet-sim.\(name)")
+        logger.logLevel = .warning
+        let application = Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: name),
+            logger: logger
+        )
+        let task = Task { try await application.run() }
+        do {
+            try await waitUntil("the \(name) fake listens", timeout: .seconds(10)) {
+                try await blocking { tcpExchange(port: port) != nil }
+            }
+            let proxy = try await FaultProxy.start(upstreamPort: port)
+            return FakeServer(proxy: proxy, task: task)
+        } catch {
+            task.cancel()
+            _ = try? await task.value
+            throw error
+        }
+    }
+
+    /// The address clients use: the proxy's.
+    var url: String { "http://127.0.0.1:\(proxy.port)" }
+
+    /// `true`: connections are refused, as when the service is down.
+    func setDown(_ down: Bool) async throws {
+        try await proxy.setMode(down ? .refuse : .pass)
+    }
+
+    func stop() async {
+        await proxy.stop()
+        task.cancel()
+        _ = try? await task.value
+    }
+}
+
+/// Encodes a JSON object body.
+func jsonBody(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+    return Response(
+        status: status,
+        headers: [.contentType: "application/json"],
+        body: .init(byteBuffer: ByteBuffer(bytes: data))
+    )
+}
+
+import Foundation

@@ -1,0 +1,11 @@
+/// Every scenario the Simulator knows, one per spec scenario built so far.
+public enum Catalogue {
+    public static let all: [Scenario] = [
+        PoolScenarios.exhaustion,
+        PoolScenarios.idleReaping,
+    ]
+
+    public static func named(_ name: String) -> Scenario? {
+        all.first { $0.name == name }
+    }
+}

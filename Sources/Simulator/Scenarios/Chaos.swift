@@ -1,0 +1,110 @@
+import Foundation
+
+/// The fault-free checks `signet-sim chaos` runs against an already deployed Signet. It changes
+/// nothing but the test agent it creates and deactivates.
+public enum Chaos {
+    public static func run(target: String, adminToken: String) async -> ScenarioReport {
+        let started = ContinuousClock.now
+        var checks: [Check] = []
+        func record(_ name: String, _ passed: Bool, expected: String, observed: String) {
+            checks.append(Check(name: name, passed: passed, expected: expected, observed: observed, at: ContinuousClock.now - started))
+        }
+        let base = target.hasSuffix("/") ? String(target.dropLast()) : target
+        var failure: String?
+        do {
+            try await registryRoundTrip(base: base, token: adminToken, record: record)
+            try await healthShape(base: base, record: record)
+            try await rateLimit(base: base, token: adminToken, record: record)
+        } catch {
+            failure = "\(error)"
+        }
+        return ScenarioReport(
+            scenario: "chaos",
+            specScenario: "fault-free checks against \(base)",
+            checks: checks,
+            duration: ContinuousClock.now - started,
+            error: failure
+        )
+    }
+
+    typealias Record = (String, Bool, String, String) -> Void
+
+    static func registryRoundTrip(base: String, token: String, record: Record) async throws {
+        let owner = "signet-sim-chaos"
+        let name = "chaos-\(UUID().uuidString.prefix(8).lowercased())"
+        let created = try await HTTP.admin(
+            .POST,
+            "\(base)/v1/agents",
+            token: token,
+            body: #"{"name":"\#(name)","owner":"\#(owner)","scopes":["chaos:check"]}"#
+        )
+        record("register an agent", created.status == 201, "201", "\(created.status)")
+        guard let id = created.json["id"] as? String, let secret = created.json["client_secret"] as? String else {
+            throw SimulatorError.setupFailed("registration answered \(created.status): \(created.body)")
+        }
+        let shown = try await HTTP.admin(.GET, "\(base)/v1/agents/\(id)", token: token)
+        record("read it back", shown.status == 200 && shown.json["name"] as? String == name, "200 with the same name", "\(shown.status)")
+        record("secret not shown again", !shown.body.contains(secret), "no client_secret", shown.body.contains(secret) ? "secret present" : "absent")
+        let listed = try await HTTP.admin(.GET, "\(base)/v1/agents?owner=\(owner)&limit=100", token: token)
+        let ids = (listed.json["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+        record("listed by owner", ids.contains(id), "the new id in items", "\(ids.count) items")
+        let patched = try await HTTP.admin(.PATCH, "\(base)/v1/agents/\(id)", token: token, body: #"{"status":"suspended"}"#)
+        record("suspend it", patched.json["status"] as? String == "suspended", "status suspended", "\(patched.status) \(patched.json["status"] ?? "-")")
+        let deleted = try await HTTP.admin(.DELETE, "\(base)/v1/agents/\(id)", token: token)
+        record("deactivate it", deleted.status == 204, "204", "\(deleted.status)")
+        let unauthorised = try await HTTP.request(.GET, "\(base)/v1/agents")
+        record("admin API needs the token", unauthorised.status == 401, "401", "\(unauthorised.status)")
+    }
+
+    static func healthShape(base: String, record: Record) async throws {
+        let live = try await HTTP.request(.GET, "\(base)/health/live")
+        record("/health/live", live.status == 200 && live.json["status"] as? String == "ok", #"200 {"status":"ok"}"#, "\(live.status) \(live.body)")
+        let ready = try await HTTP.request(.GET, "\(base)/health/ready")
+        record(
+            "/health/ready",
+            [200, 503].contains(ready.status) && ready.json["status"] is String && ready.json["database"] is String,
+            "200 or 503 with status and database",
+            "\(ready.status) \(ready.body)"
+        )
+        let detailed = try await HTTP.request(.GET, "\(base)/health/detailed")
+        if detailed.status == 404 {
+            record("/health/detailed (not deployed on this target: skipped)", true, "200/207/503", "404")
+        } else {
+            let statuses = ["healthy", "degraded", "unhealthy"]
+            let overall = detailed.json["status"] as? String ?? ""
+            let database = detailed.json["database"] as? [String: Any]
+            record(
+                "/health/detailed",
+                [200, 207, 503].contains(detailed.status) && statuses.contains(overall) && database?["status"] is String
+                    && database?["latencyMs"] is NSNumber,
+                "200/207/503 with status and per-dependency {status, latencyMs}",
+                "\(detailed.status) \(detailed.body.prefix(200))"
+            )
+        }
+    }
+
+    /// Exhausts the admin token's window on a cheap route and checks the 429.
+    static func rateLimit(base: String, token: String, record: Record) async throws {
+        let first = try await HTTP.admin(.GET, "\(base)/v1/agents?limit=1", token: token)
+        guard let policy = first.header("RateLimit-Policy") else {
+            record("rate limiting (no RateLimit-Policy header on this target: skipped)", true, "RateLimit-Policy", "absent")
+            return
+        }
+        let limit = policy.split(separator: ";").first.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+        guard limit > 0, limit <= 1000 else {
+            record("rate limit small enough to exhaust", false, "a limit ≤ 1000", policy)
+            return
+        }
+        var rejected: HTTP.Response?
+        for _ in 0...limit {
+            let response = try await HTTP.admin(.GET, "\(base)/v1/agents?limit=1", token: token)
+            if response.status == 429 {
+                rejected = response
+                break
+            }
+        }
+        record("429 after the limit", rejected != nil, "429 within \(limit + 1) requests", rejected.map { "\($0.status)" } ?? "never")
+        let retryAfter = rejected?.header("Retry-After").flatMap(Int.init)
+        record("Retry-After on the 429", (retryAfter ?? 0) >= 1, "whole seconds ≥ 1", rejected?.header("Retry-After") ?? "absent")
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+
+/// haproxy in round-robin in front of several Signet instances, each request balanced on its
+/// own, as a production load balancer would.
+public final class LoadBalancer: Sendable {
+    public let port: Int
+    let process: ManagedProcess
+    let configurationFile: URL
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    private init(port: Int, process: ManagedProcess, configurationFile: URL) {
+        self.port = port
+        self.process = process
+        self.configurationFile = configurationFile
+    }
+
+    public static func start(backendPorts: [Int], port requested: Int? = nil) async throws -> LoadBalancer {
+        let executable = ["/usr/sbin/haproxy", "/usr/bin/haproxy", "/usr/local/sbin/haproxy"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
+        guard let executable else { throw SimulatorError.missingTool("haproxy (apt-get install haproxy)") }
+        let port = try requested ?? freePort()
+        let servers = backendPorts.enumerated().map { "    server signet\($0.offset) 127.0.0.1:\($0.element)" }
+        let configuration = """
+            global
+                maxconn 8192
+            defaults
+                mode http
+                timeout connect 2s
+                timeout client 60s
+                timeout server 60s
+                option http-server-close
+            frontend signet
+                bind 127.0.0.1:\(port)
+                default_backend instances
+            backend instances
+                balance roundrobin
+            \(servers.joined(separator: "\n"))
+
+            """
+        let file = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("signet-sim-haproxy-\(port).cfg")
+        try configuration.write(to: file, atomically: true, encoding: .utf8)
+        let process = try ManagedProcess(
+            name: "haproxy:\(port)",
+            executable: executable,
+            arguments: ["-db", "-f", file.path],
+            cleanup: "rm -f '\(file.path)'"
+        )
+        let balancer = LoadBalancer(port: port, process: process, configurationFile: file)
+        do {
+            try await waitUntil("haproxy listens on \(port)", timeout: .seconds(15)) {
+                if !process.isRunning {
+                    throw SimulatorError.processExited("haproxy", status: process.exitStatus ?? -1, output: process.output)
+                }
+                return try await blocking { tcpExchange(port: port) != nil }
+            }
+        } catch {
+            await balancer.stop()
+            throw error
+        }
+        return balancer
+    }
+
+    public func stop() async {
+        await process.stop()
+        try? FileManager.default.removeItem(at: configurationFile)
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+
+/// Real PostgreSQL and Redis servers on loopback ports, shared by every scenario of a run.
+/// Scenarios do not see each other: each one gets its own database and key prefix.
+public final class LocalStack: Sendable {
+    public let postgres: PostgresServer
+    public let redis: RedisServer
+
+    private init(postgres: PostgresServer, redis: RedisServer) {
+        self.postgres = postgres
+        self.redis = redis
+    }
+
+    /// Starts both servers (in parallel) and installs the exit clean-up.
+    public static func start() async throws -> LocalStack {
+        ExitCleanup.install()
+        async let postgres = PostgresServer.start()
+        async let redis = RedisServer.start()
+        do {
+            return LocalStack(postgres: try await postgres, redis: try await redis)
+        } catch {
+            // One of them may have started: stop it rather than leave it behind.
+            if let started = try? await postgres { await started.stop() }
+            if let started = try? await redis { await started.stop() }
+            throw error
+        }
+    }
+
+    public func stop() async {
+        await redis.stop()
+        await postgres.stop()
+    }
+}

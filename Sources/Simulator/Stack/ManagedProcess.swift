@@ -1,0 +1,165 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// A child process the Simulator started: its output lines are collected, and it is stopped
+/// on `stop()`, on the Simulator's exit, and (through a watchdog) even if the Simulator is
+/// killed without a chance to clean up.
+public final class ManagedProcess: Sendable {
+    public let name: String
+    private let process: Process
+    private let lines = NIOLockedValueBox<[String]>([])
+    private let stopSignal: Int32
+
+    /// Starts `executable` with `arguments` and exactly `environment`.
+    ///
+    /// - Parameters:
+    ///   - stopSignal: the signal that asks it to stop (PostgreSQL's fast shutdown is SIGINT).
+    ///   - cleanup: a shell command the watchdog runs after the process is gone, if the
+    ///     Simulator died first (for example removing a data folder).
+    public init(
+        name: String,
+        executable: String,
+        arguments: [String],
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        stopSignal: Int32 = SIGTERM,
+        cleanup: String? = nil
+    ) throws {
+        self.name = name
+        self.stopSignal = stopSignal
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        let collected = lines
+        let partial = NIOLockedValueBox<String>("")
+        output.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                return
+            }
+            let complete: [String] = partial.withLockedValue { buffer in
+                buffer += String(decoding: data, as: UTF8.self)
+                var parts = buffer.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+                buffer = parts.removeLast()
+                return parts
+            }
+            if !complete.isEmpty { collected.withLockedValue { $0 += complete } }
+        }
+        try process.run()
+        Watchdog.watch(pid: process.processIdentifier, signal: stopSignal, cleanup: cleanup)
+        ProcessRegistry.shared.add(self)
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+    public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
+
+    /// Every line it wrote to standard output or error so far.
+    public var output: [String] { lines.withLockedValue { $0 } }
+
+    /// Lines containing `text`.
+    public func lines(containing text: String) -> [String] {
+        output.filter { $0.contains(text) }
+    }
+
+    /// Asks it to stop, waits up to `grace`, then kills it.
+    public func stop(grace: Duration = .seconds(10)) async {
+        ProcessRegistry.shared.remove(self)
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, stopSignal)
+        let deadline = ContinuousClock.now + grace
+        while process.isRunning, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    /// Sends a signal without waiting (for example SIGTERM to test graceful shutdown).
+    public func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Stops it without suspending: for exit paths, where no task may run any more.
+    func stopNow() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, stopSignal)
+        for _ in 0..<500 where process.isRunning { usleep(10_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Every process still running, so an exit path can stop them all.
+final class ProcessRegistry: Sendable {
+    static let shared = ProcessRegistry()
+    private let processes = NIOLockedValueBox<[ObjectIdentifier: ManagedProcess]>([:])
+
+    func add(_ process: ManagedProcess) {
+        processes.withLockedValue { $0[ObjectIdentifier(process)] = process }
+    }
+
+    func remove(_ process: ManagedProcess) {
+        _ = processes.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(process)) }
+    }
+
+    /// Stops every registered process, newest first (instances before the servers they use).
+    func stopAll() {
+        let all = processes.withLockedValue { state in
+            let all = Array(state.values)
+            state.removeAll()
+            return all
+        }
+        for process in all.sorted(by: { $0.pid > $1.pid }) { process.stopNow() }
+    }
+}
+
+/// A detached shell per child that outlives the Simulator: when the Simulator's process is
+/// gone, it stops the child and runs its cleanup. Covers crashes and SIGKILL, which no handler
+/// inside the Simulator can.
+enum Watchdog {
+    static func watch(pid: Int32, signal: Int32, cleanup: String?) {
+        let parent = getpid()
+        let script = """
+            while kill -0 \(parent) 2>/dev/null && kill -0 \(pid) 2>/dev/null; do sleep 1; done
+            if kill -0 \(pid) 2>/dev/null; then
+              kill -\(signal) \(pid) 2>/dev/null; sleep 5; kill -9 \(pid) 2>/dev/null
+            fi
+            \(cleanup.map { "if ! kill -0 \(parent) 2>/dev/null; then \($0); fi" } ?? "true")
+            """
+        let watchdog = Process()
+        watchdog.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
+        watchdog.arguments = ["/bin/sh", "-c", script]
+        watchdog.standardInput = FileHandle.nullDevice
+        watchdog.standardOutput = FileHandle.nullDevice
+        watchdog.standardError = FileHandle.nullDevice
+        try? watchdog.run()
+    }
+}
+
+/// Stops every child process when the Simulator exits normally or on SIGINT/SIGTERM.
+public enum ExitCleanup {
+    private static let installed = NIOLockedValueBox(false)
+
+    /// Installs the `atexit` hook and signal handlers, once.
+    public static func install() {
+        let first = installed.withLockedValue { installed in
+            defer { installed = true }
+            return !installed
+        }
+        guard first else { return }
+        atexit { ProcessRegistry.shared.stopAll() }
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { received in
+                ProcessRegistry.shared.stopAll()
+                _exit(128 + received)
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+import Foundation
+
+/// One real `signet` process with its own port and environment, so nothing but PostgreSQL and
+/// Redis is shared between instances. Its log lines are kept for assertions.
+public final class SignetInstance: Sendable {
+    public let id: String
+    public let port: Int
+    public let environment: [String: String]
+    public let process: ManagedProcess
+
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    private init(id: String, port: Int, environment: [String: String], process: ManagedProcess) {
+        self.id = id
+        self.port = port
+        self.environment = environment
+        self.process = process
+    }
+
+    /// Starts an instance and waits until `/health/live` answers 200.
+    ///
+    /// - Parameter environment: Signet's variables; `PORT` and `SIGNET_INSTANCE_ID` are added
+    ///   when missing.
+    public static func start(id: String, environment: [String: String]) async throws -> SignetInstance {
+        let binary = try SignetBinary.locate()
+        var variables = environment
+        let port = try Int(variables["PORT"] ?? "") ?? freePort()
+        variables["PORT"] = String(port)
+        variables["HOST"] = variables["HOST"] ?? "127.0.0.1"
+        variables["SIGNET_INSTANCE_ID"] = variables["SIGNET_INSTANCE_ID"] ?? id
+        variables["PATH"] = variables["PATH"] ?? "/usr/bin:/bin"
+        let process = try ManagedProcess(name: "signet:\(id)", executable: binary, arguments: [], environment: variables)
+        let instance = SignetInstance(id: id, port: port, environment: variables, process: process)
+        do {
+            try await waitUntil("signet \(id) answers /health/live", timeout: .seconds(30)) {
+                if !process.isRunning {
+                    throw SimulatorError.processExited("signet \(id)", status: process.exitStatus ?? -1, output: process.output)
+                }
+                return try await HTTP.request(.GET, "\(instance.url)/health/live").status == 200
+            }
+        } catch {
+            await instance.stop()
+            if let status = process.exitStatus {
+                throw SimulatorError.processExited("signet \(id)", status: status, output: process.output)
+            }
+            throw error
+        }
+        return instance
+    }
+
+    /// Every log line so far.
+    public var logLines: [String] { process.output }
+
+    /// Log lines containing `text`.
+    public func logLines(containing text: String) -> [String] { process.lines(containing: text) }
+
+    public func stop() async {
+        await process.stop()
+    }
+}
+
+/// Finds the `signet` executable: `SIGNET_BINARY`, else beside the running executable (as
+/// `swift build` lays out `signet`, `signet-sim` and the test bundles), else `.build/debug`.
+public enum SignetBinary {
+    public static func locate() throws -> String {
+        let fileManager = FileManager.default
+        var candidates: [String] = []
+        if let explicit = ProcessInfo.processInfo.environment["SIGNET_BINARY"] { candidates.append(explicit) }
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        candidates.append(executable.deletingLastPathComponent().appendingPathComponent("signet").path)
+        candidates.append(Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("signet").path)
+        candidates.append(fileManager.currentDirectoryPath + "/.build/debug/signet")
+        guard let found = candidates.first(where: { fileManager.isExecutableFile(atPath: $0) }) else {
+            throw SimulatorError.missingTool("the signet binary (looked in: \(candidates.joined(separator: ", "))); run swift build")
+        }
+        return found
+    }
+}

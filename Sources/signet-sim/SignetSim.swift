@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import Simulator
+
+/// `signet-sim`: run the spec scenarios, bring up a local stack by hand, or check a deployment.
+@main
+struct SignetSim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "signet-sim",
+        abstract: "Signet's Simulator: spec scenarios against real PostgreSQL and Redis, with fault injection.",
+        subcommands: [List.self, Run.self, Stack.self, Chaos.self]
+    )
+}
+
+struct List: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the scenarios.")
+
+    func run() async throws {
+        for scenario in Catalogue.all {
+            print("\(scenario.name.padding(toLength: 18, withPad: " ", startingAt: 0)) \(scenario.specScenario) — \(scenario.summary)")
+        }
+    }
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start a local stack, run scenarios, print a report; exit 1 on any failure.")
+
+    @Argument(help: "The scenario to run (see `list`).")
+    var name: String?
+
+    @Flag(help: "Run every scenario.")
+    var all = false
+
+    func validate() throws {
+        guard all != (name != nil) else { throw ValidationError("give a scenario name or --all") }
+        if let name, Catalogue.named(name) == nil { throw ValidationError("no scenario named \(name); see `signet-sim list`") }
+    }
+
+    func run() async throws {
+        let scenarios = all ? Catalogue.all : [Catalogue.named(name!)!]
+        let stack = try await LocalStack.start()
+        var reports: [ScenarioReport] = []
+        for scenario in scenarios {
+            let report = await ScenarioRunner.run(scenario, on: stack)
+            print(report.rendered)
+            reports.append(report)
+        }
+        await stack.stop()
+        let checks = reports.flatMap(\.checks)
+        let failedScenarios = reports.filter { !$0.passed }.count
+        print(
+            "\(reports.count - failedScenarios) scenarios passed, \(failedScenarios) failed; "
+                + "\(checks.filter(\.passed).count) checks passed, \(checks.filter { !$0.passed }.count) failed"
+        )
+        if failedScenarios > 0 { throw ExitCode.failure }
+    }
+}
+
+struct Stack: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Bring up a stack for manual work.",
+        subcommands: [Up.self]
+    )
+
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Start PostgreSQL, Redis, N Signet instances (haproxy in front when N > 1), Vault and OPA fakes; print addresses; run until Ctrl-C."
+        )
+
+        @Option(help: "How many Signet instances.")
+        var instances = 1
+
+        @Option(help: "The port of haproxy (N > 1) or of the single instance; 0 picks a free one.")
+        var port = 0
+
+        @Option(help: "Extra Signet variables, NAME=VALUE; repeatable.")
+        var env: [String] = []
+
+        func validate() throws {
+            guard (1...16).contains(instances) else { throw ValidationError("--instances must be from 1 to 16") }
+            for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE (got \(pair))") }
+        }
+
+        func run() async throws {
+            let stack = try await LocalStack.start()
+            let database = try await stack.postgres.createDatabase(prefix: "stack")
+            let adminToken = "sim-admin-token-0123456789abcdefghijkl"
+            let vault = try await VaultFake.start(seedDirectory: URL(fileURLWithPath: "fixtures/vault"))
+            let opa = try await OPAFake.start()
+            var variables = [
+                "DATABASE_URL": stack.postgres.url(database: database, applicationName: "signet"),
+                "REDIS_URL": stack.redis.url,
+                "SIGNET_ADMIN_TOKEN": adminToken,
+            ]
+            for pair in env {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                variables[parts[0]] = parts.count > 1 ? parts[1] : ""
+            }
+            var started: [SignetInstance] = []
+            for index in 0..<instances {
+                var own = variables
+                if instances == 1, port != 0 { own["PORT"] = String(port) }
+                started.append(try await SignetInstance.start(id: "signet-\(index)", environment: own))
+            }
+            let balancer = instances > 1 ? try await LoadBalancer.start(backendPorts: started.map(\.port), port: port == 0 ? nil : port) : nil
+            var lines = [
+                "PostgreSQL   \(stack.postgres.url(database: database))",
+                "Redis        \(stack.redis.url)",
+                "Vault fake   \(vault.url)  (token \(vault.token))",
+                "OPA fake     \(opa.url)",
+            ]
+            lines += started.map { "Signet       \($0.url)  (Signet-Instance: \($0.id))" }
+            if let balancer { lines.append("haproxy      \(balancer.url)  (round robin over \(instances) instances)") }
+            lines += ["Admin token  \(adminToken)", "Ctrl-C stops everything."]
+            // Unbuffered, so a script reading a pipe sees the addresses at once.
+            FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+            // Signal handlers installed by the stack stop every process on Ctrl-C.
+            while true { try await Task.sleep(for: .seconds(3600)) }
+        }
+    }
+}
+
+struct Chaos: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the fault-free checks against a deployed Signet (creates and deactivates one test agent)."
+    )
+
+    @Option(help: "The Signet base URL, e.g. https://signet.internal")
+    var target: String
+
+    @Option(help: "The admin token (or set SIGNET_ADMIN_TOKEN).")
+    var adminToken: String?
+
+    func run() async throws {
+        guard let token = adminToken ?? ProcessInfo.processInfo.environment["SIGNET_ADMIN_TOKEN"] else {
+            throw ValidationError("give --admin-token or set SIGNET_ADMIN_TOKEN")
+        }
+        let report = await Simulator.Chaos.run(target: target, adminToken: token)
+        print(report.rendered)
+        print("\(report.checks.filter(\.passed).count) passed, \(report.checks.filter { !$0.passed }.count) failed")
+        if !report.passed { throw ExitCode.failure }
+    }
+}
