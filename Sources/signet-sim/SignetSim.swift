@@ -64,7 +64,8 @@ struct Stack: AsyncParsableCommand {
 
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start PostgreSQL, Redis, N Signet instances (haproxy in front when N > 1), Vault and OPA fakes; print addresses; run until Ctrl-C."
+            abstract:
+                "Start PostgreSQL, Redis, N Signet instances (haproxy in front when N > 1), Vault and OPA fakes; print addresses; run until Ctrl-C."
         )
 
         @Option(help: "How many Signet instances.")
@@ -102,7 +103,8 @@ struct Stack: AsyncParsableCommand {
                 if instances == 1, port != 0 { own["PORT"] = String(port) }
                 started.append(try await SignetInstance.start(id: "signet-\(index)", environment: own))
             }
-            let balancer = instances > 1 ? try await LoadBalancer.start(backendPorts: started.map(\.port), port: port == 0 ? nil : port) : nil
+            let balancer =
+                instances > 1 ? try await LoadBalancer.start(backendPorts: started.map(\.port), port: port == 0 ? nil : port) : nil
             var lines = [
                 "PostgreSQL   \(stack.postgres.url(database: database))",
                 "Redis        \(stack.redis.url)",

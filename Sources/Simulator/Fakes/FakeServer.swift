@@ -1,16 +1,19 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
-import Synchronization
+import ServiceLifecycle
 
 /// Runs a Hummingbird router on a loopback port behind a `FaultProxy`, so a fake can be slowed,
 /// black-holed or taken down ("connection refused") like the real service.
 final class FakeServer: Sendable {
     let proxy: FaultProxy
+    private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
-    private init(proxy: FaultProxy, task: Task<Void, any Error>) {
+    private init(proxy: FaultProxy, group: ServiceGroup, task: Task<Void, any Error>) {
         self.proxy = proxy
+        self.group = group
         self.task = task
     }
 
@@ -23,15 +26,16 @@ final class FakeServer: Sendable {
             configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: name),
             logger: logger
         )
-        let task = Task { try await application.run() }
+        let group = ServiceGroup(configuration: .init(services: [application], logger: logger))
+        let task = Task { try await group.run() }
         do {
             try await waitUntil("the \(name) fake listens", timeout: .seconds(10)) {
                 try await blocking { tcpExchange(port: port) != nil }
             }
             let proxy = try await FaultProxy.start(upstreamPort: port)
-            return FakeServer(proxy: proxy, task: task)
+            return FakeServer(proxy: proxy, group: group, task: task)
         } catch {
-            task.cancel()
+            await group.triggerGracefulShutdown()
             _ = try? await task.value
             throw error
         }
@@ -47,7 +51,7 @@ final class FakeServer: Sendable {
 
     func stop() async {
         await proxy.stop()
-        task.cancel()
+        await group.triggerGracefulShutdown()
         _ = try? await task.value
     }
 }
@@ -61,5 +65,3 @@ func jsonBody(_ object: Any, status: HTTPResponse.Status = .ok) -> Response {
         body: .init(byteBuffer: ByteBuffer(bytes: data))
     )
 }
-
-import Foundation

@@ -7,7 +7,7 @@ import NIOConcurrencyHelpers
 ///
 /// The default decision is Signet's built-in policy, the one `fixtures/opa/signet.rego`
 /// encodes: the granted scopes are the requested ones the agent is registered for (all of its
-/// scopes when none are requested). Input: `{"agent": {"id", "scopes", ...}, "requested_scopes": [...]}`;
+/// scopes when none are requested; none for an agent that is not active). Input: `{"agent": {"id", "scopes", ...}, "requested_scopes": [...]}`;
 /// result: `{"scopes": [...]}`.
 ///
 /// Knobs: `latency`, `failing` (500 on every call), `down` (connection refused).
@@ -58,9 +58,12 @@ public final class OPAFake: Sendable {
         return OPAFake(state: state, decision: decision, server: server)
     }
 
-    /// Signet's built-in policy: requested ∩ registered, or all registered when none requested.
+    /// Signet's built-in policy: requested ∩ registered, or all registered when none requested;
+    /// nothing for an agent that is not active.
     public static let builtInPolicy: Decision = { _, input in
-        let registered = (input["agent"] as? [String: Any])?["scopes"] as? [String] ?? []
+        let agent = input["agent"] as? [String: Any]
+        guard agent?["status"] as? String == "active" else { return ["scopes": [String]()] }
+        let registered = agent?["scopes"] as? [String] ?? []
         let requested = input["requested_scopes"] as? [String] ?? []
         let granted = requested.isEmpty ? registered : requested.filter(registered.contains)
         return ["scopes": granted]

@@ -135,7 +135,9 @@ public final class VaultFake: Sendable {
             guard let versions, !versions.isEmpty else { return jsonBody(["errors": [String]()], status: .notFound) }
             var listed: [String: Any] = [:]
             for (index, version) in versions.enumerated() {
-                listed[String(index + 1)] = ["created_time": iso(version.created), "deletion_time": version.deleted.map(iso) ?? "", "destroyed": false]
+                listed[String(index + 1)] = [
+                    "created_time": iso(version.created), "deletion_time": version.deleted.map(iso) ?? "", "destroyed": false,
+                ]
             }
             return jsonBody(["data": ["current_version": versions.count, "oldest_version": 1, "versions": listed]])
         case ("metadata", .delete):
@@ -157,7 +159,9 @@ public final class VaultFake: Sendable {
                     throw SimulatorError.setupFailed("\(file.lastPathComponent): each secret needs a path and data")
                 }
                 let mount = secret["mount"] as? String ?? "secret"
-                state.withLockedValue { $0.secrets["\(mount)/\(path)", default: []].append(Version(data: data.mapValues { "\($0)" }, created: Date())) }
+                state.withLockedValue {
+                    $0.secrets["\(mount)/\(path)", default: []].append(Version(data: data.mapValues { "\($0)" }, created: Date()))
+                }
             }
         }
     }

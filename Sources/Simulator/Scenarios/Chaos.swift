@@ -44,12 +44,16 @@ public enum Chaos {
         }
         let shown = try await HTTP.admin(.GET, "\(base)/v1/agents/\(id)", token: token)
         record("read it back", shown.status == 200 && shown.json["name"] as? String == name, "200 with the same name", "\(shown.status)")
-        record("secret not shown again", !shown.body.contains(secret), "no client_secret", shown.body.contains(secret) ? "secret present" : "absent")
+        record(
+            "secret not shown again", !shown.body.contains(secret), "no client_secret",
+            shown.body.contains(secret) ? "secret present" : "absent")
         let listed = try await HTTP.admin(.GET, "\(base)/v1/agents?owner=\(owner)&limit=100", token: token)
         let ids = (listed.json["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
         record("listed by owner", ids.contains(id), "the new id in items", "\(ids.count) items")
         let patched = try await HTTP.admin(.PATCH, "\(base)/v1/agents/\(id)", token: token, body: #"{"status":"suspended"}"#)
-        record("suspend it", patched.json["status"] as? String == "suspended", "status suspended", "\(patched.status) \(patched.json["status"] ?? "-")")
+        record(
+            "suspend it", patched.json["status"] as? String == "suspended", "status suspended",
+            "\(patched.status) \(patched.json["status"] ?? "-")")
         let deleted = try await HTTP.admin(.DELETE, "\(base)/v1/agents/\(id)", token: token)
         record("deactivate it", deleted.status == 204, "204", "\(deleted.status)")
         let unauthorised = try await HTTP.request(.GET, "\(base)/v1/agents")
@@ -58,7 +62,9 @@ public enum Chaos {
 
     static func healthShape(base: String, record: Record) async throws {
         let live = try await HTTP.request(.GET, "\(base)/health/live")
-        record("/health/live", live.status == 200 && live.json["status"] as? String == "ok", #"200 {"status":"ok"}"#, "\(live.status) \(live.body)")
+        record(
+            "/health/live", live.status == 200 && live.json["status"] as? String == "ok", #"200 {"status":"ok"}"#,
+            "\(live.status) \(live.body)")
         let ready = try await HTTP.request(.GET, "\(base)/health/ready")
         record(
             "/health/ready",

@@ -23,11 +23,17 @@ public enum PoolScenarios {
             environment: context.environment(
                 database: database,
                 applicationName: application,
-                ["DB_POOL_MAX": "2", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": String(timeoutMs), "DB_STATEMENT_TIMEOUT_MS": "60000"]
+                [
+                    "DB_POOL_MAX": "2", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": String(timeoutMs),
+                    "DB_STATEMENT_TIMEOUT_MS": "60000",
+                ]
             )
         )
-        let agent = try await HTTP.admin(.POST, "\(signet.url)/v1/agents", token: context.adminToken, body: #"{"name":"held","owner":"sim"}"#)
-        guard let id = agent.json["id"] as? String else { throw SimulatorError.setupFailed("registration failed: \(agent.status) \(agent.body)") }
+        let agent = try await HTTP.admin(
+            .POST, "\(signet.url)/v1/agents", token: context.adminToken, body: #"{"name":"held","owner":"sim"}"#)
+        guard let id = agent.json["id"] as? String else {
+            throw SimulatorError.setupFailed("registration failed: \(agent.status) \(agent.body)")
+        }
         let agentURL = "\(signet.url)/v1/agents/\(id)"
         let token = context.adminToken
 

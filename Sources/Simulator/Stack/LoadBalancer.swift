@@ -45,7 +45,7 @@ public final class LoadBalancer: Sendable {
             name: "haproxy:\(port)",
             executable: executable,
             arguments: ["-db", "-f", file.path],
-            cleanup: "rm -f '\(file.path)'"
+            removeOnExit: file
         )
         let balancer = LoadBalancer(port: port, process: process, configurationFile: file)
         do {
@@ -64,6 +64,5 @@ public final class LoadBalancer: Sendable {
 
     public func stop() async {
         await process.stop()
-        try? FileManager.default.removeItem(at: configurationFile)
     }
 }

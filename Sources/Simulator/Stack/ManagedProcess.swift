@@ -9,23 +9,25 @@ public final class ManagedProcess: Sendable {
     private let process: Process
     private let lines = NIOLockedValueBox<[String]>([])
     private let stopSignal: Int32
+    private let removeOnExit: URL?
 
     /// Starts `executable` with `arguments` and exactly `environment`.
     ///
     /// - Parameters:
     ///   - stopSignal: the signal that asks it to stop (PostgreSQL's fast shutdown is SIGINT).
-    ///   - cleanup: a shell command the watchdog runs after the process is gone, if the
-    ///     Simulator died first (for example removing a data folder).
+    ///   - removeOnExit: a folder (a data directory) removed once the process has stopped, on
+    ///     every path: `stop()`, the Simulator's exit, or the watchdog after a crash.
     public init(
         name: String,
         executable: String,
         arguments: [String],
         environment: [String: String] = ProcessInfo.processInfo.environment,
         stopSignal: Int32 = SIGTERM,
-        cleanup: String? = nil
+        removeOnExit: URL? = nil
     ) throws {
         self.name = name
         self.stopSignal = stopSignal
+        self.removeOnExit = removeOnExit
         process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -50,8 +52,8 @@ public final class ManagedProcess: Sendable {
             }
             if !complete.isEmpty { collected.withLockedValue { $0 += complete } }
         }
-        try process.run()
-        Watchdog.watch(pid: process.processIdentifier, signal: stopSignal, cleanup: cleanup)
+        try spawnWithCleanSignalMask(process)
+        Watchdog.watch(pid: process.processIdentifier, signal: stopSignal, cleanup: removeOnExit.map { "rm -rf '\($0.path)'" })
         ProcessRegistry.shared.add(self)
     }
 
@@ -80,6 +82,7 @@ public final class ManagedProcess: Sendable {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
         }
+        removeLeftovers()
     }
 
     /// Sends a signal without waiting (for example SIGTERM to test graceful shutdown).
@@ -93,6 +96,11 @@ public final class ManagedProcess: Sendable {
         kill(process.processIdentifier, stopSignal)
         for _ in 0..<500 where process.isRunning { usleep(10_000) }
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        removeLeftovers()
+    }
+
+    private func removeLeftovers() {
+        if let removeOnExit { try? FileManager.default.removeItem(at: removeOnExit) }
     }
 }
 
@@ -139,8 +147,28 @@ enum Watchdog {
         watchdog.standardInput = FileHandle.nullDevice
         watchdog.standardOutput = FileHandle.nullDevice
         watchdog.standardError = FileHandle.nullDevice
-        try? watchdog.run()
+        try? spawnWithCleanSignalMask(watchdog)
     }
+}
+
+/// Starts `process` from a fresh thread with no signal blocked. A child inherits the signal
+/// mask of the thread that spawns it, and the threads of Dispatch and the concurrency pool block
+/// most signals: spawned from there, a server that does not reset its mask (Redis) would never
+/// see the SIGTERM that asks it to stop.
+func spawnWithCleanSignalMask(_ process: Process) throws {
+    let outcome = NIOLockedValueBox<Result<Void, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    let thread = Thread {
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, nil)
+        let result = Result { try process.run() }
+        outcome.withLockedValue { $0 = result }
+        done.signal()
+    }
+    thread.start()
+    done.wait()
+    try outcome.withLockedValue { $0 }?.get()
 }
 
 /// Stops every child process when the Simulator exits normally or on SIGINT/SIGTERM.

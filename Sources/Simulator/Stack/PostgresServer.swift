@@ -53,7 +53,7 @@ public final class PostgresServer: Sendable {
                 "-c", "full_page_writes=off",
             ]),
             stopSignal: SIGINT,
-            cleanup: "rm -rf '\(directory.path)'"
+            removeOnExit: directory
         )
         let server = PostgresServer(port: port, directory: directory, process: process)
         let url = server.url
@@ -66,7 +66,9 @@ public final class PostgresServer: Sendable {
             }
         } catch {
             await server.stop()
-            if !process.isRunning { throw SimulatorError.processExited("postgres", status: process.exitStatus ?? -1, output: process.output) }
+            if !process.isRunning {
+                throw SimulatorError.processExited("postgres", status: process.exitStatus ?? -1, output: process.output)
+            }
             throw error
         }
         return server
@@ -100,9 +102,9 @@ public final class PostgresServer: Sendable {
         return Int(rows.first?["n"] ?? "") ?? -1
     }
 
+    /// Stops the server; its folder is removed.
     public func stop() async {
         await process.stop()
-        try? FileManager.default.removeItem(at: directory)
     }
 
     // MARK: Helpers

@@ -1,0 +1,19 @@
+import Simulator
+import XCTest
+
+/// Spec requirement "Database connection pool is explicitly configured", through the Simulator:
+/// real `signet` processes on a real PostgreSQL.
+final class PoolScenarioTests: XCTestCase {
+    func testPoolExhaustionUnderLoad() async throws {
+        try await runScenario(PoolScenarios.exhaustion)
+    }
+
+    func testIdleConnectionsAreReaped() async throws {
+        try await runScenario(PoolScenarios.idleReaping)
+    }
+
+    func testEveryCatalogueScenarioHasATestHere() {
+        // Adding a scenario to the catalogue without a test fails here.
+        XCTAssertEqual(Catalogue.all.map(\.name), ["pool-exhaustion", "idle-reaping"])
+    }
+}
