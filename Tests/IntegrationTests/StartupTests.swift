@@ -1,4 +1,5 @@
 import Foundation
+import Simulator
 import XCTest
 
 /// The real `signet` binary: a bad configuration stops start-up with exit code 2 and one line
@@ -10,23 +11,11 @@ final class StartupTests: XCTestCase {
         "PATH": "/usr/bin:/bin",
     ]
 
-    /// `.build/<triple>/debug/signet`, beside this test bundle.
-    static func binary() throws -> URL {
-        let directory = Bundle.main.bundleURL.deletingLastPathComponent()
-        let candidates = [directory.appendingPathComponent("signet"), Bundle.main.bundleURL.appendingPathComponent("signet")]
-        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw XCTSkip(
-                "the signet binary is not built beside the tests (\(directory.path)): run `swift build --build-tests` first, as ci/test does"
-            )
-        }
-        return found
-    }
-
     func run(_ overrides: [String: String?]) throws -> (status: Int32, stderr: String) {
         var environment = Self.valid
         for (key, value) in overrides { environment[key] = value }
         let process = Process()
-        process.executableURL = try Self.binary()
+        process.executableURL = URL(fileURLWithPath: try SignetBinary.locate())
         process.environment = environment
         let errors = Pipe()
         process.standardError = errors

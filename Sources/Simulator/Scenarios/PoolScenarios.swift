@@ -16,18 +16,10 @@ public enum PoolScenarios {
             + "a queued request resolves when a connection frees up in time."
     ) { context in
         let timeoutMs = 1000
-        let database = try await context.database()
-        let application = "sim-exhaustion-\(UUID().uuidString.prefix(6).lowercased())"
-        let signet = try await context.startSignet(
-            id: "pool",
-            environment: context.environment(
-                database: database,
-                applicationName: application,
-                [
-                    "DB_POOL_MAX": "2", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": String(timeoutMs),
-                    "DB_STATEMENT_TIMEOUT_MS": "60000",
-                ]
-            )
+        let (signet, database, application) = try await startPooledSignet(
+            context,
+            id: "exhaustion",
+            pool: ["DB_POOL_MAX": "2", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": String(timeoutMs)]
         )
         let agent = try await HTTP.admin(
             .POST, "\(signet.url)/v1/agents", token: context.adminToken, body: #"{"name":"held","owner":"sim"}"#)
@@ -102,15 +94,10 @@ public enum PoolScenarios {
         summary: "After a burst opened 10 connections, idle ones close after DB_POOL_IDLE_TIMEOUT_MS until DB_POOL_MIN=2 remain."
     ) { context in
         let idleMs = 300
-        let database = try await context.database()
-        let application = "sim-reaping-\(UUID().uuidString.prefix(6).lowercased())"
-        let signet = try await context.startSignet(
+        let (signet, database, application) = try await startPooledSignet(
+            context,
             id: "reaping",
-            environment: context.environment(
-                database: database,
-                applicationName: application,
-                ["DB_POOL_MAX": "10", "DB_POOL_MIN": "2", "DB_POOL_IDLE_TIMEOUT_MS": String(idleMs), "DB_STATEMENT_TIMEOUT_MS": "60000"]
-            )
+            pool: ["DB_POOL_MAX": "10", "DB_POOL_MIN": "2", "DB_POOL_IDLE_TIMEOUT_MS": String(idleMs)]
         )
         let postgres = context.stack.postgres
         try await waitUntil("the pool opens DB_POOL_MIN connections") {
@@ -149,6 +136,26 @@ public enum PoolScenarios {
             try await Task.sleep(for: .milliseconds(25))
         }
         context.expect("fewest connections over two more idle periods", lowest, equals: 2)
+    }
+}
+
+extension PoolScenarios {
+    /// One instance on a fresh database with the given pool variables, its connections named
+    /// so `pg_stat_activity` can count them. Statements may wait a minute: the scenarios hold
+    /// them behind a lock on purpose.
+    static func startPooledSignet(
+        _ context: ScenarioContext,
+        id: String,
+        pool: [String: String]
+    ) async throws -> (signet: SignetInstance, database: String, application: String) {
+        let database = try await context.database()
+        let application = "sim-\(id)-\(UUID().uuidString.prefix(6).lowercased())"
+        let variables = pool.merging(["DB_STATEMENT_TIMEOUT_MS": "60000"]) { own, _ in own }
+        let signet = try await context.startSignet(
+            id: id,
+            environment: context.environment(database: database, applicationName: application, variables)
+        )
+        return (signet, database, application)
     }
 }
 
