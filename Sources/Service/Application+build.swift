@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOPosix
@@ -7,10 +8,16 @@ import NIOPosix
 public struct Dependencies: Sendable {
     public var pool: ConnectionPool
     public var logger: Logger
+    /// Decides the scopes of each token; the built-in policy unless OPA is configured.
+    public var policy: any TokenPolicy
+    /// The wall clock for token times; tests inject their own.
+    public var now: @Sendable () -> Date
 
-    public init(pool: ConnectionPool, logger: Logger) {
+    public init(pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }) {
         self.pool = pool
         self.logger = logger
+        self.policy = policy
+        self.now = now
     }
 
     /// The production dependencies for a configuration.
@@ -47,24 +54,56 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let logger = dependencies.logger
     let databaseURL = configuration.databaseURL
     let settings = Dependencies.postgresSettings(configuration)
-    let hmacKey = try await NIOThreadPool.singleton.runIfActive {
+    let (hmacKey, signingKeys) = try await NIOThreadPool.singleton.runIfActive {
         let connection = try PostgresConnection.connect(databaseURL, settings: settings)
+        defer { connection.close() }
         try Migrations.apply(on: connection, logger: logger)
-        return try ServerKeys.loadOrCreate(ServerKeys.credentialHMACKeyName, on: connection)
+        try SigningKeyStore.ensureCurrent(on: connection)
+        return (
+            try ServerKeys.loadOrCreate(ServerKeys.credentialHMACKeyName, on: connection),
+            try SigningKeyStore.published(on: connection)
+        )
     }
-    let store = AgentStore(pool: dependencies.pool, hasher: CredentialHasher(key: hmacKey))
+    let pool = dependencies.pool
+    let hasher = CredentialHasher(key: hmacKey)
+    let keyRing = KeyRing(pool: pool, logger: logger)
+    try await keyRing.install(signingKeys)
+    let directory = ClientDirectory(pool: pool, hasher: hasher)
+    let recorder = LastUsedRecorder(pool: pool, logger: logger)
+    let tokens = TokenService(
+        keyRing: keyRing,
+        directory: directory,
+        policy: dependencies.policy,
+        recorder: recorder,
+        pool: pool,
+        issuer: configuration.issuer,
+        audience: configuration.tokenAudience,
+        ttl: configuration.tokenTTL,
+        now: dependencies.now
+    )
+    let adminAuth = AdminAuthMiddleware(adminToken: configuration.adminToken)
+    let credentials = CredentialRoutes(store: CredentialStore(pool: pool, hasher: hasher), directory: directory)
 
     let router = Router(context: SignetRequestContext.self)
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
     router.add(middleware: ErrorMiddleware())
-    HealthRoutes(pool: dependencies.pool, timeout: configuration.healthCheckTimeout).add(to: router.group("health"))
-    let admin = router.group("v1").add(middleware: AdminAuthMiddleware(adminToken: configuration.adminToken))
-    AgentRoutes(store: store).add(to: admin.group("agents"))
+    HealthRoutes(pool: pool, timeout: configuration.healthCheckTimeout).add(to: router.group("health"))
+    OAuthRoutes(tokens: tokens, directory: directory, admin: adminAuth, issuer: configuration.issuer).add(to: router)
+
+    let admin = router.group("v1").add(middleware: adminAuth)
+    AgentRoutes(store: AgentStore(pool: pool, hasher: hasher), directory: directory).add(to: admin.group("agents"))
+    credentials.addAdminRoutes(to: admin.group("agents/{id}/credentials"))
+    KeyRoutes(pool: pool, keyRing: keyRing, tokenTTL: configuration.tokenTTL).add(to: admin.group("keys"))
+    AuditRoutes(pool: pool).add(to: admin.group("audit"))
+    credentials.addRotateRoute(
+        to: router.group("v1/agents/{id}/credentials/rotate")
+            .add(middleware: AdminOrAgentMiddleware(admin: adminAuth, tokens: tokens, scope: "credentials:rotate"))
+    )
 
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "signet"),
-        services: [dependencies.pool],
+        services: [pool, keyRing, recorder, Housekeeping(pool: pool, logger: logger)],
         logger: logger
     )
 }

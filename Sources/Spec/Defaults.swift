@@ -43,6 +43,17 @@ public enum Defaults {
     /// How long a rotated-out client secret stays valid unless the request says otherwise.
     public static let credentialRotationGraceSeconds = 86_400
 
+    /// How long a verified client's agent and credentials are cached per instance: a revocation
+    /// or deactivation made on another instance is seen within this time.
+    public static let credentialCacheMilliseconds = 1_000
+    /// How often each instance re-reads the signing keys, so a key rotation on one instance is
+    /// used by all within this time.
+    public static let signingKeyRefreshMilliseconds = 2_000
+    /// `lastUsedAt` of a credential is written at most this often.
+    public static let lastUsedRecordSeconds = 60
+    /// A retired signing key stays in the JWKS this long after its last token expired (clock skew).
+    public static let signingKeyPublishSlackSeconds = 60
+
     /// Shortest admin token accepted (`SIGNET_ADMIN_TOKEN`): 32 characters.
     public static let adminTokenMinimumLength = 32
 }

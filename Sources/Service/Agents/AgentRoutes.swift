@@ -6,6 +6,7 @@ import Spec
 /// admin token.
 struct AgentRoutes {
     let store: AgentStore
+    let directory: ClientDirectory
 
     func add(to group: RouterGroup<SignetRequestContext>) {
         group.post(use: create)
@@ -18,7 +19,7 @@ struct AgentRoutes {
     @Sendable func create(_ request: Request, context: SignetRequestContext) async throws -> Response {
         var request = request
         let input = try NewAgent(try await request.jsonObject(context: context))
-        let registered = try await store.register(input)
+        let registered = try await store.register(input, audit: context.audit)
         context.logger.info(
             "agent registered", metadata: ["agent.id": "\(registered.agent.id)", "agent.owner": "\(registered.agent.owner)"])
         return try jsonResponse(
@@ -62,14 +63,16 @@ struct AgentRoutes {
         var request = request
         let id = try context.parameters.require("id")
         let patch = try AgentPatch(try await request.jsonObject(context: context))
-        let agent = try await store.update(id: id, patch)
+        let agent = try await store.update(id: id, patch, audit: context.audit)
+        directory.invalidate(clientID: agent.clientID)
         context.logger.info("agent updated", metadata: ["agent.id": "\(agent.id)", "agent.status": "\(agent.status.rawValue)"])
         return try jsonResponse(agent)
     }
 
     @Sendable func delete(_ request: Request, context: SignetRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard try await store.deactivate(id: id) else { throw AgentError.notFound }
+        guard let clientID = try await store.deactivate(id: id, audit: context.audit) else { throw AgentError.notFound }
+        directory.invalidate(clientID: clientID)
         context.logger.info("agent deactivated", metadata: ["agent.id": "\(id)"])
         return Response(status: .noContent)
     }

@@ -17,7 +17,7 @@ public struct AgentStore: Sendable {
         """
 
     /// Registers an agent and its first credential; the secret is returned here only.
-    func register(_ input: NewAgent) async throws -> RegisteredAgent {
+    func register(_ input: NewAgent, audit: AuditContext) async throws -> RegisteredAgent {
         let agentID = UUID().uuidString.lowercased()
         let credentialID = UUID().uuidString.lowercased()
         let secret = CredentialHasher.newSecret()
@@ -48,7 +48,15 @@ public struct AgentStore: Sendable {
                 }
                 let credential = CredentialSummary(
                     id: try credentialRow.required("id"), createdAt: try credentialRow.required("created_at"), expiresAt: nil)
-                return RegisteredAgent(agent: try Self.agent(from: agentRow), clientSecret: secret, credential: credential)
+                let agent = try Self.agent(from: agentRow)
+                try AuditLog.append(
+                    .agentRegister,
+                    agentID: agent.id,
+                    context: audit,
+                    details: ["name": .string(agent.name), "owner": .string(agent.owner), "credentialId": .string(credential.id)],
+                    on: connection
+                )
+                return RegisteredAgent(agent: agent, clientSecret: secret, credential: credential)
             }
         } catch let error as DatabaseError where error.isUniqueViolation {
             throw AgentError.duplicateName(owner: input.owner, name: input.name)
@@ -83,12 +91,12 @@ public struct AgentStore: Sendable {
     }
 
     /// Applies a patch to a live agent.
-    func update(id: String, _ patch: AgentPatch) async throws -> Agent {
+    func update(id: String, _ patch: AgentPatch, audit: AuditContext) async throws -> Agent {
         guard let id = Self.normalisedID(id) else { throw AgentError.notFound }
         let scopes = patch.scopes.map { JSONValue.array($0.map(JSONValue.string)).jsonText }
         let metadata = patch.metadata.map { JSONValue.object($0).jsonText }
-        let records = try await pool.withConnection { connection in
-            try connection.query(
+        let records = try await pool.transaction { connection in
+            let records = try connection.query(
                 """
                 WITH target AS (SELECT id, status FROM agents WHERE id = $1::uuid),
                 updated AS (
@@ -104,6 +112,14 @@ public struct AgentStore: Sendable {
                 """,
                 [id, scopes, metadata, patch.status?.rawValue]
             ).records
+            if records.first?["id"] != nil {
+                var changed: [String: JSONValue] = [:]
+                if let scopes = patch.scopes { changed["scopes"] = .array(scopes.map(JSONValue.string)) }
+                if patch.metadata != nil { changed["metadata"] = .string("replaced") }
+                if let status = patch.status { changed["status"] = .string(status.rawValue) }
+                try AuditLog.append(.agentUpdate, agentID: id, context: audit, details: changed, on: connection)
+            }
+            return records
         }
         guard let record = records.first else { throw AgentError.notFound }
         guard record["id"] != nil else { throw AgentError.deactivated }
@@ -111,28 +127,30 @@ public struct AgentStore: Sendable {
     }
 
     /// Deactivates the agent and revokes every credential it holds, in one transaction.
-    /// Returns false when there is no such agent; deactivating twice is not an error.
-    func deactivate(id: String) async throws -> Bool {
-        guard let id = Self.normalisedID(id) else { return false }
+    /// Returns the agent's client id, or nil when there is no such agent; deactivating twice is
+    /// not an error.
+    func deactivate(id: String, audit: AuditContext) async throws -> String? {
+        guard let id = Self.normalisedID(id) else { return nil }
         return try await pool.transaction { connection in
-            let found =
-                try connection.query(
-                    """
-                    UPDATE agents SET
-                        status = 'deactivated',
-                        deactivated_at = COALESCE(deactivated_at, now()),
-                        updated_at = CASE WHEN status = 'deactivated' THEN updated_at ELSE now() END
-                    WHERE id = $1::uuid
-                    """,
-                    [id]
-                ).affectedRows == 1
-            if found {
-                try connection.query(
-                    "UPDATE agent_credentials SET revoked_at = now() WHERE agent_id = $1::uuid AND revoked_at IS NULL",
-                    [id]
-                )
-            }
-            return found
+            let previous = try connection.query("SELECT status, client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [id]).records.first
+            guard let previous, let clientID = previous["client_id"] else { return nil }
+            guard previous["status"] != Agent.Status.deactivated.rawValue else { return clientID }
+            try connection.query(
+                "UPDATE agents SET status = 'deactivated', deactivated_at = now(), updated_at = now() WHERE id = $1::uuid",
+                [id]
+            )
+            let revoked = try connection.query(
+                "UPDATE agent_credentials SET revoked_at = now() WHERE agent_id = $1::uuid AND revoked_at IS NULL",
+                [id]
+            ).affectedRows
+            try AuditLog.append(
+                .agentDeactivate,
+                agentID: id,
+                context: audit,
+                details: ["credentialsRevoked": .number(Double(revoked))],
+                on: connection
+            )
+            return clientID
         }
     }
 

@@ -22,6 +22,12 @@ public struct SignetConfiguration: Sendable {
     public var healthCheckTimeout: Duration
     /// An identifier of this process, sent as `Signet-Instance` on every response.
     public var instanceID: String
+    /// The `iss` of every token and the issuer of the RFC 8414 metadata (`SIGNET_ISSUER`).
+    public var issuer: String
+    /// The `aud` of every token (`SIGNET_TOKEN_AUDIENCE`, default: the issuer).
+    public var tokenAudience: String
+    /// Access token lifetime (`TOKEN_TTL_SECONDS`).
+    public var tokenTTL: Duration
 
     /// The variables holding secrets: their values are never logged or echoed in an error.
     public static let secretVariables: Set<String> = ["DATABASE_URL", "SIGNET_ADMIN_TOKEN"]
@@ -70,6 +76,17 @@ public struct SignetConfiguration: Sendable {
             try env.integer("HEALTH_CHECK_TIMEOUT_MS", default: Defaults.healthCheckTimeoutMilliseconds, in: 1...Int(Int32.max))
         )
         instanceID = try env.string("SIGNET_INSTANCE_ID", default: Self.defaultInstanceID())
+        issuer = try env.string("SIGNET_ISSUER", default: "http://\(host):\(port)")
+        guard let url = URL(string: issuer), ["http", "https"].contains(url.scheme ?? ""), url.host != nil, url.query == nil,
+            url.fragment == nil, !issuer.hasSuffix("/")
+        else {
+            throw ConfigurationError(
+                variable: "SIGNET_ISSUER",
+                reason: "must be an http(s) URL without query, fragment or trailing slash (got \"\(issuer)\")"
+            )
+        }
+        tokenAudience = try env.string("SIGNET_TOKEN_AUDIENCE", default: issuer)
+        tokenTTL = .seconds(try env.integer("TOKEN_TTL_SECONDS", default: Defaults.tokenTTLSeconds, in: 1...86_400))
     }
 
     /// Reads the process environment.

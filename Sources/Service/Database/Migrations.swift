@@ -45,7 +45,45 @@ enum Migrations {
                     created_at timestamptz NOT NULL DEFAULT now()
                 );
                 """
-        )
+        ),
+        Migration(
+            version: 2,
+            name: "signing keys, revoked tokens, audit events",
+            sql: """
+                CREATE TABLE signing_keys (
+                    kid text PRIMARY KEY,
+                    algorithm text NOT NULL,
+                    private_key_pem text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    retired_at timestamptz,
+                    publish_until timestamptz
+                );
+                CREATE UNIQUE INDEX signing_keys_one_current ON signing_keys ((true)) WHERE retired_at IS NULL;
+                CREATE TABLE revoked_tokens (
+                    jti text PRIMARY KEY,
+                    expires_at timestamptz NOT NULL,
+                    revoked_at timestamptz NOT NULL DEFAULT now()
+                );
+                CREATE INDEX revoked_tokens_expires_at ON revoked_tokens (expires_at);
+                CREATE TABLE audit_events (
+                    id bigserial PRIMARY KEY,
+                    occurred_at timestamptz NOT NULL DEFAULT now(),
+                    action text NOT NULL,
+                    actor text NOT NULL,
+                    agent_id uuid,
+                    request_id text,
+                    details jsonb NOT NULL DEFAULT '{}'
+                );
+                CREATE INDEX audit_events_agent_id ON audit_events (agent_id, id);
+                CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    RAISE EXCEPTION 'audit_events is append-only';
+                END
+                $$;
+                CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+                    FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+                """
+        ),
     ]
 
     /// An arbitrary constant: the advisory lock every instance takes while migrating.

@@ -22,7 +22,14 @@ public struct AdminAuthMiddleware: RouterMiddleware {
                 headers: [.wwwAuthenticate: #"Bearer realm="signet-admin""#]
             )
         }
+        var context = context
+        context.principal = .admin
         return try await next(request, context)
+    }
+
+    /// Whether `token` is the admin token (constant time).
+    func isAdmin(_ token: String) -> Bool {
+        Self.constantTimeEquals(SHA256.hash(data: Data(token.utf8)), expectedDigest)
     }
 
     static func bearerToken(_ request: Request) -> String? {

@@ -42,6 +42,7 @@ public struct RequestIDMiddleware: RouterMiddleware {
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("X-Request-Id")!
     static let signetInstance = HTTPField.Name("Signet-Instance")!
+    static let pragma = HTTPField.Name("Pragma")!
 }
 
 extension String {

@@ -7,6 +7,8 @@ public struct SignetRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The `X-Request-Id` of this request, given by the client or made here.
     public var requestID: String = ""
+    /// Who the request authenticated as, once an authentication middleware has run.
+    public var principal: Principal?
 
     public init(source: Source) {
         coreContext = .init(source: source)

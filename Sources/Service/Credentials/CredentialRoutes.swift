@@ -1,0 +1,85 @@
+import Hummingbird
+import Spec
+
+/// `/v1/agents/{id}/credentials`: rotate (admin, or the agent itself with scope
+/// `credentials:rotate`), list and revoke (admin).
+struct CredentialRoutes {
+    let store: CredentialStore
+    let directory: ClientDirectory
+
+    /// The longest grace period a rotation may ask for: 30 days.
+    static let maxGraceSeconds = 30 * 86_400
+
+    /// Routes under `/v1/agents/{id}/credentials` that need the admin token.
+    func addAdminRoutes(to group: RouterGroup<SignetRequestContext>) {
+        group.get { _, context in
+            guard let items = try await store.list(agentID: try context.parameters.require("id")) else { throw AgentError.notFound }
+            return try jsonResponse(["items": items])
+        }
+        group.delete("{cid}") { _, context in
+            let agentID = try context.parameters.require("id")
+            guard let clientID = try await store.revoke(agentID: agentID, credentialID: try context.parameters.require("cid"), audit: context.audit)
+            else { throw SignetError.notFound("no such credential for this agent") }
+            directory.invalidate(clientID: clientID)
+            return Response(status: .noContent)
+        }
+    }
+
+    /// `POST .../rotate` `{graceSeconds?}`; the group must resolve the principal.
+    func addRotateRoute(to group: RouterGroup<SignetRequestContext>) {
+        group.post { request, context in
+            let agentID = try context.parameters.require("id")
+            if case .agent(let id, _) = context.principal, AgentStore.normalisedID(id) != AgentStore.normalisedID(agentID) {
+                throw SignetError(.forbidden, "forbidden", "an agent may rotate only its own credentials")
+            }
+            var request = request
+            var grace = Defaults.credentialRotationGraceSeconds
+            if request.headers[.contentLength].flatMap(Int.init) != 0 || request.headers[.transferEncoding] != nil {
+                let body = try await request.jsonObject(context: context)
+                try AgentValidation.rejectUnknown(body, allowed: ["graceSeconds"])
+                if let value = body["graceSeconds"] {
+                    guard case .number(let number) = value, number.rounded() == number, (0...Double(Self.maxGraceSeconds)).contains(number) else {
+                        throw SignetError.badRequest("graceSeconds must be a whole number from 0 to \(Self.maxGraceSeconds)")
+                    }
+                    grace = Int(number)
+                }
+            }
+            let rotated = try await store.rotate(agentID: agentID, grace: .seconds(grace), audit: context.audit)
+            directory.invalidate(clientID: rotated.clientID)
+            context.logger.info("credential rotated", metadata: ["agent.id": "\(agentID)", "credential.id": "\(rotated.id)", "graceSeconds": "\(grace)"])
+            return try jsonResponse(rotated, status: .created, headers: [.cacheControl: "no-store"])
+        }
+    }
+}
+
+/// Accepts the admin token, or an access token of an active agent that carries `scope`; sets
+/// the principal. Anything else is 401 (403 for a valid token without the scope).
+struct AdminOrAgentMiddleware: RouterMiddleware {
+    typealias Context = SignetRequestContext
+    let admin: AdminAuthMiddleware
+    let tokens: TokenService
+    let scope: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let bearer = AdminAuthMiddleware.bearerToken(request) else { throw Self.unauthorized }
+        var context = context
+        if admin.isAdmin(bearer) {
+            context.principal = .admin
+        } else if let claims = try await tokens.activeClaims(of: bearer) {
+            guard claims.scopes.contains(scope) else {
+                throw SignetError(.forbidden, "insufficient_scope", "the token lacks scope \(scope)", headers: [.wwwAuthenticate: #"Bearer error="insufficient_scope", scope="\#(scope)""#])
+            }
+            context.principal = .agent(id: claims.sub, scopes: claims.scopes)
+        } else {
+            throw Self.unauthorized
+        }
+        return try await next(request, context)
+    }
+
+    static let unauthorized = SignetError(
+        .unauthorized,
+        "unauthorized",
+        "the admin token or an agent access token is required",
+        headers: [.wwwAuthenticate: #"Bearer realm="signet""#]
+    )
+}

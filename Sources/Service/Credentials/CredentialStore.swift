@@ -1,0 +1,175 @@
+import Foundation
+import Spec
+
+/// An agent's credentials as the admin API shows them: never a secret.
+struct CredentialView: Encodable {
+    enum State: String, Encodable {
+        case active, expiring, expired, revoked
+    }
+
+    let id: String
+    let state: State
+    let createdAt: String
+    let expiresAt: String?
+    let revokedAt: String?
+    let lastUsedAt: String?
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(state, forKey: .state)
+        try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(expiresAt, forKey: .expiresAt)
+        try container.encode(revokedAt, forKey: .revokedAt)
+        try container.encode(lastUsedAt, forKey: .lastUsedAt)
+    }
+
+    enum CodingKeys: String, CodingKey { case id, state, createdAt, expiresAt, revokedAt, lastUsedAt }
+}
+
+/// The answer to a rotation: the new secret, shown this once, and what happened to the old one.
+struct RotatedCredential: Encodable {
+    let id: String
+    let clientID: String
+    let clientSecret: String
+    let createdAt: String
+    /// The credential that was current: it stays valid until its `expiresAt`.
+    let previous: CredentialView?
+    /// Credentials that ended at once because an agent holds at most two valid ones.
+    let endedNow: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case id, createdAt, previous, endedNow
+        case clientID = "client_id"
+        case clientSecret = "client_secret"
+    }
+}
+
+/// Rotation and revocation of client secrets. Every change to one agent's credentials runs in a
+/// transaction that first locks the agent's row, so concurrent rotations are serialised and an
+/// agent never holds zero or three valid credentials.
+struct CredentialStore {
+    let pool: ConnectionPool
+    let hasher: CredentialHasher
+
+    static let columns = """
+        id::text AS id, \(iso8601("created_at")) AS created_at, \(iso8601("expires_at")) AS expires_at,
+        \(iso8601("revoked_at")) AS revoked_at, \(iso8601("last_used_at")) AS last_used_at,
+        CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
+             WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'
+             WHEN expires_at IS NOT NULL THEN 'expiring'
+             ELSE 'active' END AS state
+        """
+
+    /// Makes a new secret; the current one stays valid for `grace` (zero: revoked now); any
+    /// older still-valid one ends now.
+    func rotate(agentID: String, grace: Duration, audit: AuditContext) async throws -> RotatedCredential {
+        guard let agentID = AgentStore.normalisedID(agentID) else { throw AgentError.notFound }
+        let secret = CredentialHasher.newSecret()
+        let digest = hasher.digest(of: secret).hexString
+        let credentialID = UUID().uuidString.lowercased()
+        let graceSeconds = String(grace.components.seconds)
+        return try await pool.transaction { connection in
+            guard let agent = try connection.query("SELECT status, client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]).records.first
+            else { throw AgentError.notFound }
+            guard agent["status"] != Agent.Status.deactivated.rawValue else { throw AgentError.deactivated }
+            let valid = try connection.query(
+                """
+                SELECT id::text AS id FROM agent_credentials
+                WHERE agent_id = $1::uuid AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                ORDER BY created_at, id
+                """,
+                [agentID]
+            ).records.compactMap { $0["id"] }
+            // The newest valid credential is "current"; anything older ends now.
+            let current = valid.last
+            let older = Array(valid.dropLast())
+            for id in older {
+                try connection.query("UPDATE agent_credentials SET revoked_at = now() WHERE id = $1::uuid", [id])
+            }
+            var previous: CredentialView?
+            if let current {
+                let sql =
+                    grace == .zero
+                    ? "UPDATE agent_credentials SET revoked_at = now() WHERE id = $1::uuid RETURNING \(Self.columns)"
+                    : """
+                    UPDATE agent_credentials
+                    SET expires_at = LEAST(COALESCE(expires_at, 'infinity'), now() + make_interval(secs => $2::int))
+                    WHERE id = $1::uuid RETURNING \(Self.columns)
+                    """
+                let parameters: [String?] = grace == .zero ? [current] : [current, graceSeconds]
+                previous = try connection.query(sql, parameters).records.first.map(Self.view(from:))
+            }
+            let created = try connection.query(
+                """
+                INSERT INTO agent_credentials (id, agent_id, secret_hash) VALUES ($1::uuid, $2::uuid, decode($3, 'hex'))
+                RETURNING \(iso8601("created_at")) AS created_at
+                """,
+                [credentialID, agentID, digest]
+            ).records.first
+            try AuditLog.append(
+                .credentialRotate,
+                agentID: agentID,
+                context: audit,
+                details: [
+                    "credentialId": .string(credentialID),
+                    "previousId": current.map(JSONValue.string) ?? .null,
+                    "graceSeconds": .number(Double(grace.components.seconds)),
+                    "endedNow": .array(older.map(JSONValue.string)),
+                ],
+                on: connection
+            )
+            return RotatedCredential(
+                id: credentialID,
+                clientID: try agent.required("client_id"),
+                clientSecret: secret,
+                createdAt: try created?.required("created_at") ?? "",
+                previous: previous,
+                endedNow: older
+            )
+        }
+    }
+
+    /// Every credential of the agent, newest first, with its state; nil when there is no agent.
+    func list(agentID: String) async throws -> [CredentialView]? {
+        guard let agentID = AgentStore.normalisedID(agentID) else { return nil }
+        return try await pool.withConnection { connection in
+            guard try connection.query("SELECT 1 FROM agents WHERE id = $1::uuid", [agentID]).rows.count == 1 else { return nil }
+            return try connection.query(
+                "SELECT \(Self.columns) FROM agent_credentials WHERE agent_id = $1::uuid ORDER BY created_at DESC, id",
+                [agentID]
+            ).records.map(Self.view(from:))
+        }
+    }
+
+    /// Revokes one credential now. Returns the agent's client id, or nil when the agent has no
+    /// such credential. Revoking twice is not an error.
+    func revoke(agentID: String, credentialID: String, audit: AuditContext) async throws -> String? {
+        guard let agentID = AgentStore.normalisedID(agentID), let credentialID = AgentStore.normalisedID(credentialID) else { return nil }
+        return try await pool.transaction { connection in
+            guard let agent = try connection.query("SELECT client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]).records.first
+            else { return nil }
+            let rows = try connection.query(
+                "SELECT revoked_at IS NULL AS live FROM agent_credentials WHERE id = $1::uuid AND agent_id = $2::uuid",
+                [credentialID, agentID]
+            ).records
+            guard let row = rows.first else { return nil }
+            if row["live"] == "t" {
+                try connection.query("UPDATE agent_credentials SET revoked_at = now() WHERE id = $1::uuid", [credentialID])
+                try AuditLog.append(.credentialRevoke, agentID: agentID, context: audit, details: ["credentialId": .string(credentialID)], on: connection)
+            }
+            return try agent.required("client_id")
+        }
+    }
+
+    static func view(from record: Record) throws -> CredentialView {
+        CredentialView(
+            id: try record.required("id"),
+            state: CredentialView.State(rawValue: try record.required("state")) ?? .revoked,
+            createdAt: try record.required("created_at"),
+            expiresAt: record["expires_at"],
+            revokedAt: record["revoked_at"],
+            lastUsedAt: record["last_used_at"]
+        )
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import JWTKit
+import Logging
+import ServiceLifecycle
+import Spec
+import Synchronization
+
+/// The signing keys this instance uses: the current one signs, all published ones verify.
+///
+/// Keys live in the shared store; `run()` re-reads them every `refreshInterval`, so a rotation
+/// made on any instance is used by all within that time, and a token signed with a key this
+/// instance has not seen yet triggers an immediate re-read.
+public final class KeyRing: Service, Sendable {
+    struct Snapshot: Sendable {
+        let current: SigningKey
+        let kids: Set<String>
+        let collection: JWTKeyCollection
+        /// `{"keys": [...]}`, ready to serve.
+        let jwks: Data
+    }
+
+    private let pool: ConnectionPool
+    private let logger: Logger
+    private let refreshInterval: Duration
+    private let snapshot: Mutex<Snapshot?> = Mutex(nil)
+    private let lastUnknownKidRefresh: Mutex<ContinuousClock.Instant?> = Mutex(nil)
+
+    public init(pool: ConnectionPool, logger: Logger, refreshInterval: Duration = .milliseconds(Defaults.signingKeyRefreshMilliseconds)) {
+        self.pool = pool
+        self.logger = logger
+        self.refreshInterval = refreshInterval
+    }
+
+    /// Installs keys read elsewhere (at start-up, before the pool runs).
+    func install(_ keys: [SigningKey]) async throws {
+        guard let current = keys.first(where: \.isCurrent) else {
+            throw DatabaseError.unexpectedResult("no current signing key")
+        }
+        let collection = JWTKeyCollection()
+        for key in keys {
+            await collection.add(ecdsa: try ES256PrivateKey(backing: key.privateKey), kid: JWKIdentifier(string: key.kid))
+        }
+        let jwks = try JSONSerialization.data(withJSONObject: ["keys": keys.map(\.publicJWK)], options: [.sortedKeys, .withoutEscapingSlashes])
+        let kids = Set(keys.map(\.kid))
+        let previous = snapshot.withLock { state in
+            let previous = state
+            state = Snapshot(current: current, kids: kids, collection: collection, jwks: jwks)
+            return previous
+        }
+        if let previous, previous.kids != kids || previous.current.kid != current.kid {
+            logger.info("signing keys changed", metadata: ["current": "\(current.kid)", "published": "\(kids.sorted())"])
+        }
+    }
+
+    /// Re-reads the keys from the store.
+    public func refresh() async throws {
+        let keys = try await pool.withConnection { try SigningKeyStore.published(on: $0) }
+        try await install(keys)
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var failing = false
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.refreshInterval)
+                do {
+                    try await self.refresh()
+                    if failing { self.logger.info("signing keys readable again") }
+                    failing = false
+                } catch is CancellationError {
+                    return
+                } catch {
+                    if !failing { self.logger.warning("could not refresh signing keys; keeping the ones in memory", metadata: ["error": "\(error)"]) }
+                    failing = true
+                }
+            }
+        }
+    }
+
+    private func current() throws -> Snapshot {
+        guard let snapshot = snapshot.withLock({ $0 }) else { throw DatabaseError.unexpectedResult("signing keys not loaded") }
+        return snapshot
+    }
+
+    /// The JWKS document.
+    public var jwks: Data {
+        get throws { try current().jwks }
+    }
+
+    /// The kid that signs new tokens.
+    public var currentKid: String {
+        get throws { try current().current.kid }
+    }
+
+    /// Signs `claims` as an RFC 9068 access token with the current key.
+    public func sign(_ claims: AccessTokenClaims) async throws -> String {
+        let snapshot = try current()
+        var header = JWTHeader()
+        header.typ = "at+jwt"
+        return try await snapshot.collection.sign(claims, kid: JWKIdentifier(string: snapshot.current.kid), header: header)
+    }
+
+    /// Verifies the signature of `token` (`typ` at+jwt, alg ES256, a published kid) and returns its
+    /// claims, or nil for anything that is not a token this service signed.
+    public func verify(_ token: String) async -> AccessTokenClaims? {
+        guard let kid = Self.kid(of: token) else { return nil }
+        if (try? current().kids.contains(kid)) != true {
+            // Maybe another instance rotated: re-read once, at most every refresh interval.
+            let now = ContinuousClock.now
+            let due = lastUnknownKidRefresh.withLock { last in
+                guard last.map({ now - $0 >= refreshInterval }) ?? true else { return false }
+                last = now
+                return true
+            }
+            guard due, (try? await refresh()) != nil, (try? current().kids.contains(kid)) == true else { return nil }
+        }
+        guard let snapshot = try? current() else { return nil }
+        return try? await snapshot.collection.verify(token, as: AccessTokenClaims.self)
+    }
+
+    /// The `kid` of a compact JWS whose header says `typ: at+jwt` and `alg: ES256`.
+    static func kid(of token: String) -> String? {
+        guard let headerPart = token.split(separator: ".", omittingEmptySubsequences: false).first,
+            token.split(separator: ".", omittingEmptySubsequences: false).count == 3,
+            let data = Data(base64URL: String(headerPart)),
+            let header = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+            header["alg"] as? String == "ES256", (header["typ"] as? String)?.lowercased() == "at+jwt"
+        else { return nil }
+        return header["kid"] as? String
+    }
+}

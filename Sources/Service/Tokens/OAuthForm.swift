@@ -1,0 +1,92 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// An `application/x-www-form-urlencoded` body, as the OAuth endpoints take it.
+struct OAuthForm {
+    let fields: [String: String]
+
+    static let maxBytes = 8 * 1024
+
+    subscript(_ name: String) -> String? { fields[name] }
+
+    /// Parses the body; a wrong content type, an oversized body, bad encoding or a parameter
+    /// given twice (RFC 6749 §3.2) is `invalid_request`.
+    static func read(_ request: inout Request, context: some RequestContext) async throws -> OAuthForm {
+        guard let type = request.headers[.contentType]?.lowercased(), type.hasPrefix("application/x-www-form-urlencoded") else {
+            throw OAuthError(.invalidRequest, "the body must be application/x-www-form-urlencoded")
+        }
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: maxBytes)
+        } catch is NIOTooManyBytesError {
+            throw OAuthError(.invalidRequest, "the body is larger than \(maxBytes) bytes")
+        }
+        return try parse(String(decoding: buffer.readableBytesView, as: UTF8.self))
+    }
+
+    static func parse(_ body: String) throws(OAuthError) -> OAuthForm {
+        var fields: [String: String] = [:]
+        for pair in body.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else {
+                throw OAuthError(.invalidRequest, "the body is not valid form encoding")
+            }
+            guard fields[name] == nil else { throw OAuthError(.invalidRequest, "parameter \(name.prefix(32)) is given more than once") }
+            fields[name] = value
+        }
+        return OAuthForm(fields: fields)
+    }
+
+    /// Form decoding: `+` is a space, then percent-decoding.
+    static func decode(_ text: Substring) -> String? {
+        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+    }
+}
+
+/// How a client authenticated (RFC 6749 §2.3.1).
+struct ClientCredentials {
+    enum Method: String {
+        case basic = "client_secret_basic"
+        case post = "client_secret_post"
+    }
+
+    let clientID: String
+    let secret: String
+    let method: Method
+
+    /// The credentials in the request: HTTP Basic or `client_id` + `client_secret` form fields,
+    /// never both. Nil when none are given.
+    static func from(_ request: Request, form: OAuthForm) throws(OAuthError) -> ClientCredentials? {
+        let basic = try basicCredentials(request)
+        let posted = form["client_secret"]
+        if let basic {
+            guard posted == nil else {
+                throw OAuthError(.invalidRequest, "use one client authentication method, not both", basicAttempted: true)
+            }
+            if let id = form["client_id"], id != basic.clientID {
+                throw OAuthError(.invalidRequest, "client_id differs from the HTTP Basic user", basicAttempted: true)
+            }
+            return basic
+        }
+        guard let secret = posted else { return nil }
+        guard let id = form["client_id"], !id.isEmpty else { throw OAuthError(.invalidRequest, "client_secret needs client_id") }
+        return ClientCredentials(clientID: id, secret: secret, method: .post)
+    }
+
+    /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`.
+    static func basicCredentials(_ request: Request) throws(OAuthError) -> ClientCredentials? {
+        guard let header = request.headers[.authorization] else { return nil }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "basic" else { return nil }
+        guard let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)),
+            let text = String(data: data, encoding: .utf8),
+            let colon = text.firstIndex(of: ":"),
+            let id = OAuthForm.decode(text[..<colon]), let secret = OAuthForm.decode(text[text.index(after: colon)...]),
+            !id.isEmpty
+        else {
+            throw OAuthError(.invalidClient, "malformed HTTP Basic credentials", basicAttempted: true)
+        }
+        return ClientCredentials(clientID: id, secret: secret, method: .basic)
+    }
+}

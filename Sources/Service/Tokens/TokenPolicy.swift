@@ -1,0 +1,25 @@
+/// What a policy decides on: the agent asking for a token.
+public struct PolicySubject: Sendable, Equatable {
+    public let agentID: String
+    public let owner: String
+    public let status: Agent.Status
+    public let scopes: [String]
+}
+
+/// Decides which scopes an agent receives. The built-in policy is used unless OPA is
+/// configured; an OPA policy must make the same decisions as `fixtures/opa/signet.rego`.
+public protocol TokenPolicy: Sendable {
+    /// The granted scopes: a subset of `requested` (or of the agent's scopes when `requested` is
+    /// empty). Throws when no decision can be had (fail closed).
+    func grantedScopes(for subject: PolicySubject, requested: [String]) async throws -> [String]
+}
+
+/// Requested ∩ registered; all registered when none is requested; nothing for an inactive agent.
+public struct BuiltInPolicy: TokenPolicy {
+    public init() {}
+
+    public func grantedScopes(for subject: PolicySubject, requested: [String]) async throws -> [String] {
+        guard subject.status == .active else { return [] }
+        return requested.isEmpty ? subject.scopes : requested.filter(subject.scopes.contains)
+    }
+}

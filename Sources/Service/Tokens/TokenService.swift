@@ -1,0 +1,118 @@
+import Crypto
+import Foundation
+import Logging
+import Metrics
+
+/// Issues, introspects and revokes access tokens.
+public struct TokenService: Sendable {
+    let keyRing: KeyRing
+    let directory: ClientDirectory
+    let policy: any TokenPolicy
+    let recorder: LastUsedRecorder
+    let pool: ConnectionPool
+    let issuer: String
+    let audience: String
+    let ttl: Duration
+    /// The wall clock; tests inject their own.
+    let now: @Sendable () -> Date
+
+    static let issued = Counter(label: "signet_tokens_issued_total")
+
+    /// What `/oauth/token` answers.
+    struct Issued: Encodable {
+        let access_token: String
+        let token_type = "Bearer"
+        let expires_in: Int64
+        let scope: String
+    }
+
+    /// The client-credentials grant for an authenticated client (RFC 6749 §4.4).
+    func issue(
+        for client: ClientRecord,
+        credential: ClientRecord.Credential,
+        requestedScope: String?,
+        audit: AuditContext,
+        logger: Logger
+    ) async throws -> Issued {
+        guard client.status == .active else {
+            await deny(client, reason: "agent is \(client.status.rawValue)", audit: audit, logger: logger)
+            throw OAuthError(.unauthorizedClient, "the agent is \(client.status.rawValue)")
+        }
+        var requested: [String] = []
+        if let requestedScope {
+            requested = requestedScope.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+            guard requested.allSatisfy(AgentValidation.isScopeToken) else {
+                throw OAuthError(.invalidScope, "scope must be space-separated scope tokens")
+            }
+            var seen: Set<String> = []
+            requested = requested.filter { seen.insert($0).inserted }
+        }
+        let subject = PolicySubject(agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes)
+        let granted = try await policy.grantedScopes(for: subject, requested: requested)
+        guard !granted.isEmpty else {
+            await deny(client, reason: "no requested scope is granted", audit: audit, logger: logger)
+            throw OAuthError(.invalidScope, requested.isEmpty ? "the agent holds no scope" : "none of the requested scopes is granted to this agent")
+        }
+        let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
+        let lifetime = ttl.components.seconds
+        let claims = AccessTokenClaims(
+            iss: issuer,
+            sub: client.agentID,
+            aud: audience,
+            client_id: client.clientID,
+            scope: granted.joined(separator: " "),
+            iat: issuedAt,
+            exp: issuedAt + lifetime,
+            jti: CredentialHasher.randomBase64URL(byteCount: 16)
+        )
+        let token = try await keyRing.sign(claims)
+        recorder.noteUse(of: credential.id)
+        Self.issued.increment()
+        return Issued(access_token: token, expires_in: lifetime, scope: claims.scope)
+    }
+
+    /// Records a refused token request of a known agent.
+    func deny(_ client: ClientRecord, reason: String, audit: AuditContext, logger: Logger) async {
+        Counter(label: "signet_token_requests_denied_total").increment()
+        logger.info("token denied", metadata: ["agent.id": "\(client.agentID)", "reason": "\(reason)"])
+        do {
+            try await pool.withConnection { connection in
+                try AuditLog.append(.tokenDenied, agentID: client.agentID, context: audit, details: ["reason": .string(reason)], on: connection)
+            }
+        } catch {
+            logger.warning("could not write the token.denied audit event", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The claims of `token` when it is active: signed by a published key, unexpired, from
+    /// this issuer, not revoked, and its agent still active. Nil otherwise.
+    func activeClaims(of token: String) async throws -> AccessTokenClaims? {
+        guard let claims = await keyRing.verify(token) else { return nil }
+        let nowSeconds = Int64(now().timeIntervalSince1970)
+        guard claims.exp > nowSeconds, claims.iat <= nowSeconds + 60, claims.iss == issuer else { return nil }
+        let revoked = try await pool.withConnection { connection in
+            try connection.query("SELECT 1 FROM revoked_tokens WHERE jti = $1", [claims.jti]).rows.count > 0
+        }
+        guard !revoked else { return nil }
+        guard let client = try await directory.client(claims.client_id), client.agentID == claims.sub, client.status == .active else {
+            return nil
+        }
+        return claims
+    }
+
+    /// Revokes `token` until it expires; tokens that are not ours, or already expired, are ignored
+    /// (RFC 7009 §2.2). `clientID`, when given, must be the token's client.
+    func revoke(_ token: String, by clientID: String?, audit: AuditContext) async throws {
+        guard let claims = await keyRing.verify(token), claims.exp > Int64(now().timeIntervalSince1970) else { return }
+        if let clientID, clientID != claims.client_id { return }
+        try await pool.transaction { connection in
+            let inserted = try connection.query(
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2::bigint)) ON CONFLICT (jti) DO NOTHING",
+                [claims.jti, String(claims.exp)]
+            ).affectedRows
+            if inserted == 1 {
+                try AuditLog.append(.tokenRevoke, agentID: claims.sub, context: audit, details: ["jti": .string(claims.jti)], on: connection)
+            }
+        }
+    }
+}
