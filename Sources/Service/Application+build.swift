@@ -12,8 +12,12 @@ public struct Dependencies: Sendable {
     public var policy: any TokenPolicy
     /// The wall clock for token times; tests inject their own.
     public var now: @Sendable () -> Date
+    /// How often noted credential uses are written as `lastUsedAt`.
+    public var lastUsedFlushInterval: Duration = .seconds(5)
 
-    public init(pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(
+        pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.pool = pool
         self.logger = logger
         self.policy = policy
@@ -69,7 +73,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let keyRing = KeyRing(pool: pool, logger: logger)
     try await keyRing.install(signingKeys)
     let directory = ClientDirectory(pool: pool, hasher: hasher)
-    let recorder = LastUsedRecorder(pool: pool, logger: logger)
+    let recorder = LastUsedRecorder(pool: pool, logger: logger, flushInterval: dependencies.lastUsedFlushInterval)
     let tokens = TokenService(
         keyRing: keyRing,
         directory: directory,

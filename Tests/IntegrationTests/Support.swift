@@ -36,6 +36,13 @@ enum TestDatabase {
         }.value
     }
 
+    /// A new, empty database; its name.
+    static func create() async throws -> String {
+        let name = "signet_test_\(UUID().uuidString.prefix(8).lowercased())"
+        _ = try await query("CREATE DATABASE \(name)")
+        return name
+    }
+
     /// Connections to PostgreSQL under `applicationName`.
     static func connectionCount(applicationName: String) async throws -> Int {
         let rows = try await query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [applicationName])
@@ -53,18 +60,28 @@ struct TestSignet {
     let application: any ApplicationProtocol
 
     /// - Parameter environment: variables on top of a valid test configuration.
-    static func make(_ environment: [String: String] = [:], applicationName: String = "signet-test") async throws -> TestSignet {
+    /// - Parameter database: a database of its own (see `TestDatabase.create()`), for tests of
+    ///   state that is global to a database, such as signing keys.
+    static func make(
+        _ environment: [String: String] = [:],
+        applicationName: String = "signet-test",
+        database: String? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) async throws -> TestSignet {
         var variables = [
-            "DATABASE_URL": try TestDatabase.url(applicationName: applicationName),
+            "DATABASE_URL": try TestDatabase.url(applicationName: applicationName, database: database),
             "SIGNET_ADMIN_TOKEN": adminToken,
             "PORT": "0",
+            "SIGNET_ISSUER": "https://signet.test",
         ]
         variables.merge(environment) { _, new in new }
         let configuration = try SignetConfiguration.from(environment: variables)
         let logs = InMemoryLogHandler()
         var logger = Logger(label: "signet-test") { _ in logs }
         logger.logLevel = .debug
-        let dependencies = Dependencies.live(configuration: configuration, logger: logger)
+        var dependencies = Dependencies.live(configuration: configuration, logger: logger)
+        dependencies.now = now
+        dependencies.lastUsedFlushInterval = .milliseconds(50)
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)
     }

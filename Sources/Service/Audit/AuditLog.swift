@@ -118,7 +118,9 @@ struct AuditRoutes {
             }
             var after: Int64 = 0
             if let text = query["after"] {
-                guard let value = Int64(text), value >= 0 else { throw SignetError.badRequest("after must be an event id (a whole number)") }
+                guard let value = Int64(text), value >= 0 else {
+                    throw SignetError.badRequest("after must be an event id (a whole number)")
+                }
                 after = value
             }
             var limit = Limits.defaultPageSize

@@ -60,7 +60,9 @@ public final class ClientDirectory: Sendable {
 
     /// The client and the credential `secret` matches, if any live one does. Every live
     /// credential is compared (in constant time each), so timing does not tell which matched.
-    public func authenticate(clientID: String, secret: String, at now: Date = Date()) async throws -> (ClientRecord, ClientRecord.Credential)? {
+    public func authenticate(clientID: String, secret: String, at now: Date = Date()) async throws -> (
+        ClientRecord, ClientRecord.Credential
+    )? {
         guard let record = try await client(clientID) else { return nil }
         var match: ClientRecord.Credential?
         for credential in record.credentials where credential.expiresAt.map({ $0 > now }) ?? true {

@@ -18,7 +18,9 @@ struct CredentialRoutes {
         }
         group.delete("{cid}") { _, context in
             let agentID = try context.parameters.require("id")
-            guard let clientID = try await store.revoke(agentID: agentID, credentialID: try context.parameters.require("cid"), audit: context.audit)
+            guard
+                let clientID = try await store.revoke(
+                    agentID: agentID, credentialID: try context.parameters.require("cid"), audit: context.audit)
             else { throw SignetError.notFound("no such credential for this agent") }
             directory.invalidate(clientID: clientID)
             return Response(status: .noContent)
@@ -34,11 +36,11 @@ struct CredentialRoutes {
             }
             var request = request
             var grace = Defaults.credentialRotationGraceSeconds
-            if request.headers[.contentLength].flatMap(Int.init) != 0 || request.headers[.transferEncoding] != nil {
-                let body = try await request.jsonObject(context: context)
+            if let body = try await request.optionalJSONObject(context: context) {
                 try AgentValidation.rejectUnknown(body, allowed: ["graceSeconds"])
                 if let value = body["graceSeconds"] {
-                    guard case .number(let number) = value, number.rounded() == number, (0...Double(Self.maxGraceSeconds)).contains(number) else {
+                    guard case .number(let number) = value, number.rounded() == number, (0...Double(Self.maxGraceSeconds)).contains(number)
+                    else {
                         throw SignetError.badRequest("graceSeconds must be a whole number from 0 to \(Self.maxGraceSeconds)")
                     }
                     grace = Int(number)
@@ -46,7 +48,8 @@ struct CredentialRoutes {
             }
             let rotated = try await store.rotate(agentID: agentID, grace: .seconds(grace), audit: context.audit)
             directory.invalidate(clientID: rotated.clientID)
-            context.logger.info("credential rotated", metadata: ["agent.id": "\(agentID)", "credential.id": "\(rotated.id)", "graceSeconds": "\(grace)"])
+            context.logger.info(
+                "credential rotated", metadata: ["agent.id": "\(agentID)", "credential.id": "\(rotated.id)", "graceSeconds": "\(grace)"])
             return try jsonResponse(rotated, status: .created, headers: [.cacheControl: "no-store"])
         }
     }
@@ -67,7 +70,9 @@ struct AdminOrAgentMiddleware: RouterMiddleware {
             context.principal = .admin
         } else if let claims = try await tokens.activeClaims(of: bearer) {
             guard claims.scopes.contains(scope) else {
-                throw SignetError(.forbidden, "insufficient_scope", "the token lacks scope \(scope)", headers: [.wwwAuthenticate: #"Bearer error="insufficient_scope", scope="\#(scope)""#])
+                throw SignetError(
+                    .forbidden, "insufficient_scope", "the token lacks scope \(scope)",
+                    headers: [.wwwAuthenticate: #"Bearer error="insufficient_scope", scope="\#(scope)""#])
             }
             context.principal = .agent(id: claims.sub, scopes: claims.scopes)
         } else {

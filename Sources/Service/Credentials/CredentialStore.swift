@@ -70,7 +70,9 @@ struct CredentialStore {
         let credentialID = UUID().uuidString.lowercased()
         let graceSeconds = String(grace.components.seconds)
         return try await pool.transaction { connection in
-            guard let agent = try connection.query("SELECT status, client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]).records.first
+            guard
+                let agent = try connection.query("SELECT status, client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]).records
+                    .first
             else { throw AgentError.notFound }
             guard agent["status"] != Agent.Status.deactivated.rawValue else { throw AgentError.deactivated }
             let valid = try connection.query(
@@ -156,7 +158,8 @@ struct CredentialStore {
             guard let row = rows.first else { return nil }
             if row["live"] == "t" {
                 try connection.query("UPDATE agent_credentials SET revoked_at = now() WHERE id = $1::uuid", [credentialID])
-                try AuditLog.append(.credentialRevoke, agentID: agentID, context: audit, details: ["credentialId": .string(credentialID)], on: connection)
+                try AuditLog.append(
+                    .credentialRevoke, agentID: agentID, context: audit, details: ["credentialId": .string(credentialID)], on: connection)
             }
             return try agent.required("client_id")
         }

@@ -58,6 +58,12 @@ public enum JSONValue: Codable, Equatable, Sendable {
 extension Request {
     /// The body as a JSON object, or a 400/413/415 that says why not.
     mutating func jsonObject(context: some RequestContext) async throws -> [String: JSONValue] {
+        guard let object = try await optionalJSONObject(context: context) else { throw SignetError.badRequest("a JSON body is required") }
+        return object
+    }
+
+    /// Like `jsonObject`, but an empty body is nil: for requests whose every field is optional.
+    mutating func optionalJSONObject(context: some RequestContext) async throws -> [String: JSONValue]? {
         if let contentType = headers[.contentType], !contentType.lowercased().hasPrefix("application/json") {
             throw SignetError(.unsupportedMediaType, "invalid_request", "the body must be application/json")
         }
@@ -67,7 +73,7 @@ extension Request {
         } catch is NIOTooManyBytesError {
             throw SignetError(.contentTooLarge, "request_too_large", "the body is larger than \(context.maxUploadSize) bytes")
         }
-        guard buffer.readableBytes > 0 else { throw SignetError.badRequest("a JSON body is required") }
+        guard buffer.readableBytes > 0 else { return nil }
         guard let value = JSONValue.parse(Data(buffer.readableBytesView)) else {
             throw SignetError.badRequest("the body is not valid JSON")
         }

@@ -40,7 +40,8 @@ public final class KeyRing: Service, Sendable {
         for key in keys {
             await collection.add(ecdsa: try ES256PrivateKey(backing: key.privateKey), kid: JWKIdentifier(string: key.kid))
         }
-        let jwks = try JSONSerialization.data(withJSONObject: ["keys": keys.map(\.publicJWK)], options: [.sortedKeys, .withoutEscapingSlashes])
+        let jwks = try JSONSerialization.data(
+            withJSONObject: ["keys": keys.map(\.publicJWK)], options: [.sortedKeys, .withoutEscapingSlashes])
         let kids = Set(keys.map(\.kid))
         let previous = snapshot.withLock { state in
             let previous = state
@@ -70,7 +71,9 @@ public final class KeyRing: Service, Sendable {
                 } catch is CancellationError {
                     return
                 } catch {
-                    if !failing { self.logger.warning("could not refresh signing keys; keeping the ones in memory", metadata: ["error": "\(error)"]) }
+                    if !failing {
+                        self.logger.warning("could not refresh signing keys; keeping the ones in memory", metadata: ["error": "\(error)"])
+                    }
                     failing = true
                 }
             }

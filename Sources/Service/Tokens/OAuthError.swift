@@ -31,7 +31,8 @@ public struct OAuthError: Error, SignetErrorConvertible, Equatable {
                 .unauthorized,
                 code.rawValue,
                 description,
-                headers: basicAttempted ? [.wwwAuthenticate: #"Basic realm="signet", charset="UTF-8""#, .pragma: "no-cache"] : [.pragma: "no-cache"]
+                headers: basicAttempted
+                    ? [.wwwAuthenticate: #"Basic realm="signet", charset="UTF-8""#, .pragma: "no-cache"] : [.pragma: "no-cache"]
             )
         default:
             SignetError(.badRequest, code.rawValue, description, headers: [.pragma: "no-cache"])

@@ -43,7 +43,9 @@ struct OAuthRoutes {
         context.logger[metadataKey: "client.id"] = .string(credentials.clientID)
         guard let (client, credential) = try await directory.authenticate(clientID: credentials.clientID, secret: credentials.secret) else {
             if let known = try await directory.client(credentials.clientID) {
-                await tokens.deny(known, reason: "wrong or expired client secret", audit: AuditContext(actor: "client:\(credentials.clientID)", requestID: context.requestID), logger: context.logger)
+                await tokens.deny(
+                    known, reason: "wrong or expired client secret",
+                    audit: AuditContext(actor: "client:\(credentials.clientID)", requestID: context.requestID), logger: context.logger)
             } else {
                 context.logger.info("token denied: unknown client")
             }

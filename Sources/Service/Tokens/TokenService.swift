@@ -51,7 +51,8 @@ public struct TokenService: Sendable {
         let granted = try await policy.grantedScopes(for: subject, requested: requested)
         guard !granted.isEmpty else {
             await deny(client, reason: "no requested scope is granted", audit: audit, logger: logger)
-            throw OAuthError(.invalidScope, requested.isEmpty ? "the agent holds no scope" : "none of the requested scopes is granted to this agent")
+            throw OAuthError(
+                .invalidScope, requested.isEmpty ? "the agent holds no scope" : "none of the requested scopes is granted to this agent")
         }
         let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
         let lifetime = ttl.components.seconds
@@ -77,7 +78,8 @@ public struct TokenService: Sendable {
         logger.info("token denied", metadata: ["agent.id": "\(client.agentID)", "reason": "\(reason)"])
         do {
             try await pool.withConnection { connection in
-                try AuditLog.append(.tokenDenied, agentID: client.agentID, context: audit, details: ["reason": .string(reason)], on: connection)
+                try AuditLog.append(
+                    .tokenDenied, agentID: client.agentID, context: audit, details: ["reason": .string(reason)], on: connection)
             }
         } catch {
             logger.warning("could not write the token.denied audit event", metadata: ["error": "\(error)"])
@@ -85,18 +87,23 @@ public struct TokenService: Sendable {
     }
 
     /// The claims of `token` when it is active: signed by a published key, unexpired, from
-    /// this issuer, not revoked, and its agent still active. Nil otherwise.
+    /// this issuer, not revoked, and its agent still active (read from the database, not a
+    /// cache). Nil otherwise.
     func activeClaims(of token: String) async throws -> AccessTokenClaims? {
         guard let claims = await keyRing.verify(token) else { return nil }
         let nowSeconds = Int64(now().timeIntervalSince1970)
         guard claims.exp > nowSeconds, claims.iat <= nowSeconds + 60, claims.iss == issuer else { return nil }
-        let revoked = try await pool.withConnection { connection in
-            try connection.query("SELECT 1 FROM revoked_tokens WHERE jti = $1", [claims.jti]).rows.count > 0
+        // One round trip, no cache: introspection is authoritative on every instance.
+        let state = try await pool.withConnection { connection in
+            try connection.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked,
+                       (SELECT status FROM agents WHERE id = $2::uuid AND client_id = $3) AS status
+                """,
+                [claims.jti, claims.sub, claims.client_id]
+            ).records.first
         }
-        guard !revoked else { return nil }
-        guard let client = try await directory.client(claims.client_id), client.agentID == claims.sub, client.status == .active else {
-            return nil
-        }
+        guard state?["revoked"] == "f", state?["status"] == Agent.Status.active.rawValue else { return nil }
         return claims
     }
 
@@ -111,7 +118,8 @@ public struct TokenService: Sendable {
                 [claims.jti, String(claims.exp)]
             ).affectedRows
             if inserted == 1 {
-                try AuditLog.append(.tokenRevoke, agentID: claims.sub, context: audit, details: ["jti": .string(claims.jti)], on: connection)
+                try AuditLog.append(
+                    .tokenRevoke, agentID: claims.sub, context: audit, details: ["jti": .string(claims.jti)], on: connection)
             }
         }
     }

@@ -1,0 +1,278 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import XCTest
+
+/// `/oauth/token` and the JWT it issues, against a real PostgreSQL.
+final class TokenTests: XCTestCase {
+    func testBothClientAuthenticationMethodsIssueATokenThatVerifiesAgainstTheJWKS() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read", "write"])
+            let basic = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, agent.secret))
+            XCTAssertEqual(basic.status, .ok, basic.text)
+            XCTAssertEqual(basic.headers[.cacheControl], "no-store")
+            XCTAssertEqual(basic.headers[.init("Pragma")!], "no-cache")
+            XCTAssertEqual(basic.object["token_type"] as? String, "Bearer")
+            XCTAssertEqual(basic.object["expires_in"] as? Int, 900)
+            XCTAssertEqual(basic.object["scope"] as? String, "read write")
+            let post = try await client.accessToken(for: agent)
+
+            let jwks = try await client.execute(uri: "/.well-known/jwks.json", method: .get)
+            XCTAssertEqual(jwks.status, .ok)
+            for token in [try XCTUnwrap(basic.object["access_token"] as? String), post] {
+                let (header, claims) = try IndependentVerifier.verify(token, jwks: jwks.object)
+                XCTAssertEqual(header["typ"] as? String, "at+jwt")
+                XCTAssertNotNil(header["kid"] as? String)
+                XCTAssertEqual(claims["iss"] as? String, "https://signet.test")
+                XCTAssertEqual(claims["aud"] as? String, "https://signet.test")
+                XCTAssertEqual(claims["sub"] as? String, agent.id)
+                XCTAssertEqual(claims["client_id"] as? String, agent.clientID)
+                XCTAssertEqual(claims["scope"] as? String, "read write")
+                let iat = try XCTUnwrap(claims["iat"] as? Int, "iat is a whole number of seconds")
+                let exp = try XCTUnwrap(claims["exp"] as? Int, "exp is a whole number of seconds")
+                XCTAssertEqual(exp - iat, 900)
+                XCTAssertLessThanOrEqual(abs(Double(iat) - Date().timeIntervalSince1970), 5)
+                XCTAssertEqual((claims["jti"] as? String)?.isEmpty, false)
+            }
+            let tampered = post.dropLast(4) + "AAAA"
+            XCTAssertThrowsError(try IndependentVerifier.verify(String(tampered), jwks: jwks.object))
+        }
+        XCTAssertFalse(signet.logText.contains("sgs_"), "no client secret in any log line")
+        XCTAssertFalse(signet.logText.contains("eyJ"), "no token in any log line")
+    }
+
+    func testEachRFC6749ErrorResponse() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read"])
+            let auth = "client_id=\(formEncode(agent.clientID))&client_secret=\(formEncode(agent.secret))"
+            func expect(
+                _ response: TestResponse,
+                _ status: HTTPResponse.Status,
+                _ code: String,
+                line: UInt = #line
+            ) {
+                XCTAssertEqual(response.status, status, response.text, line: line)
+                XCTAssertEqual(response.errorCode, code, response.text, line: line)
+                XCTAssertNotNil(response.object["error_description"] as? String, line: line)
+                XCTAssertEqual(response.headers[.cacheControl], "no-store", line: line)
+            }
+            expect(try await client.tokenRequest(auth), .badRequest, "invalid_request")
+            expect(
+                try await client.tokenRequest("grant_type=client_credentials&grant_type=client_credentials&\(auth)"), .badRequest,
+                "invalid_request")
+            expect(
+                try await client.tokenRequest("grant_type=client_credentials&\(auth)", basic: (agent.clientID, agent.secret)),
+                .badRequest,
+                "invalid_request"
+            )
+            expect(
+                try await client.tokenRequest("grant_type=client_credentials&\(auth)", contentType: "application/json"), .badRequest,
+                "invalid_request")
+            expect(
+                try await client.tokenRequest("grant_type=password&username=a&password=b&\(auth)"), .badRequest, "unsupported_grant_type")
+
+            let missing = try await client.tokenRequest("grant_type=client_credentials")
+            expect(missing, .unauthorized, "invalid_client")
+            XCTAssertNil(missing.headers[.wwwAuthenticate], "no Basic attempted, no challenge required")
+            let wrongPost = try await client.tokenRequest(
+                "grant_type=client_credentials&client_id=\(agent.clientID)&client_secret=sgs_wrong")
+            expect(wrongPost, .unauthorized, "invalid_client")
+            let unknown = try await client.tokenRequest("grant_type=client_credentials", basic: ("sgc_nobody", "secret"))
+            expect(unknown, .unauthorized, "invalid_client")
+            XCTAssertEqual(unknown.headers[.wwwAuthenticate], #"Basic realm="signet", charset="UTF-8""#)
+            let wrongBasic = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, "sgs_wrong"))
+            expect(wrongBasic, .unauthorized, "invalid_client")
+            XCTAssertNotNil(wrongBasic.headers[.wwwAuthenticate])
+
+            expect(try await client.tokenRequest("grant_type=client_credentials&scope=admin&\(auth)"), .badRequest, "invalid_scope")
+            expect(try await client.tokenRequest("grant_type=client_credentials&scope=%22quoted%22&\(auth)"), .badRequest, "invalid_scope")
+
+            let suspend = try await client.admin(.patch, "/v1/agents/\(agent.id)", json: #"{"status":"suspended"}"#)
+            XCTAssertEqual(suspend.status, .ok)
+            expect(try await client.tokenRequest("grant_type=client_credentials&\(auth)"), .badRequest, "unauthorized_client")
+        }
+        XCTAssertFalse(signet.logText.contains("sgs_"), "no client secret in any log line")
+    }
+
+    func testScopesAreNarrowedToTheRegisteredOnes() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read", "write", "reports:export"])
+            let auth = "grant_type=client_credentials&client_id=\(formEncode(agent.clientID))&client_secret=\(formEncode(agent.secret))"
+            let narrowed = try await client.tokenRequest(auth + "&scope=\(formEncode("write admin write"))")
+            XCTAssertEqual(narrowed.object["scope"] as? String, "write")
+            let all = try await client.tokenRequest(auth)
+            XCTAssertEqual(all.object["scope"] as? String, "read write reports:export")
+        }
+    }
+
+    func testDeactivatedAgentGetsNoTokenAndItsTokensBecomeInactive() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent()
+            let token = try await client.accessToken(for: agent)
+            try await assertEqual(await client.isActive(token), true)
+            try await assertEqual(await client.admin(.delete, "/v1/agents/\(agent.id)").status, .noContent)
+            try await assertEqual(await client.isActive(token), false)
+            let refused = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, agent.secret))
+            XCTAssertEqual(refused.status, .unauthorized)
+            XCTAssertEqual(refused.errorCode, "invalid_client")
+        }
+    }
+
+    func testRotationKeepsBothSecretsValidDuringTheGracePeriodOnly() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent()
+            let rotated = try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":1}"#)
+            XCTAssertEqual(rotated.status, .created, rotated.text)
+            let newSecret = try XCTUnwrap(rotated.object["client_secret"] as? String)
+            XCTAssertNotEqual(newSecret, agent.secret)
+            let previous = try XCTUnwrap(rotated.object["previous"] as? [String: Any])
+            let expiresAt = try XCTUnwrap((previous["expiresAt"] as? String).flatMap(parseTimestamp))
+
+            _ = try await client.accessToken(for: agent)
+            _ = try await client.accessToken(for: agent, secret: newSecret)
+
+            // Right after expiresAt, the old secret fails and the new one works.
+            let wait = expiresAt.timeIntervalSinceNow + 0.05
+            if wait > 0 { try await Task.sleep(for: .milliseconds(Int(wait * 1000))) }
+            let old = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, agent.secret))
+            XCTAssertEqual(old.status, .unauthorized, "the old secret must stop working at expiresAt")
+            _ = try await client.accessToken(for: agent, secret: newSecret)
+
+            let listed = try await client.admin(.get, "/v1/agents/\(agent.id)/credentials")
+            let items = try XCTUnwrap(listed.object["items"] as? [[String: Any]])
+            XCTAssertEqual(items.map { $0["state"] as? String }, ["active", "expired"])
+            XCTAssertFalse(listed.text.contains("sgs_"), "no secret in the list")
+            XCTAssertTrue(items.allSatisfy { $0.keys.contains("lastUsedAt") && $0.keys.contains("createdAt") })
+        }
+    }
+
+    func testGraceZeroRevokesAtOnceAndAThirdRotationEndsTheOldest() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent()
+            let first = try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":3600}"#)
+            let second = try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":3600}"#)
+            XCTAssertEqual((second.object["endedNow"] as? [String])?.count, 1, "the original ended at once")
+            let firstSecret = try XCTUnwrap(first.object["client_secret"] as? String)
+            let secondSecret = try XCTUnwrap(second.object["client_secret"] as? String)
+            let original = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, agent.secret))
+            XCTAssertEqual(original.status, .unauthorized)
+            _ = try await client.accessToken(for: agent, secret: firstSecret)
+            _ = try await client.accessToken(for: agent, secret: secondSecret)
+
+            let now = try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":0}"#)
+            XCTAssertEqual(now.status, .created)
+            for secret in [firstSecret, secondSecret] {
+                let refused = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, secret))
+                XCTAssertEqual(refused.status, .unauthorized)
+            }
+            _ = try await client.accessToken(for: agent, secret: try XCTUnwrap(now.object["client_secret"] as? String))
+
+            for bad in [#"{"graceSeconds":-1}"#, #"{"graceSeconds":1.5}"#, #"{"graceSeconds":"soon"}"#, #"{"grace":1}"#] {
+                let response = try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: bad)
+                XCTAssertEqual(response.status, .badRequest, bad)
+            }
+            let unknown = try await client.admin(.post, "/v1/agents/\(UUID().uuidString)/credentials/rotate", json: "{}")
+            XCTAssertEqual(unknown.status, .notFound)
+        }
+    }
+
+    func testTwentyConcurrentRotationsLeaveAtMostTwoValidCredentials() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent()
+            let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { group in
+                for _ in 0..<20 {
+                    group.addTask {
+                        try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":600}"#).status
+                    }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            XCTAssertEqual(statuses.filter { $0 == .created }.count, 20)
+            let rows = try await TestDatabase.query(
+                """
+                SELECT count(*) AS n FROM agent_credentials
+                WHERE agent_id = $1::uuid AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                """,
+                [agent.id]
+            )
+            XCTAssertEqual(rows.first?["n"], "2", "exactly the newest and the one before it")
+        }
+    }
+
+    func testAgentRotatesItsOwnCredentialWithAScopedToken() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read", "credentials:rotate"])
+            let other = try await client.agent(scopes: ["read"])
+            let scoped = try await client.accessToken(for: agent, scope: "credentials:rotate")
+            let unscoped = try await client.accessToken(for: agent, scope: "read")
+            func rotate(_ id: String, bearer: String) async throws -> TestResponse {
+                try await client.execute(
+                    uri: "/v1/agents/\(id)/credentials/rotate",
+                    method: .post,
+                    headers: [.authorization: "Bearer \(bearer)"]
+                )
+            }
+            try await assertEqual(await rotate(agent.id, bearer: scoped).status, .created)
+            try await assertEqual(await rotate(agent.id, bearer: unscoped).status, .forbidden)
+            try await assertEqual(await rotate(other.id, bearer: scoped).status, .forbidden)
+            try await assertEqual(await rotate(agent.id, bearer: "not-a-token").status, .unauthorized)
+            // The agent's token opens nothing else.
+            let list = try await client.execute(uri: "/v1/agents", method: .get, headers: [.authorization: "Bearer \(scoped)"])
+            XCTAssertEqual(list.status, .unauthorized)
+            let events = try await client.admin(.get, "/v1/audit?agentId=\(agent.id)")
+            let actors = (events.object["items"] as? [[String: Any]] ?? []).filter { $0["action"] as? String == "credential.rotate" }
+                .map { $0["actor"] as? String }
+            XCTAssertEqual(actors, ["agent:\(agent.id)"])
+        }
+    }
+
+    func testLastUsedAtIsRecordedWithoutAWritePerRequest() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent()
+            for _ in 0..<5 { _ = try await client.accessToken(for: agent) }
+            try await eventually("lastUsedAt is written") {
+                let rows = try await TestDatabase.query(
+                    "SELECT last_used_at IS NOT NULL AS used FROM agent_credentials WHERE agent_id = $1::uuid",
+                    [agent.id]
+                )
+                return rows.first?["used"] == "t"
+            }
+            let listed = try await client.admin(.get, "/v1/agents/\(agent.id)/credentials")
+            let item = try XCTUnwrap((listed.object["items"] as? [[String: Any]])?.first)
+            XCTAssertNotNil(item["lastUsedAt"] as? String)
+        }
+    }
+
+    func testMetadataDocumentsTheEndpoints() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let response = try await client.execute(uri: "/.well-known/oauth-authorization-server", method: .get)
+            XCTAssertEqual(response.status, .ok)
+            let metadata = response.object
+            XCTAssertEqual(metadata["issuer"] as? String, "https://signet.test")
+            XCTAssertEqual(metadata["token_endpoint"] as? String, "https://signet.test/oauth/token")
+            XCTAssertEqual(metadata["introspection_endpoint"] as? String, "https://signet.test/oauth/introspect")
+            XCTAssertEqual(metadata["revocation_endpoint"] as? String, "https://signet.test/oauth/revoke")
+            XCTAssertEqual(metadata["jwks_uri"] as? String, "https://signet.test/.well-known/jwks.json")
+            XCTAssertEqual(metadata["grant_types_supported"] as? [String], ["client_credentials"])
+            XCTAssertEqual(metadata["token_endpoint_auth_methods_supported"] as? [String], ["client_secret_basic", "client_secret_post"])
+        }
+    }
+}
+
+/// Parses the API's RFC 3339 timestamps (with microseconds).
+func parseTimestamp(_ text: String) -> Date? {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return formatter.date(from: text)
+}
