@@ -99,3 +99,27 @@ func assertEqualAsync<Value: Equatable>(
     let value = try await actual()
     XCTAssertEqual(value, expected, file: file, line: line)
 }
+
+final class EncodingTests: XCTestCase {
+    func testBase64URLMatchesFoundationWithoutPadding() {
+        for length in 0..<40 {
+            let bytes = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            let expected = Data(bytes).base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            XCTAssertEqual(Encoding.base64URL(bytes), expected, "length \(length)")
+        }
+    }
+
+    func testRandomBytesHaveTheLengthAskedAndDiffer() {
+        XCTAssertEqual(Encoding.randomBytes(16).count, 16)
+        XCTAssertEqual(Encoding.randomBytes(3).count, 3)
+        XCTAssertNotEqual(Encoding.randomBytes(32), Encoding.randomBytes(32))
+    }
+
+    func testFormDecoding() {
+        XCTAssertEqual(Encoding.formDecode(Array("a+b%20c%3D%e2%82%ac".utf8)), "a b c=€")
+        XCTAssertNil(Encoding.formDecode(Array("%zz".utf8)))
+        XCTAssertNil(Encoding.formDecode(Array("%4".utf8)))
+        XCTAssertNil(Encoding.formDecode(Array("%ff".utf8)), "not UTF-8")
+    }
+}

@@ -34,11 +34,6 @@ public struct CredentialHasher: Sendable {
     }
 
     static func randomBase64URL(byteCount: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<byteCount).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        return Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Encoding.base64URL(Encoding.randomBytes(byteCount))
     }
 }

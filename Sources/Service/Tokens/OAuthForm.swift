@@ -22,14 +22,18 @@ struct OAuthForm {
         } catch is NIOTooManyBytesError {
             throw OAuthError(.invalidRequest, "the body is larger than \(maxBytes) bytes")
         }
-        return try parse(String(decoding: buffer.readableBytesView, as: UTF8.self))
+        return try parse(Array(buffer.readableBytesView))
     }
 
     static func parse(_ body: String) throws(OAuthError) -> OAuthForm {
+        try parse(Array(body.utf8))
+    }
+
+    static func parse(_ body: [UInt8]) throws(OAuthError) -> OAuthForm {
         var fields: [String: String] = [:]
-        for pair in body.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard let name = decode(parts[0]), let value = decode(parts.count > 1 ? parts[1] : "") else {
+        for pair in body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = Encoding.formDecode(parts[0]), let value = Encoding.formDecode(parts.count > 1 ? parts[1] : []) else {
                 throw OAuthError(.invalidRequest, "the body is not valid form encoding")
             }
             guard fields[name] == nil else { throw OAuthError(.invalidRequest, "parameter \(name.prefix(32)) is given more than once") }
@@ -40,7 +44,7 @@ struct OAuthForm {
 
     /// Form decoding: `+` is a space, then percent-decoding.
     static func decode(_ text: Substring) -> String? {
-        text.replacingOccurrences(of: "+", with: " ").removingPercentEncoding
+        Encoding.formDecode(text.utf8)
     }
 }
 

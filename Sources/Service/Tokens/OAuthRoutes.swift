@@ -39,15 +39,13 @@ struct OAuthRoutes {
         guard let credentials = try ClientCredentials.from(request, form: form) else {
             throw OAuthError(.invalidClient, "client authentication is required (HTTP Basic or client_id and client_secret)")
         }
-        var context = context
-        context.logger[metadataKey: "client.id"] = .string(credentials.clientID)
         guard let (client, credential) = try await directory.authenticate(clientID: credentials.clientID, secret: credentials.secret) else {
             if let known = try await directory.client(credentials.clientID) {
                 await tokens.deny(
                     known, reason: "wrong or expired client secret",
                     audit: AuditContext(actor: "client:\(credentials.clientID)", requestID: context.requestID), logger: context.logger)
             } else {
-                context.logger.info("token denied: unknown client")
+                context.logger.info("token denied: unknown client", metadata: ["client.id": "\(credentials.clientID.prefix(64))"])
             }
             throw OAuthError(.invalidClient, "client authentication failed", basicAttempted: credentials.method == .basic)
         }
@@ -58,7 +56,7 @@ struct OAuthRoutes {
             audit: AuditContext(actor: "agent:\(client.agentID)", requestID: context.requestID),
             logger: context.logger
         )
-        return try jsonResponse(issued, headers: [.cacheControl: "no-store", .pragma: "no-cache"])
+        return issued.response
     }
 
     @Sendable func introspect(_ request: Request, context: SignetRequestContext) async throws -> Response {

@@ -38,8 +38,7 @@ public struct SigningKey: Sendable {
 extension Data {
     /// Base64url without padding (RFC 4648 §5).
     var base64URL: String {
-        base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Encoding.base64URL(self)
     }
 
     init?(base64URL text: String) {
