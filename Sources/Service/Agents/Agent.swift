@@ -47,17 +47,3 @@ struct RegisteredAgent: Encodable {
         try container.encode(credential, forKey: .credential)
     }
 }
-
-/// One page of agents; `nextCursor` is nil on the last page.
-struct AgentPage: Encodable {
-    let items: [Agent]
-    let nextCursor: String?
-
-    func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(items, forKey: .items)
-        try container.encode(nextCursor, forKey: .nextCursor)
-    }
-
-    enum CodingKeys: String, CodingKey { case items, nextCursor }
-}

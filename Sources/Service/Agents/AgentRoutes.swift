@@ -31,13 +31,7 @@ struct AgentRoutes {
 
     @Sendable func list(_ request: Request, context: SignetRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
-        var limit = Limits.defaultPageSize
-        if let text = query["limit"] {
-            guard let value = Int(text), (1...Limits.maxPageSize).contains(value) else {
-                throw SignetError.badRequest("limit must be a whole number from 1 to \(Limits.maxPageSize)")
-            }
-            limit = value
-        }
+        let limit = try Page<Agent>.limit(request)
         var status: Agent.Status?
         if let text = query["status"] {
             guard let value = Agent.Status(rawValue: String(text)) else {

@@ -64,7 +64,7 @@ public struct AgentStore: Sendable {
     }
 
     /// One page in registration order, after `cursor`.
-    func list(limit: Int, cursor: String?, owner: String?, status: Agent.Status?) async throws -> AgentPage {
+    func list(limit: Int, cursor: String?, owner: String?, status: Agent.Status?) async throws -> Page<Agent> {
         let after = try cursor.map { cursor throws(AgentError) in try Self.decodeCursor(cursor) } ?? 0
         let records = try await pool.withConnection { connection in
             try connection.query(
@@ -78,7 +78,7 @@ public struct AgentStore: Sendable {
         }
         let page = records.prefix(limit)
         let next = records.count > limit ? page.last?["seq"].flatMap(Int64.init).map(Self.encodeCursor) : nil
-        return AgentPage(items: try page.map(Self.agent(from:)), nextCursor: next)
+        return Page<Agent>(items: try page.map(Self.agent(from:)), nextCursor: next)
     }
 
     /// The agent, whatever its status; nil when there is none with that id.

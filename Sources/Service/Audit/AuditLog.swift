@@ -63,21 +63,8 @@ public enum AuditLog {
         let details: JSONValue
     }
 
-    struct Page: Encodable {
-        let items: [Event]
-        let nextCursor: String?
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(items, forKey: .items)
-            try container.encode(nextCursor, forKey: .nextCursor)
-        }
-
-        enum CodingKeys: String, CodingKey { case items, nextCursor }
-    }
-
     /// Events in order, after event id `after`, optionally of one agent.
-    static func page(agentID: String?, after: Int64, limit: Int, pool: ConnectionPool) async throws -> Page {
+    static func page(agentID: String?, after: Int64, limit: Int, pool: ConnectionPool) async throws -> Page<Event> {
         let records = try await pool.withConnection { connection in
             try connection.query(
                 """
@@ -123,13 +110,7 @@ struct AuditRoutes {
                 }
                 after = value
             }
-            var limit = Limits.defaultPageSize
-            if let text = query["limit"] {
-                guard let value = Int(text), (1...Limits.maxPageSize).contains(value) else {
-                    throw SignetError.badRequest("limit must be a whole number from 1 to \(Limits.maxPageSize)")
-                }
-                limit = value
-            }
+            let limit = try Page<AuditLog.Event>.limit(request)
             return try jsonResponse(try await AuditLog.page(agentID: agentID, after: after, limit: limit, pool: pool))
         }
     }
