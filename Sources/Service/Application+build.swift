@@ -88,8 +88,11 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let adminAuth = AdminAuthMiddleware(adminToken: configuration.adminToken)
     let credentials = CredentialRoutes(store: CredentialStore(pool: pool, hasher: hasher), directory: directory)
 
+    let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger)
+
     let router = Router(context: SignetRequestContext.self)
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
+    router.add(middleware: RateLimitMiddleware(limiter: limiter, keyRing: keyRing, admin: adminAuth))
     router.add(middleware: ErrorMiddleware())
     HealthRoutes(pool: pool, timeout: configuration.healthCheckTimeout).add(to: router.group("health"))
     OAuthRoutes(tokens: tokens, directory: directory, admin: adminAuth, issuer: configuration.issuer).add(to: router)
@@ -107,7 +110,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "signet"),
-        services: [pool, keyRing, recorder, Housekeeping(pool: pool, logger: logger)],
+        services: [pool, keyRing, recorder, limiter, Housekeeping(pool: pool, logger: logger)],
         logger: logger
     )
 }

@@ -23,6 +23,8 @@ public enum Defaults {
     public static let redisURL = "redis://127.0.0.1:6379"
     /// Whether the limiter uses Redis (`REDIS_RATE_LIMIT_ENABLED`).
     public static let redisRateLimitEnabled = true
+    /// Bound of every Redis call of the limiter, connecting included (`REDIS_TIMEOUT_MS`).
+    public static let redisTimeoutMilliseconds = 150
     /// Sliding window length (`RATE_LIMIT_WINDOW_MS`).
     public static let rateLimitWindowMilliseconds = 60_000
     /// Requests allowed per window and subject (`RATE_LIMIT_MAX_REQUESTS`).

@@ -73,6 +73,9 @@ struct TestSignet {
             "SIGNET_ADMIN_TOKEN": adminToken,
             "PORT": "0",
             "SIGNET_ISSUER": "https://signet.test",
+            "REDIS_URL": ProcessInfo.processInfo.environment["SIGNET_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
+            "REDIS_KEY_PREFIX": "test-\(UUID().uuidString.prefix(8)):",
+            "RATE_LIMIT_MAX_REQUESTS": "1000000",
         ]
         variables.merge(environment) { _, new in new }
         let configuration = try SignetConfiguration.from(environment: variables)

@@ -28,9 +28,11 @@ public struct SignetConfiguration: Sendable {
     public var tokenAudience: String
     /// Access token lifetime (`TOKEN_TTL_SECONDS`).
     public var tokenTTL: Duration
+    /// The rate limiter (`RATE_LIMIT_*`, `REDIS_URL`, `REDIS_RATE_LIMIT_ENABLED`, `REDIS_TIMEOUT_MS`).
+    public var rateLimit: RateLimitConfiguration
 
     /// The variables holding secrets: their values are never logged or echoed in an error.
-    public static let secretVariables: Set<String> = ["DATABASE_URL", "SIGNET_ADMIN_TOKEN"]
+    public static let secretVariables: Set<String> = ["DATABASE_URL", "SIGNET_ADMIN_TOKEN", "REDIS_URL"]
 
     /// Reads and validates the whole configuration.
     public init(reader: ConfigReader) throws(ConfigurationError) {
@@ -87,6 +89,22 @@ public struct SignetConfiguration: Sendable {
         }
         tokenAudience = try env.string("SIGNET_TOKEN_AUDIENCE", default: issuer)
         tokenTTL = .seconds(try env.integer("TOKEN_TTL_SECONDS", default: Defaults.tokenTTLSeconds, in: 1...86_400))
+
+        let redisEnabled = try env.boolean("REDIS_RATE_LIMIT_ENABLED", default: Defaults.redisRateLimitEnabled)
+        let redisURL = try env.string("REDIS_URL", default: Defaults.redisURL)
+        guard let endpoint = RedisEndpoint(url: redisURL) else {
+            // The URL may hold a password: never echoed.
+            throw ConfigurationError(variable: "REDIS_URL", reason: "must look like redis://[[user]:password@]host[:port][/db]")
+        }
+        rateLimit = RateLimitConfiguration(
+            maxRequests: try env.integer("RATE_LIMIT_MAX_REQUESTS", default: Defaults.rateLimitMaxRequests, in: 1...1_000_000_000),
+            windowMilliseconds: Int64(
+                try env.integer("RATE_LIMIT_WINDOW_MS", default: Defaults.rateLimitWindowMilliseconds, in: 1...Int(Int32.max))
+            ),
+            redis: redisEnabled ? endpoint : nil,
+            redisTimeout: .milliseconds(try env.integer("REDIS_TIMEOUT_MS", default: Defaults.redisTimeoutMilliseconds, in: 1...10_000)),
+            keyPrefix: try env.string("REDIS_KEY_PREFIX", default: "signet:")
+        )
     }
 
     /// Reads the process environment.
@@ -139,6 +157,15 @@ struct EnvironmentReader {
             throw ConfigurationError(variable: variable, reason: "is required but not set")
         }
         return value
+    }
+
+    func boolean(_ variable: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {
+        guard let text = raw(variable) else { return defaultValue }
+        switch text.lowercased() {
+        case "true", "1", "yes": return true
+        case "false", "0", "no": return false
+        default: throw ConfigurationError(variable: variable, reason: "must be true or false (got \"\(text)\")")
+        }
     }
 
     func integer(_ variable: String, default defaultValue: Int, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {

@@ -10,8 +10,12 @@ public struct SignetRequestContext: RequestContext {
     /// Who the request authenticated as, once an authentication middleware has run.
     public var principal: Principal?
 
+    /// The peer's IP address, for rate limiting anonymous requests.
+    public let remoteAddress: String?
+
     public init(source: Source) {
         coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// JSON bodies larger than this are refused with 413 before they are parsed.

@@ -1,0 +1,67 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// Limits every API route (everything but `/health/*` and `/metrics`) per subject, and puts
+/// `RateLimit-Policy` and `RateLimit` (IETF ratelimit-headers draft 07 syntax) on every response
+/// of those routes; a rejection is 429 with `Retry-After` and a JSON error.
+///
+/// The subject is the most specific identity the request proves or names: the client id on
+/// `/oauth/token` (HTTP Basic user or `client_id` field), the agent of a validly signed bearer
+/// access token, the admin (its token hashed), else the client's IP address.
+struct RateLimitMiddleware: RouterMiddleware {
+    typealias Context = SignetRequestContext
+    let limiter: RateLimiter
+    let keyRing: KeyRing
+    let admin: AdminAuthMiddleware
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        guard !path.hasPrefix("/health/"), path != "/metrics" else { return try await next(request, context) }
+        var request = request
+        let subject = try await subject(of: &request, context: context)
+        let decision = await limiter.decide(subject)
+        var response: Response
+        if decision.allowed {
+            response = try await next(request, context)
+        } else {
+            context.logger.info("rate limited", metadata: ["subject.kind": "\(subject.prefix { $0 != ":" })"])
+            response =
+                SignetError(
+                    .tooManyRequests,
+                    "rate_limited",
+                    "too many requests; retry after \(decision.retryAfterSeconds) s",
+                    headers: [.retryAfter: String(decision.retryAfterSeconds)]
+                ).jsonResponse
+        }
+        let windowSeconds = max(1, (limiter.windowMilliseconds + 999) / 1000)
+        response.headers[.rateLimitPolicy] = "\(decision.limit);w=\(windowSeconds)"
+        response.headers[.rateLimit] =
+            "limit=\(decision.limit), remaining=\(decision.remaining), reset=\((decision.resetMilliseconds + 999) / 1000)"
+        return response
+    }
+
+    func subject(of request: inout Request, context: Context) async throws -> String {
+        if let basic = try? ClientCredentials.basicCredentials(request) {
+            return "client:\(basic.clientID)"
+        }
+        if let bearer = AdminAuthMiddleware.bearerToken(request) {
+            if admin.isAdmin(bearer) { return "admin" }
+            if let claims = await keyRing.verify(bearer) { return "agent:\(claims.sub)" }
+        }
+        if request.uri.path == "/oauth/token",
+            request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true,
+            let buffer = try? await request.collectBody(upTo: OAuthForm.maxBytes),
+            let form = try? OAuthForm.parse(Array(buffer.readableBytesView)), let id = form["client_id"], !id.isEmpty
+        {
+            return "client:\(id.prefix(128))"
+        }
+        return "ip:\(context.remoteAddress ?? "unknown")"
+    }
+}
+
+extension HTTPField.Name {
+    static let rateLimitPolicy = HTTPField.Name("RateLimit-Policy")!
+    static let rateLimit = HTTPField.Name("RateLimit")!
+}

@@ -1,0 +1,115 @@
+import Logging
+import ServiceLifecycle
+import Spec
+import Synchronization
+
+/// Decides whether a subject may make another request: in Redis, shared by every instance,
+/// when `REDIS_RATE_LIMIT_ENABLED` (the default); in memory, per instance, when it is false
+/// (no Redis connection is ever attempted then) and while Redis is failing.
+///
+/// One failed Redis call opens the circuit breaker: that decision and every queued one are made
+/// in memory at once, one warning is logged, and `run()` probes Redis in the background; when it
+/// answers, one info line is logged and Redis decides again.
+public final class RateLimiter: Service, Sendable {
+    private let redis: RedisWindow?
+    private let memory: Mutex<SlidingWindow>
+    private let breaker: Mutex<CircuitBreaker>
+    private let logger: Logger
+    private let clock = ContinuousClock()
+    private let origin = ContinuousClock.now
+
+    public let limit: Int
+    public let windowMilliseconds: Int64
+
+    public init(configuration: RateLimitConfiguration, logger: Logger) {
+        limit = configuration.maxRequests
+        windowMilliseconds = configuration.windowMilliseconds
+        memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
+        breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
+        redis = configuration.redis.map { endpoint in
+            RedisWindow(
+                endpoint: endpoint,
+                timeout: configuration.redisTimeout,
+                limit: configuration.maxRequests,
+                windowMilliseconds: configuration.windowMilliseconds,
+                keyPrefix: configuration.keyPrefix
+            )
+        }
+        self.logger = logger
+    }
+
+    /// Whether decisions are made in Redis right now (false: in memory).
+    public var usesRedis: Bool { redis != nil && breaker.withLock { $0.allowsRequests } }
+
+    public func decide(_ subject: String) async -> RateLimitDecision {
+        guard let redis, breaker.withLock({ $0.allowsRequests }) else { return decideInMemory(subject) }
+        do {
+            return try await redis.decide(subject)
+        } catch {
+            let transition = breaker.withLock { $0.failed(now: clock.now) }
+            if transition == .opened {
+                logger.warning(
+                    "rate limiter: Redis failed; deciding in memory (per instance) until it answers again",
+                    metadata: ["error": "\(error)"]
+                )
+                redis.failPending(error)
+            }
+            return decideInMemory(subject)
+        }
+    }
+
+    private func decideInMemory(_ subject: String) -> RateLimitDecision {
+        let now = (clock.now - origin).milliseconds
+        return memory.withLock { $0.decide(subject, now: now) }
+    }
+
+    /// Probes Redis while the breaker is open.
+    public func run() async throws {
+        guard let redis else { return }
+        let interval = breaker.withLock { $0.probeInterval }
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval / 2)
+                guard self.breaker.withLock({ $0.probeDue(now: self.clock.now) }) else { continue }
+                do {
+                    try await redis.probe()
+                    if case .closed(let after) = self.breaker.withLock({ $0.succeeded(now: self.clock.now) }) {
+                        self.logger.info(
+                            "rate limiter: Redis answers again; deciding in Redis", metadata: ["outageMs": "\(after.milliseconds)"])
+                    }
+                } catch {
+                    // Still down: the breaker stays open; nothing more to log.
+                }
+            }
+        }
+    }
+}
+
+/// The limiter's settings (`RATE_LIMIT_*`, `REDIS_*`).
+public struct RateLimitConfiguration: Sendable, Equatable {
+    public var maxRequests: Int
+    public var windowMilliseconds: Int64
+    /// Nil: in memory only (`REDIS_RATE_LIMIT_ENABLED=false`).
+    public var redis: RedisEndpoint?
+    public var redisTimeout: Duration
+    /// Prepended to every Redis key (`REDIS_KEY_PREFIX`), so deployments or tests sharing a
+    /// Redis do not share counts.
+    public var keyPrefix: String
+    public var probeInterval: Duration
+
+    public init(
+        maxRequests: Int,
+        windowMilliseconds: Int64,
+        redis: RedisEndpoint?,
+        redisTimeout: Duration,
+        keyPrefix: String = "signet:",
+        probeInterval: Duration = .milliseconds(500)
+    ) {
+        self.maxRequests = maxRequests
+        self.windowMilliseconds = windowMilliseconds
+        self.redis = redis
+        self.redisTimeout = redisTimeout
+        self.keyPrefix = keyPrefix
+        self.probeInterval = probeInterval
+    }
+}

@@ -1,0 +1,175 @@
+import Crypto
+import Foundation
+import NIOPosix
+import Synchronization
+
+/// The sliding window in Redis: one Lua script per decision over a sorted set `<prefix>rl:{subject}`
+/// (the hash tag keeps a subject on one Redis Cluster slot), time from Redis `TIME`, so every
+/// instance shares one clock and one count.
+///
+/// Decisions are queued and sent by a few worker threads, each sending everything queued as
+/// one pipeline: under load one round trip decides many requests. Every call is bounded by the
+/// connection timeout (`REDIS_TIMEOUT_MS`).
+final class RedisWindow: Sendable {
+    /// Trim entries older than the window, count, add a unique member only if allowed, expire
+    /// the key with the window. Returns {allowed, count, milliseconds until the oldest leaves}.
+    static let script = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        local window = tonumber(ARGV[1])
+        local limit = tonumber(ARGV[2])
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+        local count = redis.call('ZCARD', KEYS[1])
+        local allowed = 0
+        if count < limit then
+          redis.call('ZADD', KEYS[1], now, ARGV[3])
+          count = count + 1
+          allowed = 1
+        end
+        redis.call('PEXPIRE', KEYS[1], window)
+        local reset = 0
+        local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+        if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+        return {allowed, count, reset}
+        """
+    static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
+
+    private struct Pending {
+        let key: [UInt8]
+        let member: [UInt8]
+        let continuation: CheckedContinuation<RateLimitDecision, any Error>
+    }
+
+    private struct State {
+        var pending: [Pending] = []
+        var busyWorkers = 0
+        var idle: [RedisConnection] = []
+    }
+
+    let endpoint: RedisEndpoint
+    let timeout: Duration
+    let limit: Int
+    let windowMilliseconds: Int64
+    let keyPrefix: String
+    private let workers: Int
+    private let threadPool: NIOThreadPool
+    private let state = Mutex(State())
+    private let sequence = Atomic<UInt64>(0)
+    private let memberPrefix = Encoding.base64URL(Encoding.randomBytes(6))
+
+    init(endpoint: RedisEndpoint, timeout: Duration, limit: Int, windowMilliseconds: Int64, keyPrefix: String, workers: Int = 4) {
+        self.keyPrefix = keyPrefix
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.limit = limit
+        self.windowMilliseconds = windowMilliseconds
+        self.workers = workers
+        // One thread more than workers, for the breaker's probe.
+        threadPool = NIOThreadPool(numberOfThreads: workers + 1)
+        threadPool.start()
+    }
+
+    deinit {
+        threadPool.shutdownGracefully { _ in }
+    }
+
+    /// Decides for `subject` in Redis; throws when Redis does not answer in time.
+    func decide(_ subject: String) async throws -> RateLimitDecision {
+        let number = sequence.wrappingAdd(1, ordering: .relaxed).newValue
+        let key = Array("\(keyPrefix)rl:{\(subject)}".utf8)
+        let member = Array("\(memberPrefix):\(number)".utf8)
+        return try await withCheckedThrowingContinuation { continuation in
+            let startWorker = state.withLock { state in
+                state.pending.append(Pending(key: key, member: member, continuation: continuation))
+                guard state.busyWorkers < workers else { return false }
+                state.busyWorkers += 1
+                return true
+            }
+            if startWorker {
+                threadPool.submit { _ in self.drain() }
+            }
+        }
+    }
+
+    /// Fails every queued decision now (the breaker opened): they are decided in memory.
+    func failPending(_ error: any Error) {
+        let pending = state.withLock { state in
+            let pending = state.pending
+            state.pending.removeAll()
+            return pending
+        }
+        for item in pending { item.continuation.resume(throwing: error) }
+    }
+
+    /// A fresh connection and `PING`, off the workers: the breaker's probe.
+    func probe() async throws {
+        let endpoint = endpoint
+        let timeout = timeout
+        try await threadPool.runIfActive {
+            let connection = try RedisConnection.connect(endpoint, timeout: timeout)
+            guard case .status("PONG") = try connection.command([Array("PING".utf8)]) else {
+                throw RedisError.protocolError("PING did not answer PONG")
+            }
+        }
+    }
+
+    // MARK: Workers
+
+    /// Runs on a pool thread: sends what is queued, in batches, until the queue is empty.
+    private func drain() {
+        var connection = state.withLock { $0.idle.popLast() }
+        while true {
+            let batch: [Pending] = state.withLock { state in
+                let batch = Array(state.pending.prefix(512))
+                state.pending.removeFirst(batch.count)
+                if batch.isEmpty {
+                    state.busyWorkers -= 1
+                    if let connection, connection.isUsable { state.idle.append(connection) }
+                }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            do {
+                if connection?.isUsable != true { connection = try RedisConnection.connect(endpoint, timeout: timeout) }
+                let decisions = try evaluate(batch, on: connection!)
+                for (item, decision) in zip(batch, decisions) { item.continuation.resume(with: decision) }
+            } catch {
+                connection = nil
+                for item in batch { item.continuation.resume(throwing: error) }
+            }
+        }
+    }
+
+    /// One pipeline of EVALSHA; on NOSCRIPT (after a restart or `SCRIPT FLUSH`) the script is
+    /// loaded and those decisions are sent once more.
+    private func evaluate(_ batch: [Pending], on connection: RedisConnection) throws -> [Result<RateLimitDecision, any Error>] {
+        let replies = try connection.pipeline(batch.map(evalsha))
+        let missing = replies.indices.filter { if case .error(let message) = replies[$0] { message.hasPrefix("NOSCRIPT") } else { false } }
+        var results = replies.map(decision)
+        guard !missing.isEmpty else { return results }
+        var commands = [[Array("SCRIPT".utf8), Array("LOAD".utf8), Array(Self.script.utf8)]]
+        commands += missing.map { evalsha(batch[$0]) }
+        let retried = try connection.pipeline(commands)
+        if case .error(let message) = retried[0] { throw RedisError.protocolError("SCRIPT LOAD failed: \(message)") }
+        for (index, reply) in zip(missing, retried.dropFirst()) { results[index] = decision(reply) }
+        return results
+    }
+
+    private func evalsha(_ item: Pending) -> [[UInt8]] {
+        [
+            Array("EVALSHA".utf8), Array(Self.scriptSHA.utf8), Array("1".utf8), item.key,
+            Array(String(windowMilliseconds).utf8), Array(String(limit).utf8), item.member,
+        ]
+    }
+
+    private func decision(_ reply: RedisReply) -> Result<RateLimitDecision, any Error> {
+        guard case .array(let values) = reply, values.count == 3, case .integer(let allowed) = values[0],
+            case .integer(let count) = values[1], case .integer(let reset) = values[2]
+        else {
+            return .failure(RedisError.protocolError("rate-limit script answered \(reply)"))
+        }
+        return .success(
+            RateLimitDecision(allowed: allowed == 1, limit: limit, remaining: max(0, limit - Int(count)), resetMilliseconds: reset)
+        )
+    }
+}
