@@ -76,3 +76,42 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertFalse(tokenError!.description.contains("hunter2"))
     }
 }
+
+final class RateLimitConfigurationTests: XCTestCase {
+    func testRateLimitVariables() throws {
+        var environment = ConfigurationTests.valid
+        environment["REDIS_URL"] = "redis://:pa55@cache.internal:6380/2"
+        environment["RATE_LIMIT_WINDOW_MS"] = "10000"
+        environment["RATE_LIMIT_MAX_REQUESTS"] = "10"
+        let configuration = try SignetConfiguration.from(environment: environment)
+        XCTAssertEqual(configuration.rateLimit.maxRequests, 10)
+        XCTAssertEqual(configuration.rateLimit.windowMilliseconds, 10_000)
+        XCTAssertEqual(configuration.rateLimit.redis?.host, "cache.internal")
+        XCTAssertEqual(configuration.rateLimit.redis?.port, 6380)
+        XCTAssertEqual(configuration.rateLimit.redis?.password, "pa55")
+        XCTAssertEqual(configuration.rateLimit.redis?.database, 2)
+        XCTAssertEqual(configuration.rateLimit.redisTimeout, .milliseconds(150))
+
+        environment["REDIS_RATE_LIMIT_ENABLED"] = "false"
+        XCTAssertNil(try SignetConfiguration.from(environment: environment).rateLimit.redis, "no Redis at all when disabled")
+    }
+
+    func testBadRateLimitValuesNameTheirVariable() {
+        let cases: [(String, String)] = [
+            ("REDIS_URL", "http://cache:6379"), ("REDIS_RATE_LIMIT_ENABLED", "maybe"), ("RATE_LIMIT_WINDOW_MS", "0"),
+            ("RATE_LIMIT_MAX_REQUESTS", "-1"), ("REDIS_TIMEOUT_MS", "fast"),
+        ]
+        for (variable, value) in cases {
+            var environment = ConfigurationTests.valid
+            environment[variable] = value
+            XCTAssertThrowsError(try SignetConfiguration.from(environment: environment)) { error in
+                XCTAssertEqual((error as? ConfigurationError)?.variable, variable)
+            }
+        }
+        var environment = ConfigurationTests.valid
+        environment["REDIS_URL"] = "rediss://:hunter2@cache"
+        XCTAssertThrowsError(try SignetConfiguration.from(environment: environment)) { error in
+            XCTAssertFalse("\(error)".contains("hunter2"), "a Redis password is never echoed")
+        }
+    }
+}

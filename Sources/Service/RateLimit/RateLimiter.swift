@@ -65,7 +65,11 @@ public final class RateLimiter: Service, Sendable {
 
     /// Probes Redis while the breaker is open.
     public func run() async throws {
-        guard let redis else { return }
+        guard let redis else {
+            // Nothing to probe; a service that returns early would stop the whole group.
+            try? await gracefulShutdown()
+            return
+        }
         let interval = breaker.withLock { $0.probeInterval }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {

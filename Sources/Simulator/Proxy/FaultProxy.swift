@@ -31,6 +31,7 @@ public final class FaultProxy: Sendable {
 
     private struct State {
         var mode: Mode = .pass
+        var accepted = 0
         var listener: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
     }
@@ -68,6 +69,9 @@ public final class FaultProxy: Sendable {
 
     /// The current mode.
     public var mode: Mode { state.withLockedValue { $0.mode } }
+
+    /// Client connections accepted since start.
+    public var acceptedConnections: Int { state.withLockedValue { $0.accepted } }
 
     /// Number of client connections open through the proxy.
     public var openConnections: Int { state.withLockedValue { $0.connections.count } / 2 }
@@ -140,6 +144,7 @@ public final class FaultProxy: Sendable {
     }
 
     private func accept(_ client: any Channel) -> EventLoopFuture<Void> {
+        state.withLockedValue { $0.accepted += 1 }
         track(client)
         if mode == .blackhole {
             // Accept and read, never answer.

@@ -3,6 +3,11 @@ public enum Catalogue {
     public static let all: [Scenario] = [
         PoolScenarios.exhaustion,
         PoolScenarios.idleReaping,
+        RateLimitScenarios.sharedAcrossInstances,
+        RateLimitScenarios.redisUnavailable,
+        RateLimitScenarios.limitExceeded,
+        RateLimitScenarios.scriptFlush,
+        RateLimitScenarios.memoryOnly,
     ]
 
     public static func named(_ name: String) -> Scenario? {

@@ -48,7 +48,8 @@ private func loopback(port: Int) -> sockaddr_in {
 }
 
 /// Waits until `condition` holds, checking every 20 ms; throws `SimulatorError.timedOut`
-/// after `timeout`. An error thrown by the condition counts as "not yet".
+/// after `timeout`. A `SimulatorError` thrown by the condition (a process exited) ends the wait
+/// at once; any other error counts as "not yet".
 public func waitUntil(
     _ description: String,
     timeout: Duration = .seconds(10),
@@ -56,7 +57,11 @@ public func waitUntil(
 ) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
-        if (try? await condition()) == true { return }
+        do {
+            if try await condition() { return }
+        } catch let error as SimulatorError {
+            throw error
+        } catch {}
         try await Task.sleep(for: .milliseconds(20))
     }
     throw SimulatorError.timedOut(description)
