@@ -57,7 +57,7 @@ final class RedisWindow: Sendable {
     private let sequence = Atomic<UInt64>(0)
     private let memberPrefix = Encoding.base64URL(Encoding.randomBytes(6))
 
-    init(endpoint: RedisEndpoint, timeout: Duration, limit: Int, windowMilliseconds: Int64, keyPrefix: String, workers: Int = 4) {
+    init(endpoint: RedisEndpoint, timeout: Duration, limit: Int, windowMilliseconds: Int64, keyPrefix: String, workers: Int = 2) {
         self.keyPrefix = keyPrefix
         self.endpoint = endpoint
         self.timeout = timeout

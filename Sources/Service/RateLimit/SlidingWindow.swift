@@ -17,13 +17,14 @@ public struct SlidingWindow: Sendable {
 
     /// Decides for `subject` at `now` (milliseconds on any monotonic scale).
     public mutating func decide(_ subject: String, now: Int64) -> RateLimitDecision {
-        var timestamps = entries[subject] ?? []
+        // Taken out of the dictionary so it is uniquely referenced: appending must not copy it.
+        var timestamps = entries.removeValue(forKey: subject) ?? []
         // The window is (now - window, now]: an entry exactly `window` old has left.
         while let oldest = timestamps.first, oldest <= now - windowMilliseconds { timestamps.removeFirst() }
         let allowed = timestamps.count < limit
         if allowed { timestamps.append(now) }
         let reset = timestamps.first.map { $0 + windowMilliseconds - now } ?? 0
-        entries[subject] = timestamps.isEmpty ? nil : timestamps
+        if !timestamps.isEmpty { entries[subject] = timestamps }
         sweepIfDue(now: now)
         return RateLimitDecision(allowed: allowed, limit: limit, remaining: limit - timestamps.count, resetMilliseconds: reset)
     }
