@@ -276,3 +276,18 @@ func parseTimestamp(_ text: String) -> Date? {
     formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     return formatter.date(from: text)
 }
+
+/// Hostile bodies on the token endpoint get a clear 4xx and leave the service running.
+final class TokenBodyTests: XCTestCase {
+    func testOversizedTokenRequestIsRejectedAndTheServiceKeepsServing() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent()
+            let padding = String(repeating: "a", count: 20_000)
+            let oversized = try await client.tokenRequest("grant_type=client_credentials&client_id=\(agent.clientID)&pad=\(padding)")
+            XCTAssertEqual(oversized.status, .badRequest, oversized.text)
+            XCTAssertEqual(oversized.errorCode, "invalid_request")
+            _ = try await client.accessToken(for: agent)
+        }
+    }
+}

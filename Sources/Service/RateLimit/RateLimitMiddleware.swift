@@ -20,7 +20,14 @@ struct RateLimitMiddleware: RouterMiddleware {
         let path = request.uri.path
         guard !path.hasPrefix("/health/"), path != "/metrics" else { return try await next(request, context) }
         var request = request
-        let subject = try await subject(of: &request, context: context)
+        let subject: String
+        do {
+            subject = try await self.subject(of: &request, context: context)
+        } catch {
+            // The body could not be read whole (too large, or the client went away): it is
+            // half-consumed, so it must not reach a route that would read it again.
+            return OAuthError(.invalidRequest, "the body is larger than \(OAuthForm.maxBytes) bytes or incomplete").signetError.jsonResponse
+        }
         let decision = await limiter.decide(subject)
         var response: Response
         if decision.allowed {
@@ -51,11 +58,14 @@ struct RateLimitMiddleware: RouterMiddleware {
             if let claims = await keyRing.verify(bearer) { return "agent:\(claims.sub)" }
         }
         if request.uri.path == "/oauth/token",
-            request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true,
-            let buffer = try? await request.collectBody(upTo: OAuthForm.maxBytes),
-            let form = try? OAuthForm.parse(Array(buffer.readableBytesView)), let id = form["client_id"], !id.isEmpty
+            request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
         {
-            return "client:\(id.prefix(128))"
+            // Collected once here; the route reads the collected copy. A failure is thrown, never
+            // ignored: a half-read body must not be read again.
+            let buffer = try await request.collectBody(upTo: OAuthForm.maxBytes)
+            if let form = try? OAuthForm.parse(Array(buffer.readableBytesView)), let id = form["client_id"], !id.isEmpty {
+                return "client:\(id.prefix(128))"
+            }
         }
         return "ip:\(context.remoteAddress ?? "unknown")"
     }
