@@ -11,26 +11,28 @@ import Synchronization
 /// one pipeline: under load one round trip decides many requests. Every call is bounded by the
 /// connection timeout (`REDIS_TIMEOUT_MS`).
 final class RedisWindow: Sendable {
-    /// Trim entries older than the window, count, add a unique member only if allowed, expire
-    /// the key with the window. Returns {allowed, count, milliseconds until the oldest leaves}.
+    /// Decides n requests of one subject at one instant, in order: trim entries older than the
+    /// window, count, add a unique member for each request while below the limit (rejected
+    /// requests are not counted), expire the key with the window. ARGV: window, limit, then one
+    /// member per request. Returns {how many of the n were allowed (the first ones), the count
+    /// before them, milliseconds until the oldest leaves}. With n = 1 this is the classic
+    /// one-decision script; n > 1 is the same as n calls at the same Redis `TIME`.
     static let script = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local window = tonumber(ARGV[1])
         local limit = tonumber(ARGV[2])
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-        local count = redis.call('ZCARD', KEYS[1])
-        local allowed = 0
-        if count < limit then
-          redis.call('ZADD', KEYS[1], now, ARGV[3])
-          count = count + 1
-          allowed = 1
+        local before = redis.call('ZCARD', KEYS[1])
+        local allowed = math.max(0, math.min(#ARGV - 2, limit - before))
+        for i = 1, allowed do
+          redis.call('ZADD', KEYS[1], now, ARGV[2 + i])
         end
         redis.call('PEXPIRE', KEYS[1], window)
         local reset = 0
         local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
         if oldest[2] then reset = tonumber(oldest[2]) + window - now end
-        return {allowed, count, reset}
+        return {allowed, before, reset}
         """
     static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
 
@@ -140,36 +142,58 @@ final class RedisWindow: Sendable {
         }
     }
 
-    /// One pipeline of EVALSHA; on NOSCRIPT (after a restart or `SCRIPT FLUSH`) the script is
-    /// loaded and those decisions are sent once more.
+    /// One pipeline of EVALSHA, one per subject in the batch (requests of the same subject are
+    /// decided by one call, in arrival order); on NOSCRIPT (after a restart or `SCRIPT FLUSH`) the
+    /// script is loaded and those calls are sent once more.
     private func evaluate(_ batch: [Pending], on connection: RedisConnection) throws -> [Result<RateLimitDecision, any Error>] {
-        let replies = try connection.pipeline(batch.map(evalsha))
+        var groups: [[Int]] = []
+        var groupOfKey: [[UInt8]: Int] = [:]
+        for (index, item) in batch.enumerated() {
+            if let group = groupOfKey[item.key] {
+                groups[group].append(index)
+            } else {
+                groupOfKey[item.key] = groups.count
+                groups.append([index])
+            }
+        }
+        let commands = groups.map { evalsha(key: batch[$0[0]].key, members: $0.map { batch[$0].member }) }
+        var replies = try connection.pipeline(commands)
         let missing = replies.indices.filter { if case .error(let message) = replies[$0] { message.hasPrefix("NOSCRIPT") } else { false } }
-        var results = replies.map(decision)
-        guard !missing.isEmpty else { return results }
-        var commands = [[Array("SCRIPT".utf8), Array("LOAD".utf8), Array(Self.script.utf8)]]
-        commands += missing.map { evalsha(batch[$0]) }
-        let retried = try connection.pipeline(commands)
-        if case .error(let message) = retried[0] { throw RedisError.protocolError("SCRIPT LOAD failed: \(message)") }
-        for (index, reply) in zip(missing, retried.dropFirst()) { results[index] = decision(reply) }
+        if !missing.isEmpty {
+            let retried = try connection.pipeline(
+                [[Array("SCRIPT".utf8), Array("LOAD".utf8), Array(Self.script.utf8)]] + missing.map { commands[$0] })
+            if case .error(let message) = retried[0] { throw RedisError.protocolError("SCRIPT LOAD failed: \(message)") }
+            for (index, reply) in zip(missing, retried.dropFirst()) { replies[index] = reply }
+        }
+        var results = [Result<RateLimitDecision, any Error>](repeating: .failure(RedisError.protocolError("no reply")), count: batch.count)
+        for (group, reply) in zip(groups, replies) {
+            for (position, decision) in decisions(reply, requests: group.count).enumerated() { results[group[position]] = decision }
+        }
         return results
     }
 
-    private func evalsha(_ item: Pending) -> [[UInt8]] {
+    private func evalsha(key: [UInt8], members: [[UInt8]]) -> [[UInt8]] {
         [
-            Array("EVALSHA".utf8), Array(Self.scriptSHA.utf8), Array("1".utf8), item.key,
-            Array(String(windowMilliseconds).utf8), Array(String(limit).utf8), item.member,
+            Array("EVALSHA".utf8), Array(Self.scriptSHA.utf8), Array("1".utf8), key, Array(String(windowMilliseconds).utf8),
+            Array(String(limit).utf8),
         ]
+            + members
     }
 
-    private func decision(_ reply: RedisReply) -> Result<RateLimitDecision, any Error> {
+    /// The decisions of `requests` requests of one subject from one script reply: the first
+    /// `allowed` are allowed, each seeing the count its own request makes.
+    private func decisions(_ reply: RedisReply, requests: Int) -> [Result<RateLimitDecision, any Error>] {
         guard case .array(let values) = reply, values.count == 3, case .integer(let allowed) = values[0],
-            case .integer(let count) = values[1], case .integer(let reset) = values[2]
+            case .integer(let before) = values[1], case .integer(let reset) = values[2]
         else {
-            return .failure(RedisError.protocolError("rate-limit script answered \(reply)"))
+            return Array(repeating: .failure(RedisError.protocolError("rate-limit script answered \(reply)")), count: requests)
         }
-        return .success(
-            RateLimitDecision(allowed: allowed == 1, limit: limit, remaining: max(0, limit - Int(count)), resetMilliseconds: reset)
-        )
+        return (0..<requests).map { position in
+            let isAllowed = position < Int(allowed)
+            let counted = Int(before) + min(position + 1, Int(allowed))
+            return .success(
+                RateLimitDecision(allowed: isAllowed, limit: limit, remaining: max(0, limit - counted), resetMilliseconds: reset)
+            )
+        }
     }
 }
