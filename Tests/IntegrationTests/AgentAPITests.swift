@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
@@ -236,12 +237,30 @@ final class AgentAPITests: XCTestCase {
 
     func testResponsesCarryARequestIdAndInstance() async throws {
         let signet = try await TestSignet.make(["SIGNET_INSTANCE_ID": "instance-a"])
+        let requestID = HTTPField.Name("X-Request-Id")!
         try await signet.test { client in
-            let given = try await client.execute(uri: "/health/live", method: .get, headers: [.init("X-Request-Id")!: "abc-123"])
-            XCTAssertEqual(given.headers[.init("X-Request-Id")!], "abc-123")
+            let given = try await client.execute(uri: "/health/live", method: .get, headers: [requestID: "abc-123"])
+            XCTAssertEqual(given.headers[requestID], "abc-123")
             XCTAssertEqual(given.headers[.init("Signet-Instance")!], "instance-a")
-            let hostile = try await client.execute(uri: "/health/live", method: .get, headers: [.init("X-Request-Id")!: "bad id\u{7f}"])
-            XCTAssertEqual(hostile.headers[.init("X-Request-Id")!]?.count, 32, "an unsafe id is replaced")
+            let hostile = try await client.execute(uri: "/health/live", method: .get, headers: [requestID: "bad id\u{7f}"])
+            let replaced = try XCTUnwrap(hostile.headers[requestID])
+            XCTAssertNotEqual(replaced, "bad id\u{7f}", "an unsafe id is replaced")
+            XCTAssertGreaterThanOrEqual(replaced.count, 16)
+            XCTAssertTrue(replaced.allSatisfy(\.isHexDigit), "by the server's own id: \(replaced)")
+            let none = try await client.execute(uri: "/health/live", method: .get)
+            XCTAssertNotEqual(none.headers[requestID], replaced, "every request gets its own id")
+
+            // The id the client gave is the one id in the request's log lines.
+            let registered = try await client.admin(
+                .post,
+                "/v1/agents",
+                json: #"{"name":"traced","owner":"\#(unique("owner"))"}"#,
+                headers: [requestID: "trace-42"]
+            )
+            XCTAssertEqual(registered.headers[requestID], "trace-42")
         }
+        let line = try XCTUnwrap(signet.logs.entries.first { "\($0.message)" == "agent registered" })
+        XCTAssertEqual(line.metadata["hb.request.id"], "trace-42")
+        XCTAssertNil(line.metadata["request.id"], "no second request id")
     }
 }

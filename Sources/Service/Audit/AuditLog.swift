@@ -119,6 +119,6 @@ struct AuditRoutes {
 extension SignetRequestContext {
     /// The audit context of this request.
     var audit: AuditContext {
-        AuditContext(actor: principal?.description ?? "anonymous", requestID: requestID)
+        AuditContext(actor: principal?.description ?? "anonymous", requestID: id)
     }
 }

@@ -1,9 +1,11 @@
 import HTTPTypes
 import Hummingbird
 
-/// Gives every request an id: the client's `X-Request-Id` when it is sane (1–128 characters of
-/// `[A-Za-z0-9._-]`), else a new random one. The id goes into every log line of the request and
-/// back in the response, with `Signet-Instance` naming the process that answered.
+/// Gives every request one id: the client's `X-Request-Id` when it is sane (1–128 characters of
+/// `[A-Za-z0-9._-]`), else the one Hummingbird already made (`context.id`). It is the
+/// `hb.request.id` of every log line of the request and goes back in the response, with
+/// `Signet-Instance` naming the process that answered. The logger's metadata is only rewritten
+/// when the client sent an id: that write costs, and most requests need none.
 public struct RequestIDMiddleware: RouterMiddleware {
     public typealias Context = SignetRequestContext
     let instanceID: String
@@ -14,11 +16,11 @@ public struct RequestIDMiddleware: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let requestID = request.headers[.requestID].flatMap { Self.isAcceptable($0) ? $0 : nil } ?? Self.newID()
-        context.requestID = requestID
-        context.logger[metadataKey: "request.id"] = .string(requestID)
+        if let given = request.headers[.requestID], Self.isAcceptable(given) {
+            context.logger[metadataKey: "hb.request.id"] = .string(given)
+        }
         var response = try await next(request, context)
-        response.headers[.requestID] = requestID
+        response.headers[.requestID] = context.id
         response.headers[.signetInstance] = instanceID
         return response
     }
@@ -29,13 +31,6 @@ public struct RequestIDMiddleware: RouterMiddleware {
                 (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
                     || byte == 0x2D || byte == 0x2E || byte == 0x5F
             }
-    }
-
-    static func newID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let high = generator.next()
-        let low = generator.next()
-        return String(high, radix: 16).leftPadded(16) + String(low, radix: 16).leftPadded(16)
     }
 }
 

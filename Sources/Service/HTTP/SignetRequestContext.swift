@@ -5,8 +5,6 @@ import Spec
 /// that `RequestIDMiddleware` assigns.
 public struct SignetRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The `X-Request-Id` of this request, given by the client or made here.
-    public var requestID: String = ""
     /// Who the request authenticated as, once an authentication middleware has run.
     public var principal: Principal?
 

@@ -43,7 +43,7 @@ struct OAuthRoutes {
             if let known = try await directory.client(credentials.clientID) {
                 await tokens.deny(
                     known, reason: "wrong or expired client secret",
-                    audit: AuditContext(actor: "client:\(credentials.clientID)", requestID: context.requestID), logger: context.logger)
+                    audit: AuditContext(actor: "client:\(credentials.clientID)", requestID: context.id), logger: context.logger)
             } else {
                 context.logger.info("token denied: unknown client", metadata: ["client.id": "\(credentials.clientID.prefix(64))"])
             }
@@ -53,7 +53,7 @@ struct OAuthRoutes {
             for: client,
             credential: credential,
             requestedScope: form["scope"],
-            audit: AuditContext(actor: "agent:\(client.agentID)", requestID: context.requestID),
+            audit: AuditContext(actor: "agent:\(client.agentID)", requestID: context.id),
             logger: context.logger
         )
         return issued.response
@@ -79,7 +79,7 @@ struct OAuthRoutes {
             throw OAuthError(.unsupportedTokenType, "token_type_hint must be access_token")
         }
         let clientID: String? = if case .client(let id) = caller { id } else { nil }
-        try await tokens.revoke(token, by: clientID, audit: AuditContext(actor: caller.actor, requestID: context.requestID))
+        try await tokens.revoke(token, by: clientID, audit: AuditContext(actor: caller.actor, requestID: context.id))
         return Response(status: .ok, headers: [.cacheControl: "no-store"])
     }
 
