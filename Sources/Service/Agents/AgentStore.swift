@@ -183,14 +183,11 @@ public struct AgentStore: Sendable {
     }
 
     static func encodeCursor(_ sequence: Int64) -> String {
-        Data("v1:\(sequence)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        Encoding.base64URL(Array("v1:\(sequence)".utf8))
     }
 
     static func decodeCursor(_ cursor: String) throws(AgentError) -> Int64 {
-        let standard = cursor.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        let padded = standard + String(repeating: "=", count: (4 - standard.count % 4) % 4)
-        guard let data = Data(base64Encoded: padded), let text = String(data: data, encoding: .utf8), text.hasPrefix("v1:"),
+        guard let data = Data(base64URL: cursor), let text = String(data: data, encoding: .utf8), text.hasPrefix("v1:"),
             let value = Int64(text.dropFirst(3)), value >= 0
         else { throw .invalidCursor }
         return value

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Byte-level encodings on the request path, where Foundation's string APIs cost too much.
 enum Encoding {
     private static let base64URLAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
@@ -59,5 +61,18 @@ enum Encoding {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
         default: nil
         }
+    }
+}
+
+extension Data {
+    /// Base64url without padding (RFC 4648 §5).
+    var base64URL: String {
+        Encoding.base64URL(self)
+    }
+
+    init?(base64URL text: String) {
+        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
+        self.init(base64Encoded: standard)
     }
 }

@@ -9,14 +9,6 @@ public enum RedisReply: Sendable, Equatable {
     case string([UInt8])
     case array([RedisReply])
     case null
-
-    var text: String? {
-        switch self {
-        case .status(let text), .error(let text): text
-        case .string(let bytes): String(decoding: bytes, as: UTF8.self)
-        default: nil
-        }
-    }
 }
 
 /// A failure talking to Redis. The connection it happened on is not used again.

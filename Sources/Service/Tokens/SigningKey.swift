@@ -34,16 +34,3 @@ public struct SigningKey: Sendable {
         return Data(SHA256.hash(data: Data(canonical.utf8))).base64URL
     }
 }
-
-extension Data {
-    /// Base64url without padding (RFC 4648 §5).
-    var base64URL: String {
-        Encoding.base64URL(self)
-    }
-
-    init?(base64URL text: String) {
-        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
-        self.init(base64Encoded: standard)
-    }
-}

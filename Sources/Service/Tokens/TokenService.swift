@@ -18,6 +18,7 @@ public struct TokenService: Sendable {
     let now: @Sendable () -> Date
 
     static let issued = Counter(label: "signet_tokens_issued_total")
+    static let denied = Counter(label: "signet_token_requests_denied_total")
 
     /// What `/oauth/token` answers.
     struct Issued {
@@ -86,7 +87,7 @@ public struct TokenService: Sendable {
 
     /// Records a refused token request of a known agent.
     func deny(_ client: ClientRecord, reason: String, audit: AuditContext, logger: Logger) async {
-        Counter(label: "signet_token_requests_denied_total").increment()
+        Self.denied.increment()
         logger.info("token denied", metadata: ["agent.id": "\(client.agentID)", "reason": "\(reason)"])
         do {
             try await pool.withConnection { connection in
