@@ -50,7 +50,8 @@ struct Run: AsyncParsableCommand {
         let failedScenarios = reports.filter { !$0.passed }.count
         print(
             "\(reports.count - failedScenarios) scenarios passed, \(failedScenarios) failed; "
-                + "\(checks.filter(\.passed).count) checks passed, \(checks.filter { !$0.passed }.count) failed"
+                + "\(checks.count(where: \.passed)) checks passed, \(checks.count(where: \.failed)) failed, "
+                + "\(checks.count { $0.outcome == .skipped }) skipped"
         )
         if failedScenarios > 0 { throw ExitCode.failure }
     }
@@ -139,7 +140,7 @@ struct Chaos: AsyncParsableCommand {
         }
         let report = await Simulator.Chaos.run(target: target, adminToken: token)
         print(report.rendered)
-        print("\(report.checks.filter(\.passed).count) passed, \(report.checks.filter { !$0.passed }.count) failed")
+        print(report.totals)
         if !report.passed { throw ExitCode.failure }
     }
 }

@@ -45,6 +45,10 @@ final class StackTests: XCTestCase {
         print(report.rendered)
         XCTAssertTrue(report.passed, report.rendered)
         XCTAssertGreaterThanOrEqual(report.checks.count, 9)
+        // Rate limiting is deployed here, so its checks must have run, not been skipped.
+        let rateChecks = report.checks.filter { ["429 after the limit", "Retry-After on the 429"].contains($0.name) }
+        XCTAssertEqual(rateChecks.map(\.outcome), [.passed, .passed], report.rendered)
+        XCTAssertEqual(report.checks.filter { $0.outcome == .skipped }.map(\.name), ["/health/detailed (not deployed on this target)"])
         let wrongToken = await Chaos.run(target: instance.url, adminToken: token + "x")
         XCTAssertFalse(wrongToken.passed, "chaos must fail when it cannot do its job")
         await instance.stop()

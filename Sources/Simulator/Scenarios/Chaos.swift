@@ -7,14 +7,20 @@ public enum Chaos {
         let started = ContinuousClock.now
         var checks: [Check] = []
         func record(_ name: String, _ passed: Bool, expected: String, observed: String) {
-            checks.append(Check(name: name, passed: passed, expected: expected, observed: observed, at: ContinuousClock.now - started))
+            checks.append(
+                Check(
+                    name: name, outcome: passed ? .passed : .failed, expected: expected, observed: observed,
+                    at: ContinuousClock.now - started))
+        }
+        func skip(_ name: String, expected: String, observed: String) {
+            checks.append(Check(name: name, outcome: .skipped, expected: expected, observed: observed, at: ContinuousClock.now - started))
         }
         let base = target.hasSuffix("/") ? String(target.dropLast()) : target
         var failure: String?
         do {
             try await registryRoundTrip(base: base, token: adminToken, record: record)
-            try await healthShape(base: base, record: record)
-            try await rateLimit(base: base, token: adminToken, record: record)
+            try await healthShape(base: base, record: record, skip: skip)
+            try await rateLimit(base: base, token: adminToken, record: record, skip: skip)
         } catch {
             failure = "\(error)"
         }
@@ -28,6 +34,8 @@ public enum Chaos {
     }
 
     typealias Record = (String, Bool, String, String) -> Void
+    /// Records a check that could not run because the target lacks the feature.
+    typealias Skip = (String, String, String) -> Void
 
     static func registryRoundTrip(base: String, token: String, record: Record) async throws {
         let owner = "signet-sim-chaos"
@@ -60,7 +68,7 @@ public enum Chaos {
         record("admin API needs the token", unauthorised.status == 401, "401", "\(unauthorised.status)")
     }
 
-    static func healthShape(base: String, record: Record) async throws {
+    static func healthShape(base: String, record: Record, skip: Skip) async throws {
         let live = try await HTTP.request(.GET, "\(base)/health/live")
         record(
             "/health/live", live.status == 200 && live.json["status"] as? String == "ok", #"200 {"status":"ok"}"#,
@@ -74,7 +82,7 @@ public enum Chaos {
         )
         let detailed = try await HTTP.request(.GET, "\(base)/health/detailed")
         if detailed.status == 404 {
-            record("/health/detailed (not deployed on this target: skipped)", true, "200/207/503", "404")
+            skip("/health/detailed (not deployed on this target)", "200/207/503", "404")
         } else {
             let statuses = ["healthy", "degraded", "unhealthy"]
             let overall = detailed.json["status"] as? String ?? ""
@@ -90,10 +98,10 @@ public enum Chaos {
     }
 
     /// Exhausts the admin token's window on a cheap route and checks the 429.
-    static func rateLimit(base: String, token: String, record: Record) async throws {
+    static func rateLimit(base: String, token: String, record: Record, skip: Skip) async throws {
         let first = try await HTTP.admin(.GET, "\(base)/v1/agents?limit=1", token: token)
         guard let policy = first.header("RateLimit-Policy") else {
-            record("rate limiting (no RateLimit-Policy header on this target: skipped)", true, "RateLimit-Policy", "absent")
+            skip("rate limiting (no RateLimit-Policy header on this target)", "RateLimit-Policy", "absent")
             return
         }
         let limit = policy.split(separator: ";").first.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0

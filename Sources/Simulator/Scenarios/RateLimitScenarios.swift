@@ -62,9 +62,11 @@ public enum RateLimitScenarios {
         try await waitUntil("both instances use Redis again") {
             !first.logLines(containing: recovered).isEmpty && !second.logLines(containing: recovered).isEmpty
         }
-        context.check(
-            "recovery logged once per instance", true, expected: "one info line each",
-            observed: "\(first.logLines(containing: recovered).count) and \(second.logLines(containing: recovered).count)")
+        context.expect(
+            "recovery lines logged by each instance",
+            [first.logLines(containing: recovered).count, second.logLines(containing: recovered).count],
+            equals: [1, 1]
+        )
 
         // Black-holed: the first decision waits for the Redis timeout, then everything is fast.
         try await proxy.setMode(.blackhole)

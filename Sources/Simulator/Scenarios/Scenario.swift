@@ -31,12 +31,21 @@ public struct Scenario: Sendable {
 
 /// One observed check: what was expected, what was seen, and when.
 public struct Check: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case passed, failed
+        /// Not checked: the target lacks the feature. Never counted as a pass.
+        case skipped
+    }
+
     public let name: String
-    public let passed: Bool
+    public let outcome: Outcome
     public let expected: String
     public let observed: String
     /// Time since the scenario started.
     public let at: Duration
+
+    public var passed: Bool { outcome == .passed }
+    public var failed: Bool { outcome == .failed }
 }
 
 /// What a scenario run reports: every check, and the error that stopped it, if any.
@@ -48,15 +57,23 @@ public struct ScenarioReport: Sendable {
     /// Set when the scenario could not run to its end (set-up failed, a step threw).
     public let error: String?
 
-    public var passed: Bool { error == nil && !checks.isEmpty && checks.allSatisfy(\.passed) }
+    /// No check failed, at least one passed, and nothing stopped the run.
+    public var passed: Bool { error == nil && checks.contains(where: \.passed) && !checks.contains(where: \.failed) }
+
+    /// `N passed, N failed, N skipped`.
+    public var totals: String {
+        "\(checks.count(where: \.passed)) passed, \(checks.count(where: \.failed)) failed, \(checks.count { $0.outcome == .skipped }) skipped"
+    }
+
+    private static let symbol: [Check.Outcome: String] = [.passed: "✔", .failed: "✘", .skipped: "○"]
 
     /// A readable report, one line per check.
     public var rendered: String {
         var lines = ["\(passed ? "PASS" : "FAIL") \(scenario) — \(specScenario) (\(format(duration)))"]
         for check in checks {
             lines.append(
-                "  \(check.passed ? "✔" : "✘") \(check.name): observed \(check.observed)"
-                    + (check.passed ? "" : ", expected \(check.expected)") + " [+\(format(check.at))]"
+                "  \(Self.symbol[check.outcome]!) \(check.name): observed \(check.observed)"
+                    + (check.failed ? ", expected \(check.expected)" : "") + " [+\(format(check.at))]"
             )
         }
         if let error { lines.append("  ✘ stopped: \(error)") }
@@ -88,7 +105,9 @@ public final class ScenarioContext: Sendable {
     /// Records a check.
     public func check(_ name: String, _ passed: Bool, expected: String, observed: String) {
         let at = ContinuousClock.now - started
-        checks.withLockedValue { $0.append(Check(name: name, passed: passed, expected: expected, observed: observed, at: at)) }
+        checks.withLockedValue {
+            $0.append(Check(name: name, outcome: passed ? .passed : .failed, expected: expected, observed: observed, at: at))
+        }
     }
 
     /// Records `observed == expected`.
