@@ -5,6 +5,8 @@ import Spec
 /// that `RequestIDMiddleware` assigns.
 public struct SignetRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
+    /// The `/oauth/token` form, when the rate limiter already parsed it to find the client.
+    var oauthForm: OAuthForm?
     /// Who the request authenticated as, once an authentication middleware has run.
     public var principal: Principal?
 

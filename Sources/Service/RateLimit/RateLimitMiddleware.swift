@@ -20,9 +20,10 @@ struct RateLimitMiddleware: RouterMiddleware {
         let path = request.uri.path
         guard !path.hasPrefix("/health/"), path != "/metrics" else { return try await next(request, context) }
         var request = request
+        var context = context
         let subject: String
         do {
-            subject = try await self.subject(of: &request, context: context)
+            subject = try await self.subject(of: &request, context: &context)
         } catch {
             // The body could not be read whole (too large, or the client went away): it is
             // half-consumed, so it must not reach a route that would read it again.
@@ -49,7 +50,8 @@ struct RateLimitMiddleware: RouterMiddleware {
         return response
     }
 
-    func subject(of request: inout Request, context: Context) async throws -> String {
+    /// The subject; on `/oauth/token` the parsed form is left in the context for the route.
+    func subject(of request: inout Request, context: inout Context) async throws -> String {
         if let basic = try? ClientCredentials.basicCredentials(request) {
             return "client:\(basic.clientID)"
         }
@@ -63,8 +65,9 @@ struct RateLimitMiddleware: RouterMiddleware {
             // Collected once here; the route reads the collected copy. A failure is thrown, never
             // ignored: a half-read body must not be read again.
             let buffer = try await request.collectBody(upTo: OAuthForm.maxBytes)
-            if let form = try? OAuthForm.parse(Array(buffer.readableBytesView)), let id = form["client_id"], !id.isEmpty {
-                return "client:\(id.prefix(128))"
+            if let form = try? OAuthForm.parse(Array(buffer.readableBytesView)) {
+                context.oauthForm = form
+                if let id = form["client_id"], !id.isEmpty { return "client:\(id.prefix(128))" }
             }
         }
         return "ip:\(context.remoteAddress ?? "unknown")"

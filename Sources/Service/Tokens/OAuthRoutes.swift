@@ -28,7 +28,8 @@ struct OAuthRoutes {
 
     @Sendable func token(_ request: Request, context: SignetRequestContext) async throws -> Response {
         var request = request
-        let form = try await OAuthForm.read(&request, context: context)
+        let form: OAuthForm
+        if let parsed = context.oauthForm { form = parsed } else { form = try await OAuthForm.read(&request, context: context) }
         let basicAttempted = request.headers[.authorization]?.lowercased().hasPrefix("basic ") == true
         guard let grantType = form["grant_type"], !grantType.isEmpty else {
             throw OAuthError(.invalidRequest, "grant_type is required", basicAttempted: basicAttempted)
