@@ -25,8 +25,13 @@ final class RedisWindow: Sendable {
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
         local before = redis.call('ZCARD', KEYS[1])
         local allowed = math.max(0, math.min(#ARGV - 2, limit - before))
-        for i = 1, allowed do
-          redis.call('ZADD', KEYS[1], now, ARGV[2 + i])
+        if allowed > 0 then
+          local entries = {}
+          for i = 1, allowed do
+            entries[2 * i - 1] = now
+            entries[2 * i] = ARGV[2 + i]
+          end
+          redis.call('ZADD', KEYS[1], unpack(entries))
         end
         redis.call('PEXPIRE', KEYS[1], window)
         local reset = 0
@@ -39,7 +44,9 @@ final class RedisWindow: Sendable {
     private struct Pending {
         let key: [UInt8]
         let member: [UInt8]
-        let continuation: CheckedContinuation<RateLimitDecision, any Error>
+        /// Resumed exactly once: by the worker that sends it, or by `failPending`, each of which
+        /// first removes it from the queue under the lock.
+        let continuation: UnsafeContinuation<RateLimitDecision, any Error>
     }
 
     private struct State {
@@ -53,21 +60,26 @@ final class RedisWindow: Sendable {
     let limit: Int
     let windowMilliseconds: Int64
     let keyPrefix: String
-    private let workers: Int
+    /// At most this many connections (and worker threads) send pipelines at once.
+    private let maxWorkers: Int
     private let threadPool: NIOThreadPool
     private let state = Mutex(State())
     private let sequence = Atomic<UInt64>(0)
-    private let memberPrefix = Encoding.base64URL(Encoding.randomBytes(6))
+    private let memberPrefix = Array(Encoding.base64URL(Encoding.randomBytes(6)).utf8) + [UInt8(ascii: ":")]
+    private let keyStart: [UInt8]
+    /// The most decisions one pipeline carries.
+    static let batchLimit = 512
 
-    init(endpoint: RedisEndpoint, timeout: Duration, limit: Int, windowMilliseconds: Int64, keyPrefix: String, workers: Int = 2) {
+    init(endpoint: RedisEndpoint, timeout: Duration, limit: Int, windowMilliseconds: Int64, keyPrefix: String, maxWorkers: Int = 2) {
         self.keyPrefix = keyPrefix
         self.endpoint = endpoint
         self.timeout = timeout
         self.limit = limit
         self.windowMilliseconds = windowMilliseconds
-        self.workers = workers
+        self.maxWorkers = maxWorkers
+        keyStart = Array("\(keyPrefix)rl:{".utf8)
         // One thread more than workers, for the breaker's probe.
-        threadPool = NIOThreadPool(numberOfThreads: workers + 1)
+        threadPool = NIOThreadPool(numberOfThreads: maxWorkers + 1)
         threadPool.start()
     }
 
@@ -78,12 +90,20 @@ final class RedisWindow: Sendable {
     /// Decides for `subject` in Redis; throws when Redis does not answer in time.
     func decide(_ subject: String) async throws -> RateLimitDecision {
         let number = sequence.wrappingAdd(1, ordering: .relaxed).newValue
-        let key = Array("\(keyPrefix)rl:{\(subject)}".utf8)
-        let member = Array("\(memberPrefix):\(number)".utf8)
-        return try await withCheckedThrowingContinuation { continuation in
+        var key = keyStart
+        key.append(contentsOf: subject.utf8)
+        key.append(UInt8(ascii: "}"))
+        let member = memberPrefix + String(number).utf8
+        return try await withUnsafeThrowingContinuation { continuation in
             let startWorker = state.withLock { state in
                 state.pending.append(Pending(key: key, member: member, continuation: continuation))
-                guard state.busyWorkers < workers else { return false }
+                // One connection pipelines everything queued while its round trip is under way
+                // (bigger batches cost Redis and this process less per decision than two
+                // connections sending half-size ones); another starts only when the queue holds
+                // more than a full pipeline per busy connection.
+                guard
+                    state.busyWorkers == 0 || (state.busyWorkers < maxWorkers && state.pending.count > state.busyWorkers * Self.batchLimit)
+                else { return false }
                 state.busyWorkers += 1
                 return true
             }
@@ -122,7 +142,7 @@ final class RedisWindow: Sendable {
         var connection = state.withLock { $0.idle.popLast() }
         while true {
             let batch: [Pending] = state.withLock { state in
-                let batch = Array(state.pending.prefix(512))
+                let batch = Array(state.pending.prefix(Self.batchLimit))
                 state.pending.removeFirst(batch.count)
                 if batch.isEmpty {
                     state.busyWorkers -= 1
