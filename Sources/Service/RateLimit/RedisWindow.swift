@@ -13,10 +13,11 @@ import Synchronization
 final class RedisWindow: Sendable {
     /// Decides n requests of one subject at one instant, in order: trim entries older than the
     /// window, count, add a unique member for each request while below the limit (rejected
-    /// requests are not counted), expire the key with the window. ARGV: window, limit, then one
-    /// member per request. Returns {how many of the n were allowed (the first ones), the count
-    /// before them, milliseconds until the oldest leaves}. With n = 1 this is the classic
-    /// one-decision script; n > 1 is the same as n calls at the same Redis `TIME`.
+    /// requests are not counted), expire the key with the window. ARGV: window, limit, n, and a
+    /// prefix unique to this call (member i is the prefix followed by i). Returns {how many of
+    /// the n were allowed (the first ones), the count before them, milliseconds until the oldest
+    /// leaves}. With n = 1 this is the classic one-decision script; n > 1 is the same as n calls
+    /// at the same Redis `TIME`.
     static let script = """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -24,12 +25,12 @@ final class RedisWindow: Sendable {
         local limit = tonumber(ARGV[2])
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
         local before = redis.call('ZCARD', KEYS[1])
-        local allowed = math.max(0, math.min(#ARGV - 2, limit - before))
+        local allowed = math.max(0, math.min(tonumber(ARGV[3]), limit - before))
         if allowed > 0 then
           local entries = {}
           for i = 1, allowed do
             entries[2 * i - 1] = now
-            entries[2 * i] = ARGV[2 + i]
+            entries[2 * i] = ARGV[4] .. i
           end
           redis.call('ZADD', KEYS[1], unpack(entries))
         end
@@ -43,7 +44,6 @@ final class RedisWindow: Sendable {
 
     private struct Pending {
         let key: [UInt8]
-        let member: [UInt8]
         /// Resumed exactly once: by the worker that sends it, or by `failPending`, each of which
         /// first removes it from the queue under the lock.
         let continuation: UnsafeContinuation<RateLimitDecision, any Error>
@@ -67,6 +67,9 @@ final class RedisWindow: Sendable {
     private let sequence = Atomic<UInt64>(0)
     private let memberPrefix = Array(Encoding.base64URL(Encoding.randomBytes(6)).utf8) + [UInt8(ascii: ":")]
     private let keyStart: [UInt8]
+    private let evalshaStart = [Array("EVALSHA".utf8), Array(scriptSHA.utf8), Array("1".utf8)]
+    private let windowArgument: [UInt8]
+    private let limitArgument: [UInt8]
     /// The most decisions one pipeline carries.
     static let batchLimit = 512
 
@@ -78,6 +81,8 @@ final class RedisWindow: Sendable {
         self.windowMilliseconds = windowMilliseconds
         self.maxWorkers = maxWorkers
         keyStart = Array("\(keyPrefix)rl:{".utf8)
+        windowArgument = Array(String(windowMilliseconds).utf8)
+        limitArgument = Array(String(limit).utf8)
         // One thread more than workers, for the breaker's probe.
         threadPool = NIOThreadPool(numberOfThreads: maxWorkers + 1)
         threadPool.start()
@@ -89,14 +94,12 @@ final class RedisWindow: Sendable {
 
     /// Decides for `subject` in Redis; throws when Redis does not answer in time.
     func decide(_ subject: String) async throws -> RateLimitDecision {
-        let number = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         var key = keyStart
         key.append(contentsOf: subject.utf8)
         key.append(UInt8(ascii: "}"))
-        let member = memberPrefix + String(number).utf8
         return try await withUnsafeThrowingContinuation { continuation in
             let startWorker = state.withLock { state in
-                state.pending.append(Pending(key: key, member: member, continuation: continuation))
+                state.pending.append(Pending(key: key, continuation: continuation))
                 // One connection pipelines everything queued while its round trip is under way
                 // (bigger batches cost Redis and this process less per decision than two
                 // connections sending half-size ones); another starts only when the queue holds
@@ -176,7 +179,7 @@ final class RedisWindow: Sendable {
                 groups.append([index])
             }
         }
-        let commands = groups.map { evalsha(key: batch[$0[0]].key, members: $0.map { batch[$0].member }) }
+        let commands = groups.map { evalsha(key: batch[$0[0]].key, requests: $0.count) }
         var replies = try connection.pipeline(commands)
         let missing = replies.indices.filter { if case .error(let message) = replies[$0] { message.hasPrefix("NOSCRIPT") } else { false } }
         if !missing.isEmpty {
@@ -192,12 +195,12 @@ final class RedisWindow: Sendable {
         return results
     }
 
-    private func evalsha(key: [UInt8], members: [[UInt8]]) -> [[UInt8]] {
-        [
-            Array("EVALSHA".utf8), Array(Self.scriptSHA.utf8), Array("1".utf8), key, Array(String(windowMilliseconds).utf8),
-            Array(String(limit).utf8),
-        ]
-            + members
+    /// EVALSHA for `requests` requests of one subject; the members it adds are unique to this
+    /// call (this process's random prefix and a call number).
+    private func evalsha(key: [UInt8], requests: Int) -> [[UInt8]] {
+        let call = sequence.wrappingAdd(1, ordering: .relaxed).newValue
+        let members = memberPrefix + String(call).utf8 + [UInt8(ascii: ":")]
+        return evalshaStart + [key, windowArgument, limitArgument, Array(String(requests).utf8), members]
     }
 
     /// The decisions of `requests` requests of one subject from one script reply: the first
