@@ -52,6 +52,9 @@ final class RedisWindow: Sendable {
     private struct State {
         var pending: [Pending] = []
         var busyWorkers = 0
+        /// Whether the first worker's thread is sending; it is kept for the first worker, so the
+        /// steady state runs on one warm thread.
+        var firstBusy = false
         var idle: [RedisConnection] = []
     }
 
@@ -62,6 +65,9 @@ final class RedisWindow: Sendable {
     let keyPrefix: String
     /// At most this many connections (and worker threads) send pipelines at once.
     private let maxWorkers: Int
+    /// The first worker's thread.
+    private let firstThread: NIOThreadPool
+    /// Further workers' threads, and the breaker's probe.
     private let threadPool: NIOThreadPool
     private let state = Mutex(State())
     private let sequence = Atomic<UInt64>(0)
@@ -84,11 +90,14 @@ final class RedisWindow: Sendable {
         windowArgument = Array(String(windowMilliseconds).utf8)
         limitArgument = Array(String(limit).utf8)
         // One thread more than workers, for the breaker's probe.
-        threadPool = NIOThreadPool(numberOfThreads: maxWorkers + 1)
+        firstThread = NIOThreadPool(numberOfThreads: 1)
+        firstThread.start()
+        threadPool = NIOThreadPool(numberOfThreads: maxWorkers)
         threadPool.start()
     }
 
     deinit {
+        firstThread.shutdownGracefully { _ in }
         threadPool.shutdownGracefully { _ in }
     }
 
@@ -98,7 +107,7 @@ final class RedisWindow: Sendable {
         key.append(contentsOf: subject.utf8)
         key.append(UInt8(ascii: "}"))
         return try await withUnsafeThrowingContinuation { continuation in
-            let startWorker = state.withLock { state in
+            let start: (worker: Bool, onFirstThread: Bool) = state.withLock { state in
                 state.pending.append(Pending(key: key, continuation: continuation))
                 // One connection pipelines everything queued while its round trip is under way
                 // (bigger batches cost Redis and this process less per decision than two
@@ -106,12 +115,14 @@ final class RedisWindow: Sendable {
                 // more than a full pipeline per busy connection.
                 guard
                     state.busyWorkers == 0 || (state.busyWorkers < maxWorkers && state.pending.count > state.busyWorkers * Self.batchLimit)
-                else { return false }
+                else { return (false, false) }
                 state.busyWorkers += 1
-                return true
+                let onFirstThread = !state.firstBusy
+                state.firstBusy = true
+                return (true, onFirstThread)
             }
-            if startWorker {
-                threadPool.submit { _ in self.drain() }
+            if start.worker {
+                (start.onFirstThread ? firstThread : threadPool).submit { _ in self.drain(onFirstThread: start.onFirstThread) }
             }
         }
     }
@@ -141,7 +152,7 @@ final class RedisWindow: Sendable {
     // MARK: Workers
 
     /// Runs on a pool thread: sends what is queued, in batches, until the queue is empty.
-    private func drain() {
+    private func drain(onFirstThread: Bool) {
         var connection = state.withLock { $0.idle.popLast() }
         while true {
             let batch: [Pending] = state.withLock { state in
@@ -149,6 +160,7 @@ final class RedisWindow: Sendable {
                 state.pending.removeFirst(batch.count)
                 if batch.isEmpty {
                     state.busyWorkers -= 1
+                    if onFirstThread { state.firstBusy = false }
                     if let connection, connection.isUsable { state.idle.append(connection) }
                 }
                 return batch
