@@ -28,8 +28,9 @@ final class RedisWindow: Sendable {
         local allowed = math.max(0, math.min(tonumber(ARGV[3]), limit - before))
         if allowed > 0 then
           local entries = {}
+          local score = tostring(now)
           for i = 1, allowed do
-            entries[2 * i - 1] = now
+            entries[2 * i - 1] = score
             entries[2 * i] = ARGV[4] .. i
           end
           redis.call('ZADD', KEYS[1], unpack(entries))
