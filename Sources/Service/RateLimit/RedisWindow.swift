@@ -44,7 +44,7 @@ final class RedisWindow: Sendable {
     static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
 
     private struct Pending {
-        let key: [UInt8]
+        let subject: String
         /// Resumed exactly once: by the worker that sends it, or by `failPending`, each of which
         /// first removes it from the queue under the lock.
         let continuation: UnsafeContinuation<RateLimitDecision, any Error>
@@ -104,12 +104,9 @@ final class RedisWindow: Sendable {
 
     /// Decides for `subject` in Redis; throws when Redis does not answer in time.
     func decide(_ subject: String) async throws -> RateLimitDecision {
-        var key = keyStart
-        key.append(contentsOf: subject.utf8)
-        key.append(UInt8(ascii: "}"))
         return try await withUnsafeThrowingContinuation { continuation in
             let start: (worker: Bool, onFirstThread: Bool) = state.withLock { state in
-                state.pending.append(Pending(key: key, continuation: continuation))
+                state.pending.append(Pending(subject: subject, continuation: continuation))
                 // One connection pipelines everything queued while its round trip is under way
                 // (bigger batches cost Redis and this process less per decision than two
                 // connections sending half-size ones); another starts only when the queue holds
@@ -183,16 +180,16 @@ final class RedisWindow: Sendable {
     /// script is loaded and those calls are sent once more.
     private func evaluate(_ batch: [Pending], on connection: RedisConnection) throws -> [Result<RateLimitDecision, any Error>] {
         var groups: [[Int]] = []
-        var groupOfKey: [[UInt8]: Int] = [:]
+        var groupOfSubject: [String: Int] = [:]
         for (index, item) in batch.enumerated() {
-            if let group = groupOfKey[item.key] {
+            if let group = groupOfSubject[item.subject] {
                 groups[group].append(index)
             } else {
-                groupOfKey[item.key] = groups.count
+                groupOfSubject[item.subject] = groups.count
                 groups.append([index])
             }
         }
-        let commands = groups.map { evalsha(key: batch[$0[0]].key, requests: $0.count) }
+        let commands = groups.map { evalsha(subject: batch[$0[0]].subject, requests: $0.count) }
         var replies = try connection.pipeline(commands)
         let missing = replies.indices.filter { if case .error(let message) = replies[$0] { message.hasPrefix("NOSCRIPT") } else { false } }
         if !missing.isEmpty {
@@ -210,7 +207,10 @@ final class RedisWindow: Sendable {
 
     /// EVALSHA for `requests` requests of one subject; the members it adds are unique to this
     /// call (this process's random prefix and a call number).
-    private func evalsha(key: [UInt8], requests: Int) -> [[UInt8]] {
+    private func evalsha(subject: String, requests: Int) -> [[UInt8]] {
+        var key = keyStart
+        key.append(contentsOf: subject.utf8)
+        key.append(UInt8(ascii: "}"))
         let call = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         let members = memberPrefix + String(call).utf8 + [UInt8(ascii: ":")]
         return evalshaStart + [key, windowArgument, limitArgument, Array(String(requests).utf8), members]
