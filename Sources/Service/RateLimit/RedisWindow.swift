@@ -7,9 +7,11 @@ import Synchronization
 /// (the hash tag keeps a subject on one Redis Cluster slot), time from Redis `TIME`, so every
 /// instance shares one clock and one count.
 ///
-/// Decisions are queued and sent by a few worker threads, each sending everything queued as
-/// one pipeline: under load one round trip decides many requests. Every call is bounded by the
-/// connection timeout (`REDIS_TIMEOUT_MS`).
+/// Decisions are queued; a worker thread sends everything queued as one pipeline, and what
+/// queues up during that round trip as the next: under load one round trip decides many
+/// requests. One worker (one connection) is the steady state; a second starts only when a full
+/// pipeline per busy worker is waiting. Every call is bounded by the connection timeout
+/// (`REDIS_TIMEOUT_MS`).
 final class RedisWindow: Sendable {
     /// Decides n requests of one subject at one instant, in order: trim entries older than the
     /// window, count, add a unique member for each request while below the limit (rejected
@@ -90,7 +92,7 @@ final class RedisWindow: Sendable {
         keyStart = Array("\(keyPrefix)rl:{".utf8)
         windowArgument = Array(String(windowMilliseconds).utf8)
         limitArgument = Array(String(limit).utf8)
-        // One thread more than workers, for the breaker's probe.
+        // The first worker has a thread of its own; the pool holds the others and the probe's.
         firstThread = NIOThreadPool(numberOfThreads: 1)
         firstThread.start()
         threadPool = NIOThreadPool(numberOfThreads: maxWorkers)
