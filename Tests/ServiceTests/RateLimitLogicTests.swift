@@ -1,5 +1,6 @@
-import Service
 import XCTest
+
+@testable import Service
 
 /// The sliding window and the circuit breaker, with time given by hand.
 final class SlidingWindowTests: XCTestCase {
@@ -72,5 +73,18 @@ final class CircuitBreakerTests: XCTestCase {
         XCTAssertTrue(breaker.probeDue(now: t0 + .milliseconds(500)))
         XCTAssertFalse(breaker.probeDue(now: t0 + .milliseconds(600)))
         XCTAssertTrue(breaker.probeDue(now: t0 + .milliseconds(1000)))
+    }
+}
+
+/// When the Redis limiter opens another connection.
+final class RedisWorkerRuleTests: XCTestCase {
+    func testOneWorkerUntilMoreThanAFullPipelineWaitsPerBusyWorker() {
+        let full = RedisWindow.batchLimit
+        XCTAssertTrue(RedisWindow.startsWorker(busy: 0, queued: 1, maxWorkers: 2), "the first decision starts a worker")
+        XCTAssertFalse(RedisWindow.startsWorker(busy: 1, queued: 1, maxWorkers: 2))
+        XCTAssertFalse(RedisWindow.startsWorker(busy: 1, queued: full, maxWorkers: 2), "one full pipeline waits for the busy worker")
+        XCTAssertTrue(RedisWindow.startsWorker(busy: 1, queued: full + 1, maxWorkers: 2))
+        XCTAssertFalse(RedisWindow.startsWorker(busy: 2, queued: 10 * full, maxWorkers: 2), "never more than maxWorkers")
+        XCTAssertFalse(RedisWindow.startsWorker(busy: 1, queued: 10 * full, maxWorkers: 1))
     }
 }

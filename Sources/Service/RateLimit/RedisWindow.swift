@@ -109,13 +109,9 @@ final class RedisWindow: Sendable {
         return try await withUnsafeThrowingContinuation { continuation in
             let start: (worker: Bool, onFirstThread: Bool) = state.withLock { state in
                 state.pending.append(Pending(subject: subject, continuation: continuation))
-                // One connection pipelines everything queued while its round trip is under way
-                // (bigger batches cost Redis and this process less per decision than two
-                // connections sending half-size ones); another starts only when the queue holds
-                // more than a full pipeline per busy connection.
-                guard
-                    state.busyWorkers == 0 || (state.busyWorkers < maxWorkers && state.pending.count > state.busyWorkers * Self.batchLimit)
-                else { return (false, false) }
+                guard Self.startsWorker(busy: state.busyWorkers, queued: state.pending.count, maxWorkers: maxWorkers) else {
+                    return (false, false)
+                }
                 state.busyWorkers += 1
                 let onFirstThread = !state.firstBusy
                 state.firstBusy = true
@@ -125,6 +121,14 @@ final class RedisWindow: Sendable {
                 (start.onFirstThread ? firstThread : threadPool).submit { _ in self.drain(onFirstThread: start.onFirstThread) }
             }
         }
+    }
+
+    /// Whether a decision just queued starts another worker. One connection pipelines everything
+    /// queued while its round trip is under way (bigger batches cost Redis and this process less
+    /// per decision than two connections sending half-size ones); another starts only when the
+    /// queue holds more than a full pipeline per busy worker.
+    static func startsWorker(busy: Int, queued: Int, maxWorkers: Int) -> Bool {
+        busy == 0 || (busy < maxWorkers && queued > busy * batchLimit)
     }
 
     /// Fails every queued decision now (the breaker opened): they are decided in memory.
