@@ -66,6 +66,7 @@ struct TestSignet {
         _ environment: [String: String] = [:],
         applicationName: String = "signet-test",
         database: String? = nil,
+        lastUsedFlushInterval: Duration = .milliseconds(50),
         now: @escaping @Sendable () -> Date = { Date() }
     ) async throws -> TestSignet {
         var variables = [
@@ -84,7 +85,7 @@ struct TestSignet {
         logger.logLevel = .debug
         var dependencies = Dependencies.live(configuration: configuration, logger: logger)
         dependencies.now = now
-        dependencies.lastUsedFlushInterval = .milliseconds(50)
+        dependencies.lastUsedFlushInterval = lastUsedFlushInterval
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)
     }

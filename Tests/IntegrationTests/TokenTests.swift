@@ -253,6 +253,22 @@ final class TokenTests: XCTestCase {
         }
     }
 
+    func testUsesNotedBeforeAShutdownAreWrittenByIt() async throws {
+        // No periodic flush can happen in this test: only the one at shutdown can write.
+        let signet = try await TestSignet.make(lastUsedFlushInterval: .seconds(3600))
+        let agent = try await signet.test { client in
+            let agent = try await client.agent()
+            _ = try await client.accessToken(for: agent)
+            return agent
+        }
+        let rows = try await TestDatabase.query(
+            "SELECT last_used_at IS NOT NULL AS used FROM agent_credentials WHERE agent_id = $1::uuid",
+            [agent.id]
+        )
+        XCTAssertEqual(rows.first?["used"], "t", "the use noted before shutdown was written at shutdown")
+        XCTAssertFalse(signet.logText.contains("could not record lastUsedAt"), "a clean shutdown logs no failure:\n\(signet.logText)")
+    }
+
     func testMetadataDocumentsTheEndpoints() async throws {
         let signet = try await TestSignet.make()
         try await signet.test { client in

@@ -56,6 +56,9 @@ public final class LastUsedRecorder: Service, Sendable {
             try await pool.withConnection { connection in
                 _ = try connection.query("UPDATE agent_credentials SET last_used_at = now() WHERE id = ANY($1::uuid[])", [list])
             }
+        } catch is CancellationError {
+            // Shutting down: `run()` writes them once more after the loop, uncancelled.
+            state.withLock { $0.pending.formUnion(ids) }
         } catch {
             logger.warning("could not record lastUsedAt; will retry", metadata: ["count": "\(ids.count)", "error": "\(error)"])
             state.withLock { $0.pending.formUnion(ids) }
@@ -66,6 +69,7 @@ public final class LastUsedRecorder: Service, Sendable {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.flushInterval)
+                if Task.isCancelled { break }
                 await self.flush()
             }
         }
