@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Logging
 import Service
 import XCTest
@@ -63,5 +64,26 @@ final class RedisLimiterTests: XCTestCase {
             XCTAssertTrue(limiter.usesRedis, "round \(round): NOSCRIPT must be handled, not counted as a Redis failure")
             XCTAssertEqual(decisions.filter(\.allowed).count, 40)
         }
+    }
+
+    func testTheAdminIsCountedUnderAHashOfItsTokenNeverTheToken() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            for _ in 0..<3 {
+                let response = try await client.admin(.get, "/v1/agents")
+                XCTAssertEqual(response.status, .ok)
+            }
+        }
+        let prefix = signet.configuration.rateLimit.keyPrefix
+        let redis = try RedisConnection.connect(try endpoint(), timeout: .seconds(1))
+        guard case .array(let keys) = try redis.command([Array("KEYS".utf8), Array("\(prefix)*".utf8)]) else {
+            return XCTFail("KEYS did not answer an array")
+        }
+        let names = keys.compactMap { if case .string(let bytes) = $0 { String(decoding: bytes, as: UTF8.self) } else { nil } }
+        XCTAssertEqual(names.count, 1, "one subject: \(names)")
+        let name = try XCTUnwrap(names.first)
+        XCTAssertNotNil(name.wholeMatch(of: /.*rl:\{admin:[0-9a-f]{16}\}/), name)
+        XCTAssertFalse(name.contains(TestSignet.adminToken))
+        XCTAssertEqual(try redis.command([Array("ZCARD".utf8), Array(name.utf8)]), .integer(3))
     }
 }

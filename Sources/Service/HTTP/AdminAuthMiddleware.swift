@@ -8,9 +8,15 @@ import Hummingbird
 public struct AdminAuthMiddleware: RouterMiddleware {
     public typealias Context = SignetRequestContext
     private let expectedDigest: SHA256Digest
+    /// The admin's rate-limit subject: `admin:` and 16 hex digits of a hash of the token (its own
+    /// hash, not the one compared against), so a Redis key never holds the token, and a new
+    /// token starts a new count.
+    let rateLimitSubject: String
 
     public init(adminToken: String) {
         expectedDigest = SHA256.hash(data: Data(adminToken.utf8))
+        let subjectDigest = SHA256.hash(data: Data("signet rate-limit subject\u{0}\(adminToken)".utf8))
+        rateLimitSubject = "admin:" + subjectDigest.prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -56,7 +56,7 @@ struct RateLimitMiddleware: RouterMiddleware {
             return "client:\(basic.clientID)"
         }
         if let bearer = AdminAuthMiddleware.bearerToken(request) {
-            if admin.isAdmin(bearer) { return "admin" }
+            if admin.isAdmin(bearer) { return admin.rateLimitSubject }
             if let claims = await keyRing.verify(bearer) { return "agent:\(claims.sub)" }
         }
         if request.uri.path == "/oauth/token",
