@@ -43,8 +43,7 @@ struct RateLimitMiddleware: RouterMiddleware {
                     headers: [.retryAfter: String(decision.retryAfterSeconds)]
                 ).jsonResponse
         }
-        let windowSeconds = max(1, (limiter.windowMilliseconds + 999) / 1000)
-        response.headers[.rateLimitPolicy] = "\(decision.limit);w=\(windowSeconds)"
+        response.headers[.rateLimitPolicy] = limiter.policy
         response.headers[.rateLimit] =
             "limit=\(decision.limit), remaining=\(decision.remaining), reset=\((decision.resetMilliseconds + 999) / 1000)"
         return response

@@ -18,23 +18,14 @@ public final class RateLimiter: Service, Sendable {
     private let clock = ContinuousClock()
     private let origin = ContinuousClock.now
 
-    public let limit: Int
-    public let windowMilliseconds: Int64
+    /// The `RateLimit-Policy` header's value (draft 07): `<limit>;w=<window in whole seconds>`.
+    public let policy: String
 
     public init(configuration: RateLimitConfiguration, logger: Logger) {
-        limit = configuration.maxRequests
-        windowMilliseconds = configuration.windowMilliseconds
+        policy = "\(configuration.maxRequests);w=\(max(1, (configuration.windowMilliseconds + 999) / 1000))"
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
-        redis = configuration.redis.map { endpoint in
-            RedisWindow(
-                endpoint: endpoint,
-                timeout: configuration.redisTimeout,
-                limit: configuration.maxRequests,
-                windowMilliseconds: configuration.windowMilliseconds,
-                keyPrefix: configuration.keyPrefix
-            )
-        }
+        redis = configuration.redis.map { RedisWindow(endpoint: $0, configuration: configuration) }
         self.logger = logger
     }
 

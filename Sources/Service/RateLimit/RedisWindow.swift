@@ -64,8 +64,6 @@ final class RedisWindow: Sendable {
     let endpoint: RedisEndpoint
     let timeout: Duration
     let limit: Int
-    let windowMilliseconds: Int64
-    let keyPrefix: String
     /// At most this many connections (and worker threads) send pipelines at once.
     private let maxWorkers: Int
     /// The first worker's thread.
@@ -82,16 +80,14 @@ final class RedisWindow: Sendable {
     /// The most decisions one pipeline carries.
     static let batchLimit = 512
 
-    init(endpoint: RedisEndpoint, timeout: Duration, limit: Int, windowMilliseconds: Int64, keyPrefix: String, maxWorkers: Int = 2) {
-        self.keyPrefix = keyPrefix
+    init(endpoint: RedisEndpoint, configuration: RateLimitConfiguration, maxWorkers: Int = 2) {
         self.endpoint = endpoint
-        self.timeout = timeout
-        self.limit = limit
-        self.windowMilliseconds = windowMilliseconds
+        timeout = configuration.redisTimeout
+        limit = configuration.maxRequests
         self.maxWorkers = maxWorkers
-        keyStart = Array("\(keyPrefix)rl:{".utf8)
-        windowArgument = Array(String(windowMilliseconds).utf8)
-        limitArgument = Array(String(limit).utf8)
+        keyStart = Array("\(configuration.keyPrefix)rl:{".utf8)
+        windowArgument = Array(String(configuration.windowMilliseconds).utf8)
+        limitArgument = Array(String(configuration.maxRequests).utf8)
         // The first worker has a thread of its own; the pool holds the others and the probe's.
         firstThread = NIOThreadPool(numberOfThreads: 1)
         firstThread.start()

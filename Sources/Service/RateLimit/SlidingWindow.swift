@@ -3,7 +3,7 @@ import DequeModule
 /// The exact sliding-window algorithm, in memory, with time passed in: each subject has the
 /// timestamps of the requests it was allowed in the last `window`; a request is allowed while
 /// fewer than `limit` are counted. Rejected requests are not counted. Redis runs the same
-/// algorithm in `RedisRateLimiter.script`.
+/// algorithm in `RedisWindow.script`.
 public struct SlidingWindow: Sendable {
     public let limit: Int
     public let windowMilliseconds: Int64
