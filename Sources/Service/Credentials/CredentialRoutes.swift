@@ -68,7 +68,7 @@ struct AdminOrAgentMiddleware: RouterMiddleware {
         var context = context
         if admin.isAdmin(bearer) {
             context.principal = .admin
-        } else if let claims = try await tokens.activeClaims(of: bearer) {
+        } else if let claims = try await tokens.activeClaims(of: bearer, signatureChecked: context.bearerClaims) {
             guard claims.scopes.contains(scope) else {
                 throw SignetError(
                     .forbidden, "insufficient_scope", "the token lacks scope \(scope)",

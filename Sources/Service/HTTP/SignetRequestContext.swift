@@ -7,6 +7,9 @@ public struct SignetRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The `/oauth/token` form, when the rate limiter already parsed it to find the client.
     var oauthForm: OAuthForm?
+    /// The claims of the request's bearer token once the rate limiter has checked its signature,
+    /// so an authentication middleware does not check it again.
+    var bearerClaims: AccessTokenClaims?
     /// Who the request authenticated as, once an authentication middleware has run.
     public var principal: Principal?
 

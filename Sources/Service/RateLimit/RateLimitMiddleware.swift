@@ -49,14 +49,18 @@ struct RateLimitMiddleware: RouterMiddleware {
         return response
     }
 
-    /// The subject; on `/oauth/token` the parsed form is left in the context for the route.
+    /// The subject. What it had to work out is left in the context: the claims of a validly
+    /// signed bearer token, and on `/oauth/token` the parsed form.
     func subject(of request: inout Request, context: inout Context) async throws -> String {
         if let basic = try? ClientCredentials.basicCredentials(request) {
             return "client:\(basic.clientID)"
         }
         if let bearer = AdminAuthMiddleware.bearerToken(request) {
             if admin.isAdmin(bearer) { return admin.rateLimitSubject }
-            if let claims = await keyRing.verify(bearer) { return "agent:\(claims.sub)" }
+            if let claims = await keyRing.verify(bearer) {
+                context.bearerClaims = claims
+                return "agent:\(claims.sub)"
+            }
         }
         if request.uri.path == "/oauth/token",
             request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true

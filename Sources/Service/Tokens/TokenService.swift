@@ -101,9 +101,12 @@ public struct TokenService: Sendable {
 
     /// The claims of `token` when it is active: signed by a published key, unexpired, from
     /// this issuer, not revoked, and its agent still active (read from the database, not a
-    /// cache). Nil otherwise.
-    func activeClaims(of token: String) async throws -> AccessTokenClaims? {
-        guard let claims = await keyRing.verify(token) else { return nil }
+    /// cache). Nil otherwise. `signatureChecked`: the claims of `token` when its signature was
+    /// already checked in this request (by the rate limiter), so it is not checked twice.
+    func activeClaims(of token: String, signatureChecked: AccessTokenClaims? = nil) async throws -> AccessTokenClaims? {
+        var verified = signatureChecked
+        if verified == nil { verified = await keyRing.verify(token) }
+        guard let claims = verified else { return nil }
         let nowSeconds = Int64(now().timeIntervalSince1970)
         guard claims.exp > nowSeconds, claims.iat <= nowSeconds + 60, claims.iss == issuer else { return nil }
         // One round trip, no cache: introspection is authoritative on every instance.
