@@ -138,6 +138,7 @@ public enum RateLimitScenarios {
         let (signet, _) = try await startPair(context, extra: ["RATE_LIMIT_MAX_REQUESTS": "100000"], count: 1)
         let endpoint = try RedisEndpoint(url: context.stack.redis.url).orThrow("bad Redis URL")
         let flusher = try RedisConnection.connect(endpoint, timeout: .seconds(2))
+        let loadsBefore = try await scriptLoads(flusher)
         let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
             for index in 0..<400 {
                 group.addTask { try await probe(signet.url, subject: "flush-\(index % 8)").status }
@@ -153,6 +154,9 @@ public enum RateLimitScenarios {
         }
         context.expect("requests that did not get 200", statuses.filter { $0 != 200 }.count, equals: 0)
         context.expect("Redis failures logged", signet.logLines(containing: "rate limiter: Redis failed").count, equals: 0)
+        // Proof that a flush hit the traffic: the instance had to load the script again.
+        let reloads = try await scriptLoads(flusher) - loadsBefore
+        context.check("script reloaded during the traffic", reloads >= 1, expected: "SCRIPT LOAD calls ≥ 1", observed: "\(reloads)")
         let keys = try await blocking {
             try flusher.command([Array("KEYS".utf8), Array("\(signet.environment["REDIS_KEY_PREFIX"] ?? "")rl:*".utf8)])
         }
@@ -213,4 +217,13 @@ extension Optional {
         guard let value = self else { throw SimulatorError.setupFailed(message) }
         return value
     }
+}
+
+/// How many `SCRIPT LOAD` calls Redis has served since it started (`INFO commandstats`).
+private func scriptLoads(_ redis: RedisConnection) async throws -> Int {
+    let info = try await blocking { try redis.command([Array("INFO".utf8), Array("commandstats".utf8)]) }
+    guard case .string(let bytes) = info else { throw SimulatorError.setupFailed("INFO commandstats answered \(info)") }
+    let line = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline).first { $0.hasPrefix("cmdstat_script|load:") }
+    guard let line, let calls = line.split(separator: ",").first?.split(separator: "=").last.flatMap({ Int($0) }) else { return 0 }
+    return calls
 }
