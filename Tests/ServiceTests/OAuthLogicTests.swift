@@ -110,6 +110,16 @@ final class EncodingTests: XCTestCase {
         }
     }
 
+    func testHexEncodesLowerCaseAndDecodesEitherCase() {
+        let bytes: [UInt8] = [0x00, 0x0f, 0xab, 0xff]
+        XCTAssertEqual(Encoding.hex(bytes), "000fabff")
+        XCTAssertEqual(Encoding.bytes(hex: "000FABff"), bytes)
+        XCTAssertEqual(Data(hex: Data(bytes).hexString), Data(bytes))
+        XCTAssertEqual(Encoding.hex([UInt8]()), "")
+        XCTAssertNil(Encoding.bytes(hex: "abc"), "odd length")
+        XCTAssertNil(Encoding.bytes(hex: "0g"), "not a hex digit")
+    }
+
     func testRandomBytesHaveTheLengthAskedAndDiffer() {
         XCTAssertEqual(Encoding.randomBytes(16).count, 16)
         XCTAssertEqual(Encoding.randomBytes(3).count, 3)

@@ -16,7 +16,7 @@ public struct AdminAuthMiddleware: RouterMiddleware {
     public init(adminToken: String) {
         expectedDigest = SHA256.hash(data: Data(adminToken.utf8))
         let subjectDigest = SHA256.hash(data: Data("signet rate-limit subject\u{0}\(adminToken)".utf8))
-        rateLimitSubject = "admin:" + subjectDigest.prefix(8).map { String(format: "%02x", $0) }.joined()
+        rateLimitSubject = "admin:" + Encoding.hex(subjectDigest.prefix(8))
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {

@@ -12,7 +12,7 @@ enum Encoding {
         var index = 0
         while index + 2 < input.count {
             let value = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
-            output += [18, 12, 6, 0].map { base64URLAlphabet[Int((value >> $0) & 63)] }
+            for shift: UInt32 in [18, 12, 6, 0] { output.append(base64URLAlphabet[Int((value >> shift) & 63)]) }
             index += 3
         }
         let rest = input.count - index
@@ -21,6 +21,32 @@ enum Encoding {
             output += [18, 12, 6].prefix(rest + 1).map { base64URLAlphabet[Int((value >> $0) & 63)] }
         }
         return String(decoding: output, as: UTF8.self)
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Lower-case hexadecimal, two digits per byte.
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            output.append(hexDigits[Int(byte >> 4)])
+            output.append(hexDigits[Int(byte & 15)])
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The bytes of a hexadecimal text (either case); nil unless it is whole pairs of hex digits.
+    static func bytes(hex text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count.isMultiple(of: 2) else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        return bytes
     }
 
     /// `count` bytes from the system's cryptographic generator, eight at a time.
@@ -68,6 +94,16 @@ extension Data {
     /// Base64url without padding (RFC 4648 §5).
     var base64URL: String {
         Encoding.base64URL(self)
+    }
+
+    /// Lower-case hexadecimal.
+    var hexString: String {
+        Encoding.hex(self)
+    }
+
+    init?(hex: String) {
+        guard let bytes = Encoding.bytes(hex: hex) else { return nil }
+        self.init(bytes)
     }
 
     init?(base64URL text: String) {

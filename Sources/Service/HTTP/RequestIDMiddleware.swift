@@ -39,9 +39,3 @@ extension HTTPField.Name {
     static let signetInstance = HTTPField.Name("Signet-Instance")!
     static let pragma = HTTPField.Name("Pragma")!
 }
-
-extension String {
-    func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}

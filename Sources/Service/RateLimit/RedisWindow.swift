@@ -43,7 +43,7 @@ final class RedisWindow: Sendable {
         if oldest[2] then reset = tonumber(oldest[2]) + window - now end
         return {allowed, before, reset}
         """
-    static let scriptSHA = Insecure.SHA1.hash(data: Data(script.utf8)).map { String(format: "%02x", $0) }.joined()
+    static let scriptSHA = Encoding.hex(Insecure.SHA1.hash(data: Data(script.utf8)))
 
     private struct Pending {
         let subject: String

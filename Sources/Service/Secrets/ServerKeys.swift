@@ -22,21 +22,3 @@ enum ServerKeys {
         return SymmetricKey(data: material)
     }
 }
-
-extension Data {
-    var hexString: String {
-        map { String($0, radix: 16).leftPadded(2) }.joined()
-    }
-
-    init?(hex: String) {
-        guard hex.utf8.count.isMultiple(of: 2) else { return nil }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(hex.utf8.count / 2)
-        var iterator = hex.utf8.makeIterator()
-        while let high = iterator.next(), let low = iterator.next() {
-            guard let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else { return nil }
-            bytes.append(value)
-        }
-        self.init(bytes)
-    }
-}
