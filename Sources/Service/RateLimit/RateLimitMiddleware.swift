@@ -1,7 +1,6 @@
-import Crypto
-import Foundation
 import HTTPTypes
 import Hummingbird
+import Metrics
 
 /// Limits every API route (everything but `/health/*` and `/metrics`) per subject, and puts
 /// `RateLimit-Policy` and `RateLimit` (IETF ratelimit-headers draft 07 syntax) on every response
@@ -15,6 +14,8 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
     let keyRing: KeyRing
     let admin: AdminAuthMiddleware
+
+    static let rejected = Counter(label: "signet_rate_limited_total")
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
@@ -34,7 +35,10 @@ struct RateLimitMiddleware: RouterMiddleware {
         if decision.allowed {
             response = try await next(request, context)
         } else {
-            context.logger.info("rate limited", metadata: ["subject.kind": "\(subject.prefix { $0 != ":" })"])
+            // Counted, and logged only at debug: a flood of rejected requests must not become a
+            // flood of log lines.
+            Self.rejected.increment()
+            context.logger.debug("rate limited", metadata: ["subject.kind": "\(subject.prefix { $0 != ":" })"])
             response =
                 SignetError(
                     .tooManyRequests,
