@@ -58,17 +58,14 @@ public final class ClientDirectory: Sendable {
         return record
     }
 
-    /// The client and the credential `secret` matches, if any live one does. Every live
-    /// credential is compared (in constant time each), so timing does not tell which matched.
-    public func authenticate(clientID: String, secret: String, at now: Date = Date()) async throws -> (
-        ClientRecord, ClientRecord.Credential
-    )? {
-        guard let record = try await client(clientID) else { return nil }
+    /// The live credential of `client` that `secret` matches, if any. Every live credential is
+    /// compared (in constant time each), so timing does not tell which matched.
+    public func credential(of client: ClientRecord, matching secret: String, at now: Date = Date()) -> ClientRecord.Credential? {
         var match: ClientRecord.Credential?
-        for credential in record.credentials where credential.expiresAt.map({ $0 > now }) ?? true {
+        for credential in client.credentials where credential.expiresAt.map({ $0 > now }) ?? true {
             if hasher.verify(secret, against: credential.digest) { match = credential }
         }
-        return match.map { (record, $0) }
+        return match
     }
 
     /// Forgets a client, after a change made through this instance.

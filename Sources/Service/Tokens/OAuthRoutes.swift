@@ -40,10 +40,12 @@ struct OAuthRoutes {
         guard let credentials = try ClientCredentials.from(request, form: form) else {
             throw OAuthError(.invalidClient, "client authentication is required (HTTP Basic or client_id and client_secret)")
         }
-        guard let (client, credential) = try await directory.authenticate(clientID: credentials.clientID, secret: credentials.secret) else {
-            if let known = try await directory.client(credentials.clientID) {
+        // One lookup tells an unknown client from a wrong secret.
+        let client = try await directory.client(credentials.clientID)
+        guard let client, let credential = directory.credential(of: client, matching: credentials.secret) else {
+            if let client {
                 await tokens.deny(
-                    known, reason: "wrong or expired client secret",
+                    client, reason: "wrong or expired client secret",
                     audit: AuditContext(actor: "client:\(credentials.clientID)", requestID: context.id), logger: context.logger)
             } else {
                 context.logger.info("token denied: unknown client", metadata: ["client.id": "\(credentials.clientID.prefix(64))"])
@@ -105,8 +107,8 @@ struct OAuthRoutes {
         guard let credentials = try ClientCredentials.from(request, form: form) else {
             throw OAuthError(.invalidClient, "authenticate with client credentials or the admin token")
         }
-        guard let (client, _) = try await directory.authenticate(clientID: credentials.clientID, secret: credentials.secret),
-            client.status == .active
+        guard let client = try await directory.client(credentials.clientID), client.status == .active,
+            directory.credential(of: client, matching: credentials.secret) != nil
         else {
             throw OAuthError(.invalidClient, "client authentication failed", basicAttempted: credentials.method == .basic)
         }
@@ -148,10 +150,7 @@ struct OAuthRoutes {
         let token_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post"]
         let introspection_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post", "bearer"]
         let revocation_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post", "bearer"]
-        let token_endpoint_auth_signing_alg_values_supported: [String]? = nil
         let response_types_supported: [String] = []
-        let scopes_supported: [String]? = nil
-        let service_documentation: String? = nil
 
         init(issuer: String) {
             self.issuer = issuer
@@ -159,12 +158,6 @@ struct OAuthRoutes {
             introspection_endpoint = issuer + "/oauth/introspect"
             revocation_endpoint = issuer + "/oauth/revoke"
             jwks_uri = issuer + "/.well-known/jwks.json"
-        }
-
-        enum CodingKeys: String, CodingKey {
-            case issuer, token_endpoint, introspection_endpoint, revocation_endpoint, jwks_uri, grant_types_supported
-            case token_endpoint_auth_methods_supported, introspection_endpoint_auth_methods_supported
-            case revocation_endpoint_auth_methods_supported, response_types_supported
         }
     }
 }
