@@ -36,19 +36,19 @@ public final class KeyRing: Service, Sendable {
         guard let current = keys.first(where: \.isCurrent) else {
             throw DatabaseError.unexpectedResult("no current signing key")
         }
+        // A kid is the key's thumbprint: the same kids and current kid are the same keys, and
+        // the periodic refresh has nothing to rebuild.
+        let kids = Set(keys.map(\.kid))
+        let installed = snapshot.withLock { $0 }
+        if let installed, installed.kids == kids, installed.current.kid == current.kid { return }
         let collection = JWTKeyCollection()
         for key in keys {
             await collection.add(ecdsa: try ES256PrivateKey(backing: key.privateKey), kid: JWKIdentifier(string: key.kid))
         }
         let jwks = try JSONSerialization.data(
             withJSONObject: ["keys": keys.map(\.publicJWK)], options: [.sortedKeys, .withoutEscapingSlashes])
-        let kids = Set(keys.map(\.kid))
-        let previous = snapshot.withLock { state in
-            let previous = state
-            state = Snapshot(current: current, kids: kids, collection: collection, jwks: jwks)
-            return previous
-        }
-        if let previous, previous.kids != kids || previous.current.kid != current.kid {
+        snapshot.withLock { $0 = Snapshot(current: current, kids: kids, collection: collection, jwks: jwks) }
+        if installed != nil {
             logger.info("signing keys changed", metadata: ["current": "\(current.kid)", "published": "\(kids.sorted())"])
         }
     }
