@@ -35,18 +35,13 @@ struct HealthRoutes {
                 Readiness(status: "ready", database: "healthy", latencyMs: latency), headers: [.cacheControl: "no-store"])
         case .timedOut:
             context.logger.warning("readiness: database did not answer in time", metadata: ["latencyMs": "\(latency)"])
-            return try jsonResponse(
-                Readiness(status: "not_ready", database: "unreachable", latencyMs: latency),
-                status: .serviceUnavailable,
-                headers: [.cacheControl: "no-store", .retryAfter: "1"]
-            )
         case .failure(let error):
             context.logger.warning("readiness: database check failed", metadata: ["error": "\(error)"])
-            return try jsonResponse(
-                Readiness(status: "not_ready", database: "unreachable", latencyMs: latency),
-                status: .serviceUnavailable,
-                headers: [.cacheControl: "no-store", .retryAfter: "1"]
-            )
         }
+        return try jsonResponse(
+            Readiness(status: "not_ready", database: "unreachable", latencyMs: latency),
+            status: .serviceUnavailable,
+            headers: [.cacheControl: "no-store", .retryAfter: "1"]
+        )
     }
 }
