@@ -49,6 +49,8 @@ let package = Package(
                 "Spec",
                 "CLibPQ",
                 "CHiredis",
+                // Vault and OPA over HTTP (DESIGN.md); already built for the Simulator.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -33,7 +33,10 @@ public struct Dependencies: Sendable {
                 settings: postgresSettings(configuration),
                 logger: logger
             ),
-            logger: logger
+            logger: logger,
+            policy: configuration.opa.map { opa in
+                OPAPolicy(client: OPAClient(url: opa.url, decisionPath: opa.decisionPath, timeout: opa.timeout), logger: logger)
+            } ?? BuiltInPolicy()
         )
     }
 
@@ -89,12 +92,13 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let credentials = CredentialRoutes(store: CredentialStore(pool: pool, hasher: hasher), directory: directory)
 
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger)
+    let health = healthMonitor(configuration: configuration, pool: pool, limiter: limiter, logger: logger)
 
     let router = Router(context: SignetRequestContext.self)
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
     router.add(middleware: RateLimitMiddleware(limiter: limiter, keyRing: keyRing, admin: adminAuth))
     router.add(middleware: ErrorMiddleware())
-    HealthRoutes(pool: pool, timeout: configuration.healthCheckTimeout).add(to: router.group("health"))
+    HealthRoutes(monitor: health, detailedToken: configuration.healthDetailedToken).add(to: router.group("health"))
     OAuthRoutes(tokens: tokens, directory: directory, admin: adminAuth, issuer: configuration.issuer).add(to: router)
 
     let admin = router.group("v1").add(middleware: adminAuth)
@@ -111,6 +115,63 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "signet"),
         services: [pool, keyRing, recorder, limiter, Housekeeping(pool: pool, logger: logger)],
+        logger: logger
+    )
+}
+
+/// The checks of `/health/detailed` and `/health/ready`: a pooled `SELECT 1`; `PING` on a Redis
+/// connection of its own (unless `REDIS_RATE_LIMIT_ENABLED=false`); Vault's `sys/health` and
+/// OPA's `/health` when they are configured.
+func healthMonitor(configuration: SignetConfiguration, pool: ConnectionPool, limiter: RateLimiter, logger: Logger) -> HealthMonitor {
+    let database: HealthMonitor.Check = { timeout in
+        do {
+            try await pool.withConnection(timeout: timeout) { connection in _ = try connection.query("SELECT 1") }
+        } catch let error as DatabaseError {
+            let reason =
+                switch error {
+                case .poolTimeout: "no pooled connection within the check's bound"
+                case .timedOut: "SELECT 1 got no answer within the check's bound"
+                case .poolShutDown: "the pool is shutting down"
+                case .connectionFailed, .connectionLost: "the database is unavailable"
+                case .server, .unexpectedResult: "SELECT 1 failed"
+                }
+            throw HealthCheckError("\(reason); pool \(pool.statistics)")
+        }
+        return "pool \(pool.statistics)"
+    }
+    var redis: HealthMonitor.Check?
+    if let endpoint = configuration.rateLimit.redis {
+        let pinger = RedisPinger(endpoint: endpoint)
+        redis = { timeout in
+            do {
+                try await pinger.ping(timeout: timeout)
+            } catch let error as RedisError {
+                let reason =
+                    switch error {
+                    case .connectionFailed: "could not connect to Redis"
+                    case .io: "Redis did not answer PING"
+                    case .protocolError: "Redis answered PING unexpectedly"
+                    }
+                throw HealthCheckError(reason + (limiter.usesRedis ? "" : "; the rate limiter decides in memory"))
+            }
+            return limiter.usesRedis ? nil : "Redis answers; the rate limiter still decides in memory until its next probe"
+        }
+    }
+    let vault = configuration.vault.map { settings -> HealthMonitor.Check in
+        let client = VaultClient(address: settings.address, token: settings.token, mount: settings.mount)
+        return { timeout in try await client.health(timeout: timeout) }
+    }
+    let opa = configuration.opa.map { settings -> HealthMonitor.Check in
+        let client = OPAClient(url: settings.url, decisionPath: settings.decisionPath, timeout: settings.timeout)
+        return { timeout in try await client.health(timeout: timeout) }
+    }
+    return HealthMonitor(
+        database: database,
+        redis: redis,
+        vault: vault,
+        opa: opa,
+        timeout: configuration.healthCheckTimeout,
+        degradedAfter: configuration.healthDegradedLatency,
         logger: logger
     )
 }

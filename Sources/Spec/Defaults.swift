@@ -34,6 +34,8 @@ public enum Defaults {
     public static let vaultKVMount = "secret"
     /// OPA decision path (`OPA_DECISION_PATH`).
     public static let opaDecisionPath = "signet/token"
+    /// Bound of one OPA decision call (`OPA_TIMEOUT_MS`); past it the token request fails closed.
+    public static let opaTimeoutMilliseconds = 500
 
     /// Each health check's bound (`HEALTH_CHECK_TIMEOUT_MS`); the spec's 2000 ms.
     public static let healthCheckTimeoutMilliseconds = 2_000

@@ -30,9 +30,19 @@ public struct SignetConfiguration: Sendable {
     public var tokenTTL: Duration
     /// The rate limiter (`RATE_LIMIT_*`, `REDIS_URL`, `REDIS_RATE_LIMIT_ENABLED`, `REDIS_TIMEOUT_MS`).
     public var rateLimit: RateLimitConfiguration
+    /// A health check answering slower than this is `degraded` (`HEALTH_DEGRADED_LATENCY_MS`).
+    public var healthDegradedLatency: Duration
+    /// When set, `/health/detailed` requires it as a bearer token (`HEALTH_DETAILED_TOKEN`). Secret.
+    public var healthDetailedToken: String?
+    /// Vault, when `VAULT_ADDR` is set.
+    public var vault: VaultConfiguration?
+    /// OPA, when `OPA_URL` is set.
+    public var opa: OPAConfiguration?
 
     /// The variables holding secrets: their values are never logged or echoed in an error.
-    public static let secretVariables: Set<String> = ["DATABASE_URL", "SIGNET_ADMIN_TOKEN", "REDIS_URL"]
+    public static let secretVariables: Set<String> = [
+        "DATABASE_URL", "SIGNET_ADMIN_TOKEN", "REDIS_URL", "VAULT_TOKEN", "HEALTH_DETAILED_TOKEN",
+    ]
 
     /// Reads and validates the whole configuration.
     public init(reader: ConfigReader) throws(ConfigurationError) {
@@ -67,6 +77,7 @@ public struct SignetConfiguration: Sendable {
         statementTimeout = .milliseconds(
             try env.integer("DB_STATEMENT_TIMEOUT_MS", default: Defaults.databaseStatementTimeoutMilliseconds, in: 1...Int(Int32.max))
         )
+        pool.queryTimeout = statementTimeout + PoolConfiguration.queryTimeoutMargin
         adminToken = try env.requiredString("SIGNET_ADMIN_TOKEN")
         guard adminToken.count >= Defaults.adminTokenMinimumLength else {
             throw ConfigurationError(
@@ -77,6 +88,46 @@ public struct SignetConfiguration: Sendable {
         healthCheckTimeout = .milliseconds(
             try env.integer("HEALTH_CHECK_TIMEOUT_MS", default: Defaults.healthCheckTimeoutMilliseconds, in: 1...Int(Int32.max))
         )
+        healthDegradedLatency = .milliseconds(
+            try env.integer("HEALTH_DEGRADED_LATENCY_MS", default: Defaults.healthDegradedLatencyMilliseconds, in: 1...Int(Int32.max))
+        )
+        guard healthDegradedLatency < healthCheckTimeout else {
+            throw ConfigurationError(
+                variable: "HEALTH_DEGRADED_LATENCY_MS",
+                reason:
+                    "must be below HEALTH_CHECK_TIMEOUT_MS (got \(healthDegradedLatency.milliseconds) ≥ \(healthCheckTimeout.milliseconds))"
+            )
+        }
+        healthDetailedToken = try env.optionalString("HEALTH_DETAILED_TOKEN")
+        if let address = try env.optionalString("VAULT_ADDR") {
+            try Self.validateHTTPURL(address, variable: "VAULT_ADDR")
+            guard let token = try env.optionalString("VAULT_TOKEN") else {
+                throw ConfigurationError(variable: "VAULT_TOKEN", reason: "is required when VAULT_ADDR is set")
+            }
+            vault = VaultConfiguration(
+                address: address, token: token, mount: try env.string("VAULT_KV_MOUNT", default: Defaults.vaultKVMount))
+        } else {
+            vault = nil
+        }
+        if let url = try env.optionalString("OPA_URL") {
+            try Self.validateHTTPURL(url, variable: "OPA_URL")
+            let path = try env.string("OPA_DECISION_PATH", default: Defaults.opaDecisionPath)
+            guard !path.hasPrefix("/"), !path.hasSuffix("/"),
+                path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ segment in
+                    !segment.isEmpty && segment.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }
+                })
+            else {
+                throw ConfigurationError(
+                    variable: "OPA_DECISION_PATH", reason: "must be a path like signet/token (letters, digits, _ and - between slashes)")
+            }
+            opa = OPAConfiguration(
+                url: url,
+                decisionPath: path,
+                timeout: .milliseconds(try env.integer("OPA_TIMEOUT_MS", default: Defaults.opaTimeoutMilliseconds, in: 1...60_000))
+            )
+        } else {
+            opa = nil
+        }
         instanceID = try env.string("SIGNET_INSTANCE_ID", default: Self.defaultInstanceID())
         issuer = try env.string("SIGNET_ISSUER", default: "http://\(host):\(port)")
         guard let url = URL(string: issuer), ["http", "https"].contains(url.scheme ?? ""), url.host != nil, url.query == nil,
@@ -131,6 +182,14 @@ public struct SignetConfiguration: Sendable {
         PQconninfoFree(options)
     }
 
+    private static func validateHTTPURL(_ value: String, variable: String) throws(ConfigurationError) {
+        guard let url = URL(string: value), ["http", "https"].contains(url.scheme ?? ""), let host = url.host, !host.isEmpty,
+            url.query == nil, url.fragment == nil, url.user == nil
+        else {
+            throw ConfigurationError(variable: variable, reason: "must be an http(s) URL such as http://127.0.0.1:8200 (got \"\(value)\")")
+        }
+    }
+
     private static func defaultInstanceID() -> String {
         var generator = SystemRandomNumberGenerator()
         return String(generator.next() & 0xFFFF_FFFF, radix: 16)
@@ -149,6 +208,13 @@ struct EnvironmentReader {
     func string(_ variable: String, default defaultValue: String) throws(ConfigurationError) -> String {
         guard let value = raw(variable) else { return defaultValue }
         guard !value.isEmpty else { throw ConfigurationError(variable: variable, reason: "must not be empty") }
+        return value
+    }
+
+    /// Nil when unset; an empty value is an error.
+    func optionalString(_ variable: String) throws(ConfigurationError) -> String? {
+        guard let value = raw(variable) else { return nil }
+        guard !value.isEmpty else { throw ConfigurationError(variable: variable, reason: "must not be empty when set") }
         return value
     }
 
@@ -182,4 +248,19 @@ struct EnvironmentReader {
         }
         return value
     }
+}
+
+/// Vault's settings (`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_KV_MOUNT`).
+public struct VaultConfiguration: Sendable {
+    public var address: String
+    /// Secret.
+    public var token: String
+    public var mount: String
+}
+
+/// OPA's settings (`OPA_URL`, `OPA_DECISION_PATH`, `OPA_TIMEOUT_MS`).
+public struct OPAConfiguration: Sendable {
+    public var url: String
+    public var decisionPath: String
+    public var timeout: Duration
 }

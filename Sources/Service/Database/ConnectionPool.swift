@@ -102,13 +102,20 @@ public final class ConnectionPool: Service, Sendable {
     /// Runs `body` with a leased connection on the pool's thread pool.
     ///
     /// Waiting for a connection and opening one share one deadline,
-    /// `DB_POOL_CONNECTION_TIMEOUT_MS`; past it this throws `DatabaseError.poolTimeout`. A
-    /// connection found broken is discarded and another one leased within the same deadline.
-    /// A transaction `body` left open is rolled back before the connection goes back.
+    /// `DB_POOL_CONNECTION_TIMEOUT_MS` (or `timeout`, when shorter); past it this throws
+    /// `DatabaseError.poolTimeout`. A connection found broken is discarded and another one leased
+    /// within the same deadline. A transaction `body` left open is rolled back before the
+    /// connection goes back.
+    ///
+    /// Each statement `body` runs is bounded by `timeout`, or by `queryTimeout` when nil; one
+    /// that misses it throws `DatabaseError.timedOut` and its connection is discarded, never
+    /// returned to the idle set.
     public func withConnection<Result: Sendable>(
+        timeout: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection) throws -> Result
     ) async throws -> Result {
-        let deadline = clock.now + configuration.connectionTimeout
+        let statementTimeout = timeout ?? configuration.queryTimeout
+        let deadline = clock.now + min(configuration.connectionTimeout, timeout ?? configuration.connectionTimeout)
         while true {
             let (id, connection) = try await lease(deadline: deadline)
             let outcome: Swift.Result<Result, any Error>?
@@ -117,6 +124,7 @@ public final class ConnectionPool: Service, Sendable {
                 (outcome, reusable) = try await threadPool.runIfActive {
                     guard connection.isUsable else { return (nil, false) }
                     connection.resetStatementCount()
+                    connection.timeout = statementTimeout
                     let outcome = Swift.Result { try body(connection) }
                     if case .failure(let error as DatabaseError) = outcome, error.isConnectionFailure,
                         connection.statementsSucceeded == 0
@@ -125,7 +133,7 @@ public final class ConnectionPool: Service, Sendable {
                         // terminated session noticed only now): safe to run again elsewhere.
                         return (nil, false)
                     }
-                    if connection.isInTransaction { _ = try? connection.query("ROLLBACK") }
+                    if connection.isInTransaction, connection.isUsable { _ = try? connection.query("ROLLBACK") }
                     return (outcome, connection.isUsable)
                 }
             } catch {
@@ -140,9 +148,10 @@ public final class ConnectionPool: Service, Sendable {
 
     /// Runs `body` inside `BEGIN` ... `COMMIT`; an error rolls back.
     public func transaction<Result: Sendable>(
+        timeout: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection) throws -> Result
     ) async throws -> Result {
-        try await withConnection { connection in
+        try await withConnection(timeout: timeout) { connection in
             try connection.query("BEGIN")
             let result = try body(connection)
             try connection.query("COMMIT")

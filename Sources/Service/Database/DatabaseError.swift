@@ -11,6 +11,9 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
     case poolTimeout(PoolStatistics)
     /// The pool is shutting down.
     case poolShutDown
+    /// A statement got no complete answer within its client-side deadline; the connection was
+    /// abandoned (the server may be frozen or unreachable).
+    case timedOut(Duration)
     /// A result did not have the shape the code expected.
     case unexpectedResult(String)
 
@@ -37,6 +40,7 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         case .server(let state, let message, _): "PostgreSQL error \(state): \(message)"
         case .poolTimeout(let stats): "no database connection within the pool's deadline (\(stats))"
         case .poolShutDown: "the database pool is shut down"
+        case .timedOut(let timeout): "PostgreSQL did not answer within \(timeout.milliseconds) ms"
         case .unexpectedResult(let message): "unexpected database result: \(message)"
         }
     }

@@ -8,12 +8,26 @@ public struct PoolConfiguration: Sendable, Equatable {
     public var idleTimeout: Duration
     /// One deadline covering the wait in the queue and the connect (`DB_POOL_CONNECTION_TIMEOUT_MS`).
     public var connectionTimeout: Duration
+    /// The client-side deadline of one statement: the server's `statement_timeout`
+    /// (`DB_STATEMENT_TIMEOUT_MS`) plus `queryTimeoutMargin`, so a healthy server always ends a
+    /// slow statement first and the client deadline only fires when the server cannot answer.
+    public var queryTimeout: Duration
 
-    public init(minimumConnections: Int, maximumConnections: Int, idleTimeout: Duration, connectionTimeout: Duration) {
+    /// How much longer than `statement_timeout` the client waits for a statement.
+    public static let queryTimeoutMargin = Duration.milliseconds(250)
+
+    public init(
+        minimumConnections: Int,
+        maximumConnections: Int,
+        idleTimeout: Duration,
+        connectionTimeout: Duration,
+        statementTimeout: Duration = .seconds(5)
+    ) {
         self.minimumConnections = minimumConnections
         self.maximumConnections = maximumConnections
         self.idleTimeout = idleTimeout
         self.connectionTimeout = connectionTimeout
+        self.queryTimeout = statementTimeout + Self.queryTimeoutMargin
     }
 }
 

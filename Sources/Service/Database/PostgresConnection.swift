@@ -1,15 +1,27 @@
 import CLibPQ
 import Foundation
+import Synchronization
 
 /// One libpq connection. Not thread-safe: the pool leases it to one caller at a time, and every
 /// call on it blocks, so it runs on the pool's thread pool, never on an event loop.
 ///
-/// Queries are parameterised (`PQexecParams`, text format); values come back as text.
+/// Queries are parameterised (`PQsendQueryParams`, text format); values come back as text.
+///
+/// Every statement has a client-side deadline (`timeout`), enforced here with `poll` on the
+/// socket in non-blocking mode: a frozen server (processes stopped, the kernel still
+/// acknowledging, so neither `statement_timeout` nor keepalives fire) costs a caller at most that
+/// long. Past it the statement fails with `DatabaseError.timedOut`, a cancel request is sent
+/// best-effort, and the connection is abandoned: `isUsable` is false from then on.
 public final class PostgresConnection: @unchecked Sendable {
     private var handle: OpaquePointer?
     /// Statements that succeeded since `resetStatementCount()`: zero means a failure happened
     /// before anything ran, so the work can be retried on another connection.
     public private(set) var statementsSucceeded = 0
+    /// The client-side bound of each statement, from when it is sent until its last result. The
+    /// pool sets it at each lease (`DB_STATEMENT_TIMEOUT_MS` plus a margin, or a caller's own).
+    public var timeout: Duration = .seconds(60)
+    /// Set when a statement missed its deadline: the connection's state is unknown.
+    private var abandoned = false
 
     private init(handle: OpaquePointer) {
         self.handle = handle
@@ -52,29 +64,113 @@ public final class PostgresConnection: @unchecked Sendable {
         // libpq prints server notices to stderr by default; they are not errors, and anything
         // we need to know arrives as a result. Drop them instead of writing around the logger.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        // Non-blocking: sending never waits on a full socket buffer, and every wait goes
+        // through `wait(for:until:)`, which honours the deadline.
+        guard PQsetnonblocking(handle, 1) == 0 else {
+            let message = errorMessage(handle)
+            PQfinish(handle)
+            throw .connectionFailed(message)
+        }
         return PostgresConnection(handle: handle)
     }
 
     /// Runs one parameterised statement (`$1`, `$2`, ... bound to `parameters`, `nil` = NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(DatabaseError) -> QueryResult {
-        guard let handle else { throw .connectionLost("the connection is closed") }
-        let result: OpaquePointer? = withOptionalCStrings(parameters) { values in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        let handle = try usableHandle()
+        let sent = withOptionalCStrings(parameters) { values in
+            PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
-        return try consume(result)
+        guard sent == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
+        return try consume(try awaitResult(handle))
     }
 
     /// Runs a trusted script of several statements (migrations only: it takes no parameters).
     public func execute(script: String) throws(DatabaseError) {
-        guard let handle else { throw .connectionLost("the connection is closed") }
-        try consume(PQexec(handle, script))
+        let handle = try usableHandle()
+        guard PQsendQuery(handle, script) == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
+        try consume(try awaitResult(handle))
+    }
+
+    private func usableHandle() throws(DatabaseError) -> OpaquePointer {
+        guard let handle, !abandoned else { throw .connectionLost("the connection is closed") }
+        return handle
+    }
+
+    /// Flushes what was sent and reads every result of it, within `timeout`. Returns the first
+    /// failed result if any, else the last one (as `PQexec` does); nil when libpq had none.
+    private func awaitResult(_ handle: OpaquePointer) throws(DatabaseError) -> OpaquePointer? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let flushed = PQflush(handle)
+            if flushed == 0 { break }
+            guard flushed > 0 else { throw lostOrFailed(Self.errorMessage(handle)) }
+            let readable = try wait(for: Int16(POLLOUT | POLLIN), until: deadline, handle)
+            if readable, PQconsumeInput(handle) == 0 { throw lostOrFailed(Self.errorMessage(handle)) }
+        }
+        var chosen: OpaquePointer?
+        while true {
+            while PQisBusy(handle) == 1 {
+                _ = try wait(for: Int16(POLLIN), until: deadline, handle)
+                guard PQconsumeInput(handle) == 1 else {
+                    if let chosen { PQclear(chosen) }
+                    throw lostOrFailed(Self.errorMessage(handle))
+                }
+            }
+            guard let result = PQgetResult(handle) else { return chosen }
+            if let previous = chosen, Self.isFailure(previous) {
+                PQclear(result)
+            } else {
+                if let chosen { PQclear(chosen) }
+                chosen = result
+            }
+        }
+    }
+
+    private static func isFailure(_ result: OpaquePointer) -> Bool {
+        let status = PQresultStatus(result)
+        return status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_EMPTY_QUERY
+    }
+
+    /// Waits until the socket is ready for `events` or `deadline` passes; true when it is
+    /// readable. At the deadline the connection is abandoned and `timedOut` thrown.
+    private func wait(for events: Int16, until deadline: ContinuousClock.Instant, _ handle: OpaquePointer) throws(DatabaseError) -> Bool {
+        let socket = PQsocket(handle)
+        guard socket >= 0 else { throw .connectionLost("the connection has no socket") }
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else {
+                abandon(handle)
+                throw .timedOut(timeout)
+            }
+            var descriptor = pollfd(fd: socket, events: events, revents: 0)
+            let ready = poll(&descriptor, 1, Int32(clamping: max(1, remaining.milliseconds)))
+            if ready < 0 {
+                if errno == EINTR { continue }
+                throw .connectionLost("poll failed (errno \(errno))")
+            }
+            if ready == 0 { continue }
+            if descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 {
+                // Let libpq read what is there (an error message) and report it.
+                return true
+            }
+            return descriptor.revents & Int16(POLLIN) != 0
+        }
+    }
+
+    /// Gives the connection up after a missed deadline: a cancel request goes to the server
+    /// best-effort (on a thread of its own, since `PQcancel` blocks on a frozen server), and the
+    /// connection is never used again.
+    private func abandon(_ handle: OpaquePointer) {
+        abandoned = true
+        guard let cancel = PQgetCancel(handle) else { return }
+        CancelRequests.send(cancel)
     }
 
     /// False when the connection is known to be broken. Cheap and non-blocking: it reads what
     /// the server already sent (a termination notice after a restart, or end of stream).
     public var isUsable: Bool {
-        guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
+        guard let handle, !abandoned, PQstatus(handle) == CONNECTION_OK else { return false }
         let socket = PQsocket(handle)
         guard socket >= 0 else { return false }
         // Something arriving while idle is a notice, a termination message, or the end of the
@@ -192,6 +288,42 @@ public struct Record: Sendable {
         guard let value = self[column] else { throw .unexpectedResult("column \(column) is missing or NULL") }
         return value
     }
+}
+
+/// Cancel requests for abandoned statements. `PQcancel` opens a new connection and waits for
+/// the server to close it, so on a frozen server it blocks until the server runs again: each one
+/// gets a detached thread, and at most `limit` are in flight (past that the cancel is skipped;
+/// `statement_timeout` ends the statement on the server anyway once it runs).
+enum CancelRequests {
+    static let limit = 8
+    private static let inFlight = Mutex(0)
+
+    static func send(_ cancel: OpaquePointer) {
+        let admitted = inFlight.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+        guard admitted else {
+            PQfreeCancel(cancel)
+            return
+        }
+        let box = UncheckedBox(cancel)
+        Thread.detachNewThread {
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(box.value, &buffer, Int32(buffer.count))
+            PQfreeCancel(box.value)
+            inFlight.withLock { $0 -= 1 }
+        }
+    }
+
+    /// How many cancel requests are waiting on the server now.
+    static var pending: Int { inFlight.withLock { $0 } }
+}
+
+private struct UncheckedBox: @unchecked Sendable {
+    let value: OpaquePointer
+    init(_ value: OpaquePointer) { self.value = value }
 }
 
 private func withCStrings<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {

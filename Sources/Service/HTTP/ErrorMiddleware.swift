@@ -35,6 +35,9 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return SignetError.unavailable("the database is busy; retry shortly").jsonResponse
         case .poolShutDown:
             return SignetError.unavailable("the service is shutting down").jsonResponse
+        case .timedOut:
+            logger.warning("database did not answer in time", metadata: ["error": "\(error)"])
+            return SignetError.unavailable("the database did not answer in time").jsonResponse
         case .connectionFailed, .connectionLost:
             logger.error("database unavailable", metadata: ["error": "\(error)"])
             return SignetError.unavailable("the database is unavailable").jsonResponse

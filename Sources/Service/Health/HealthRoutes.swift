@@ -1,10 +1,19 @@
+import Crypto
+import Foundation
 import Hummingbird
 
 /// `GET /health/live` answers without touching a dependency; `GET /health/ready` answers 200
-/// only when a pooled `SELECT 1` returns within `HEALTH_CHECK_TIMEOUT_MS`.
+/// when the database (and Vault, when configured) answered the latest bounded round of checks;
+/// `GET /health/detailed` reports every dependency (DESIGN.md §Health).
 struct HealthRoutes {
-    let pool: ConnectionPool
-    let timeout: Duration
+    let monitor: HealthMonitor
+    /// `HEALTH_DETAILED_TOKEN`, hashed: when set, `/health/detailed` requires it as a bearer token.
+    let detailedTokenDigest: SHA256Digest?
+
+    init(monitor: HealthMonitor, detailedToken: String?) {
+        self.monitor = monitor
+        detailedTokenDigest = detailedToken.map { SHA256.hash(data: Data($0.utf8)) }
+    }
 
     func add(to group: RouterGroup<SignetRequestContext>) {
         group.get("live") { _, _ in
@@ -13,35 +22,51 @@ struct HealthRoutes {
         group.get("ready") { _, context in
             try await ready(context: context)
         }
+        group.get("detailed") { request, _ in
+            try await detailed(request)
+        }
     }
 
     private struct Readiness: Encodable {
         let status: String
         let database: String
+        let vault: String?
         let latencyMs: Int64
     }
 
     func ready(context: SignetRequestContext) async throws -> Response {
-        let started = ContinuousClock.now
-        let outcome = await withTimeout(timeout) {
-            try await pool.withConnection { connection in
-                _ = try connection.query("SELECT 1")
+        let (ready, report) = await monitor.readiness()
+        let readiness = Readiness(
+            status: ready ? "ready" : "not_ready",
+            database: report.database.status.rawValue,
+            vault: report.vault?.status.rawValue,
+            latencyMs: max(report.database.latencyMs, report.vault?.latencyMs ?? 0)
+        )
+        guard ready else {
+            context.logger.warning(
+                "readiness: a required dependency is unreachable",
+                metadata: [
+                    "database": "\(report.database.status.rawValue)", "vault": "\(report.vault?.status.rawValue ?? "not configured")",
+                ]
+            )
+            return try jsonResponse(readiness, status: .serviceUnavailable, headers: [.cacheControl: "no-store", .retryAfter: "1"])
+        }
+        return try jsonResponse(readiness, headers: [.cacheControl: "no-store"])
+    }
+
+    func detailed(_ request: Request) async throws -> Response {
+        if let expected = detailedTokenDigest {
+            guard let token = AdminAuthMiddleware.bearerToken(request),
+                AdminAuthMiddleware.constantTimeEquals(SHA256.hash(data: Data(token.utf8)), expected)
+            else {
+                throw SignetError(
+                    .unauthorized, "unauthorized", "a valid health bearer token is required",
+                    headers: [.wwwAuthenticate: #"Bearer realm="signet-health""#])
             }
         }
-        let latency = (ContinuousClock.now - started).milliseconds
-        switch outcome {
-        case .success:
-            return try jsonResponse(
-                Readiness(status: "ready", database: "healthy", latencyMs: latency), headers: [.cacheControl: "no-store"])
-        case .timedOut:
-            context.logger.warning("readiness: database did not answer in time", metadata: ["latencyMs": "\(latency)"])
-        case .failure(let error):
-            context.logger.warning("readiness: database check failed", metadata: ["error": "\(error)"])
-        }
-        return try jsonResponse(
-            Readiness(status: "not_ready", database: "unreachable", latencyMs: latency),
-            status: .serviceUnavailable,
-            headers: [.cacheControl: "no-store", .retryAfter: "1"]
-        )
+        let report = await monitor.report()
+        var headers: HTTPFields = [.cacheControl: "no-store"]
+        if report.httpStatus == 503 { headers[.retryAfter] = "1" }
+        return try jsonResponse(report, status: HTTPResponse.Status(code: report.httpStatus), headers: headers)
     }
 }

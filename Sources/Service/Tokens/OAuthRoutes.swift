@@ -56,6 +56,7 @@ struct OAuthRoutes {
             for: client,
             credential: credential,
             requestedScope: form["scope"],
+            clientAddress: context.remoteAddress,
             audit: AuditContext(actor: "agent:\(client.agentID)", requestID: context.id),
             logger: context.logger
         )

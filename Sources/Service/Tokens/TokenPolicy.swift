@@ -4,6 +4,8 @@ public struct PolicySubject: Sendable, Equatable {
     public let owner: String
     public let status: Agent.Status
     public let scopes: [String]
+    /// The address the token request came from, for policies that decide on it (`client_ip`).
+    public var clientAddress: String? = nil
 }
 
 /// Decides which scopes an agent receives. The built-in policy is used unless OPA is

@@ -44,6 +44,7 @@ public struct TokenService: Sendable {
         for client: ClientRecord,
         credential: ClientRecord.Credential,
         requestedScope: String?,
+        clientAddress: String? = nil,
         audit: AuditContext,
         logger: Logger
     ) async throws -> Issued {
@@ -60,7 +61,8 @@ public struct TokenService: Sendable {
             var seen: Set<String> = []
             requested = requested.filter { seen.insert($0).inserted }
         }
-        let subject = PolicySubject(agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes)
+        let subject = PolicySubject(
+            agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes, clientAddress: clientAddress)
         let granted = try await policy.grantedScopes(for: subject, requested: requested)
         guard !granted.isEmpty else {
             await deny(client, reason: "no requested scope is granted", audit: audit, logger: logger)

@@ -19,6 +19,7 @@ public final class OPAFake: Sendable {
         var latency: Duration = .zero
         var failing = false
         var decisions = 0
+        var healthChecks = 0
     }
 
     private let state: NIOLockedValueBox<State>
@@ -38,7 +39,10 @@ public final class OPAFake: Sendable {
         let decision = NIOLockedValueBox<Decision>(builtInPolicy)
         let router = Router()
         router.get("/health") { _, _ in
-            let (delay, failing) = state.withLockedValue { ($0.latency, $0.failing) }
+            let (delay, failing) = state.withLockedValue { state in
+                state.healthChecks += 1
+                return (state.latency, state.failing)
+            }
             try await Task.sleep(for: delay)
             return failing ? jsonBody(["error": "fake failure"], status: .internalServerError) : jsonBody([:])
         }
@@ -73,6 +77,9 @@ public final class OPAFake: Sendable {
     public func setLatency(_ latency: Duration) { state.withLockedValue { $0.latency = latency } }
     public func setFailing(_ failing: Bool) { state.withLockedValue { $0.failing = failing } }
     public func setDown(_ down: Bool) async throws { try await server.setDown(down) }
+
+    /// How many `/health` requests were answered.
+    public var healthCheckCount: Int { state.withLockedValue { $0.healthChecks } }
 
     /// How many decisions were asked for.
     public var decisionCount: Int { state.withLockedValue { $0.decisions } }

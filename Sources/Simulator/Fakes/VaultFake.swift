@@ -22,6 +22,8 @@ public final class VaultFake: Sendable {
         var sealed = false
         var initialized = true
         var standby = false
+        /// `sys/health` requests answered.
+        var healthChecks = 0
         /// "mount/path" → versions, oldest first.
         var secrets: [String: [Version]] = [:]
     }
@@ -43,7 +45,10 @@ public final class VaultFake: Sendable {
         if let seedDirectory { try seed(state, from: seedDirectory) }
         let router = Router()
         router.get("/v1/sys/health") { _, _ in
-            let (delay, sealed, initialized, standby) = state.withLockedValue { ($0.latency, $0.sealed, $0.initialized, $0.standby) }
+            let (delay, sealed, initialized, standby) = state.withLockedValue { state in
+                state.healthChecks += 1
+                return (state.latency, state.sealed, state.initialized, state.standby)
+            }
             try await Task.sleep(for: delay)
             let body: [String: Any] = ["initialized": initialized, "sealed": sealed, "standby": standby, "version": "1.15.0-fake"]
             if !initialized { return jsonBody(body, status: .notImplemented) }
@@ -67,6 +72,9 @@ public final class VaultFake: Sendable {
     public func setInitialized(_ initialized: Bool) { state.withLockedValue { $0.initialized = initialized } }
     public func setStandby(_ standby: Bool) { state.withLockedValue { $0.standby = standby } }
     public func setDown(_ down: Bool) async throws { try await server.setDown(down) }
+
+    /// How many `sys/health` requests were answered.
+    public var healthCheckCount: Int { state.withLockedValue { $0.healthChecks } }
 
     /// The latest live version of a secret.
     public func secret(mount: String = "secret", path: String) -> [String: String]? {

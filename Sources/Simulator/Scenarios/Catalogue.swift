@@ -8,6 +8,14 @@ public enum Catalogue {
         RateLimitScenarios.limitExceeded,
         RateLimitScenarios.scriptFlush,
         RateLimitScenarios.memoryOnly,
+        HealthScenarios.allHealthy,
+        HealthScenarios.redisUnreachable,
+        HealthScenarios.vaultDegraded,
+        HealthScenarios.vaultSealed,
+        HealthScenarios.opaSlow,
+        HealthScenarios.opaDown,
+        HealthScenarios.flood,
+        HealthScenarios.postgresFrozen,
     ]
 
     public static func named(_ name: String) -> Scenario? {

@@ -95,6 +95,7 @@ public final class ScenarioContext: Sendable {
     private let checks = NIOLockedValueBox<[Check]>([])
     private let instances = NIOLockedValueBox<[SignetInstance]>([])
     private let balancers = NIOLockedValueBox<[LoadBalancer]>([])
+    private let cleanups = NIOLockedValueBox<[@Sendable () async -> Void]>([])
 
     init(stack: LocalStack) {
         self.stack = stack
@@ -160,9 +161,16 @@ public final class ScenarioContext: Sendable {
         return balancer
     }
 
+    /// Runs `action` when the scenario ends (after its instances stop), last registered first:
+    /// for proxies and fakes the scenario started.
+    public func atTearDown(_ action: @escaping @Sendable () async -> Void) {
+        cleanups.withLockedValue { $0.append(action) }
+    }
+
     func tearDown() async {
         for balancer in balancers.withLockedValue({ $0 }) { await balancer.stop() }
         for instance in instances.withLockedValue({ $0 }) { await instance.stop() }
+        for action in cleanups.withLockedValue({ $0 }).reversed() { await action() }
     }
 
     /// Time since the scenario started.

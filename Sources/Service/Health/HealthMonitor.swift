@@ -1,0 +1,132 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// A health check's failure, with a message safe to show in `/health/detailed` (no secret, no
+/// SQL, no server text that could name a value).
+public struct HealthCheckError: Error, Sendable {
+    public let message: String
+
+    public init(_ message: String) {
+        self.message = message
+    }
+}
+
+/// Runs the dependency checks of `/health/detailed` and `/health/ready`.
+///
+/// Checks run in parallel, each bounded by `HEALTH_CHECK_TIMEOUT_MS` with `withDeadline`, so a
+/// frozen dependency makes its check `unreachable` at the bound instead of holding the answer.
+/// A round's report is shared for `sharedFor` (about 1 s), and callers arriving while a round
+/// runs join it: a flood of health requests makes at most one round of dependency calls per
+/// `sharedFor`.
+public final class HealthMonitor: Sendable {
+    /// One dependency's check: returns a note for the message, or throws `HealthCheckError`.
+    /// It is given the bound it runs under, to pass on to its own client.
+    public typealias Check = @Sendable (_ timeout: Duration) async throws -> String?
+
+    private struct State {
+        var latest: (report: HealthReport, at: ContinuousClock.Instant)?
+        var round: Task<HealthReport, Never>?
+    }
+
+    private let database: Check
+    private let redis: Check?
+    private let vault: Check?
+    private let opa: Check?
+    private let timeout: Duration
+    private let degradedAfter: Duration
+    private let sharedFor: Duration
+    private let logger: Logger
+    private let state = Mutex(State())
+    private let rounds = Atomic<Int>(0)
+
+    public init(
+        database: @escaping Check,
+        redis: Check?,
+        vault: Check?,
+        opa: Check?,
+        timeout: Duration,
+        degradedAfter: Duration,
+        sharedFor: Duration = .seconds(1),
+        logger: Logger
+    ) {
+        self.database = database
+        self.redis = redis
+        self.vault = vault
+        self.opa = opa
+        self.timeout = timeout
+        self.degradedAfter = degradedAfter
+        self.sharedFor = sharedFor
+        self.logger = logger
+    }
+
+    /// Rounds of checks run since start (for tests and metrics).
+    public var roundCount: Int { rounds.load(ordering: .relaxed) }
+
+    /// The latest report when it is younger than `sharedFor`, else the running round's, else a
+    /// new round's.
+    public func report() async -> HealthReport {
+        let now = ContinuousClock.now
+        let round: Task<HealthReport, Never> = state.withLock { state in
+            if let latest = state.latest, now - latest.at < sharedFor {
+                return Task { latest.report }
+            }
+            if let round = state.round { return round }
+            let round = Task { await self.runRound() }
+            state.round = round
+            return round
+        }
+        return await round.value
+    }
+
+    /// Ready to serve: the database answers, and Vault when it is configured.
+    public func readiness() async -> (ready: Bool, report: HealthReport) {
+        let report = await report()
+        let ready = report.database.status != .unreachable && report.vault?.status != .unreachable
+        return (ready, report)
+    }
+
+    private func runRound() async -> HealthReport {
+        rounds.add(1, ordering: .relaxed)
+        async let database = run("database", self.database)
+        async let redis = run("redis", self.redis)
+        async let vault = run("vault", self.vault)
+        async let opa = run("opa", self.opa)
+        let report = HealthReport(
+            checkedAt: Date(), database: await database ?? unreachable("not checked"), redis: await redis, vault: await vault,
+            opa: await opa)
+        state.withLock { state in
+            state.latest = (report, ContinuousClock.now)
+            state.round = nil
+        }
+        return report
+    }
+
+    private func run(_ name: String, _ check: Check?) async -> DependencyHealth? {
+        guard let check else { return nil }
+        let timeout = self.timeout
+        let started = ContinuousClock.now
+        let outcome = await withDeadline(timeout) { try await check(timeout) }
+        let latency = ContinuousClock.now - started
+        let judged: CheckOutcome
+        switch outcome {
+        case .success(let note): judged = .answered(note: note)
+        case .timedOut: judged = .timedOut
+        case .failure(let error as HealthCheckError): judged = .failed(error.message)
+        case .failure(let error):
+            logger.debug("health check failed", metadata: ["dependency": "\(name)", "error": "\(error)"])
+            judged = .failed("the check failed")
+        }
+        let health = HealthRules.judge(judged, latency: latency, degradedAfter: degradedAfter, timeout: timeout)
+        if health.status != .healthy {
+            logger.debug(
+                "health check",
+                metadata: ["dependency": "\(name)", "status": "\(health.status.rawValue)", "latencyMs": "\(health.latencyMs)"])
+        }
+        return health
+    }
+
+    private func unreachable(_ message: String) -> DependencyHealth {
+        DependencyHealth(status: .unreachable, latencyMs: 0, message: message)
+    }
+}

@@ -1,0 +1,111 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// Open Policy Agent over HTTP (`OPA_URL`): health, and token decisions at
+/// `POST /v1/data/<OPA_DECISION_PATH>` with the contract of `fixtures/opa/signet.rego`.
+public struct OPAClient: Sendable {
+    public let url: String
+    public let decisionPath: String
+    /// The bound of one decision call (`OPA_TIMEOUT_MS`).
+    public let timeout: Duration
+    let http: HTTPClient
+
+    public init(url: String, decisionPath: String, timeout: Duration, http: HTTPClient = .shared) {
+        self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
+        self.decisionPath = decisionPath
+        self.timeout = timeout
+        self.http = http
+    }
+
+    /// `GET /health`: any answer but 200 is a failure.
+    public func health(timeout: Duration) async throws -> String? {
+        let status = try await BoundedHTTP.send(HTTPClientRequest(url: "\(url)/health"), on: http, timeout: timeout).status
+        guard status == 200 else { throw HealthCheckError("OPA answered HTTP \(status) on /health") }
+        return nil
+    }
+
+    /// Asks for a decision; returns `result.scopes`. Throws `PolicyError.unavailable` on no
+    /// answer in time, a non-200 answer or a result without a list of strings at `scopes`.
+    func decide(_ input: [String: Any]) async throws(PolicyError) -> [String] {
+        var request = HTTPClientRequest(url: "\(url)/v1/data/\(decisionPath)")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let body: Data
+        do {
+            body = try JSONSerialization.data(withJSONObject: ["input": input])
+        } catch {
+            throw .unavailable("the decision input could not be encoded")
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let answer: BoundedHTTP.Answer
+        do {
+            answer = try await BoundedHTTP.send(request, on: http, timeout: timeout)
+        } catch {
+            throw .unavailable("OPA did not answer: \(error)")
+        }
+        guard answer.status == 200 else { throw .unavailable("OPA answered HTTP \(answer.status)") }
+        guard let document = try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any],
+            let result = document["result"] as? [String: Any], let scopes = result["scopes"] as? [String]
+        else {
+            throw .unavailable("OPA's answer has no result.scopes list (is the policy loaded at \(decisionPath)?)")
+        }
+        return scopes
+    }
+}
+
+/// No decision could be had: the token request fails closed with 503, never issues a token.
+public enum PolicyError: Error, Sendable, CustomStringConvertible, SignetErrorConvertible {
+    /// The message is for the log; clients see a generic sentence.
+    case unavailable(String)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let message): "policy decision unavailable: \(message)"
+        }
+    }
+
+    public var signetError: SignetError {
+        SignetError.unavailable("the policy service is unavailable; no token was issued")
+    }
+}
+
+/// The token policy when OPA is configured: OPA decides, the answer is narrowed to what the
+/// agent may hold (requested ∩ registered), and any failure fails closed. A burst of failures
+/// logs one warning, and the recovery one info line.
+public final class OPAPolicy: TokenPolicy {
+    let client: OPAClient
+    private let logger: Logger
+    private let failing = Atomic<Bool>(false)
+
+    public init(client: OPAClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func grantedScopes(for subject: PolicySubject, requested: [String]) async throws -> [String] {
+        var input: [String: Any] = [
+            "agent": ["id": subject.agentID, "owner": subject.owner, "scopes": subject.scopes, "status": subject.status.rawValue],
+            "requested_scopes": requested,
+        ]
+        if let address = subject.clientAddress { input["client_ip"] = address }
+        let decided: [String]
+        do {
+            decided = try await client.decide(input)
+        } catch {
+            if !failing.exchange(true, ordering: .relaxed) {
+                logger.warning("OPA unavailable: token requests fail closed (503) until it answers", metadata: ["error": "\(error)"])
+            }
+            throw error
+        }
+        if failing.exchange(false, ordering: .relaxed) {
+            logger.info("OPA answers again: token decisions resumed")
+        }
+        // OPA may narrow, never widen: only scopes the agent is registered for and asked for.
+        let allowed = Set(requested.isEmpty ? subject.scopes : requested.filter(subject.scopes.contains))
+        var seen: Set<String> = []
+        return decided.filter { allowed.contains($0) && seen.insert($0).inserted }
+    }
+}
