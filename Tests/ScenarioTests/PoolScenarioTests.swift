@@ -18,7 +18,8 @@ final class PoolScenarioTests: XCTestCase {
             Catalogue.all.map(\.name),
             [
                 "pool-exhaustion", "idle-reaping", "rate-limit-shared", "redis-fallback", "rate-limit-exceeded", "script-flush",
-                "memory-only",
+                "memory-only", "health-all-healthy", "health-redis-unreachable", "health-vault-degraded", "vault-sealed", "opa-slow",
+                "opa-down", "health-flood", "postgres-frozen",
             ]
         )
     }
