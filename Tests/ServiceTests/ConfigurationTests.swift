@@ -59,6 +59,14 @@ final class ConfigurationTests: XCTestCase {
             ("DATABASE_URL", ["DATABASE_URL": "postgresql://u:hunter2@[::1"], "not a valid"),
             ("SIGNET_ADMIN_TOKEN", ["SIGNET_ADMIN_TOKEN": nil], "is required"),
             ("SIGNET_ADMIN_TOKEN", ["SIGNET_ADMIN_TOKEN": "short"], "at least 32 characters (got 5)"),
+            ("VAULT_ADDR", ["VAULT_ADDR": "vault:8200", "VAULT_TOKEN": "t"], "must be an http(s) URL"),
+            ("VAULT_TOKEN", ["VAULT_ADDR": "http://127.0.0.1:8200"], "is required when VAULT_ADDR is set"),
+            ("VAULT_TOKEN", ["VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_TOKEN": ""], "must not be empty"),
+            ("OPA_URL", ["OPA_URL": "ftp://opa"], "must be an http(s) URL"),
+            ("OPA_DECISION_PATH", ["OPA_URL": "http://127.0.0.1:8181", "OPA_DECISION_PATH": "/signet//token"], "must be a path"),
+            ("OPA_TIMEOUT_MS", ["OPA_URL": "http://127.0.0.1:8181", "OPA_TIMEOUT_MS": "0"], "between 1 and"),
+            ("HEALTH_DEGRADED_LATENCY_MS", ["HEALTH_DEGRADED_LATENCY_MS": "slow"], "whole number"),
+            ("HEALTH_DETAILED_TOKEN", ["HEALTH_DETAILED_TOKEN": ""], "must not be empty"),
         ]
         for (variable, overrides, reason) in cases {
             let error = error(overrides)
@@ -66,6 +74,22 @@ final class ConfigurationTests: XCTestCase {
             XCTAssertTrue(error?.description.hasPrefix(variable) == true, "\(String(describing: error))")
             XCTAssertTrue(error?.reason.contains(reason) == true, "\(String(describing: error)) should say \(reason)")
         }
+    }
+
+    func testVaultAndOPAAreConfiguredOnlyWhenTheirAddressIsSet() throws {
+        let none = try SignetConfiguration.from(environment: [
+            "DATABASE_URL": "postgresql://localhost/x", "SIGNET_ADMIN_TOKEN": String(repeating: "a", count: 32),
+        ])
+        XCTAssertNil(none.vault)
+        XCTAssertNil(none.opa)
+        let both = try SignetConfiguration.from(environment: [
+            "DATABASE_URL": "postgresql://localhost/x", "SIGNET_ADMIN_TOKEN": String(repeating: "a", count: 32),
+            "VAULT_ADDR": "http://127.0.0.1:8200", "VAULT_TOKEN": "root", "OPA_URL": "http://127.0.0.1:8181/",
+        ])
+        XCTAssertEqual(both.vault?.mount, "secret")
+        XCTAssertEqual(both.opa?.decisionPath, "signet/token")
+        XCTAssertEqual(both.opa?.timeout, .milliseconds(500))
+        XCTAssertEqual(both.healthDegradedLatency, .milliseconds(1000))
     }
 
     func testSecretsNeverAppearInErrors() {

@@ -91,13 +91,6 @@ public struct SignetConfiguration: Sendable {
         healthDegradedLatency = .milliseconds(
             try env.integer("HEALTH_DEGRADED_LATENCY_MS", default: Defaults.healthDegradedLatencyMilliseconds, in: 1...Int(Int32.max))
         )
-        guard healthDegradedLatency < healthCheckTimeout else {
-            throw ConfigurationError(
-                variable: "HEALTH_DEGRADED_LATENCY_MS",
-                reason:
-                    "must be below HEALTH_CHECK_TIMEOUT_MS (got \(healthDegradedLatency.milliseconds) ≥ \(healthCheckTimeout.milliseconds))"
-            )
-        }
         healthDetailedToken = try env.optionalString("HEALTH_DETAILED_TOKEN")
         if let address = try env.optionalString("VAULT_ADDR") {
             try Self.validateHTTPURL(address, variable: "VAULT_ADDR")
