@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Hummingbird
 import Logging
@@ -61,19 +62,38 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let logger = dependencies.logger
     let databaseURL = configuration.databaseURL
     let settings = Dependencies.postgresSettings(configuration)
-    let (hmacKey, signingKeys) = try await NIOThreadPool.singleton.runIfActive {
-        let connection = try PostgresConnection.connect(databaseURL, settings: settings)
-        defer { connection.close() }
-        try Migrations.apply(on: connection, logger: logger)
-        try SigningKeyStore.ensureCurrent(on: connection)
-        return (
-            try ServerKeys.loadOrCreate(ServerKeys.credentialHMACKeyName, on: connection),
-            try SigningKeyStore.published(on: connection)
-        )
-    }
     let pool = dependencies.pool
+    let secrets: any SecretStore
+    let hmacKey: SymmetricKey
+    let signingKeys: [SigningKey]
+    if let vault = configuration.vault {
+        // The secret material lives in Vault and nowhere else; PostgreSQL only gets the schema.
+        try await NIOThreadPool.singleton.runIfActive {
+            let connection = try PostgresConnection.connect(databaseURL, settings: settings)
+            defer { connection.close() }
+            try Migrations.apply(on: connection, logger: logger)
+        }
+        let client = VaultClient(address: vault.address, token: vault.token, mount: vault.mount, timeout: vault.timeout)
+        let store = VaultSecretStore(client: client, pool: pool, now: dependencies.now)
+        hmacKey = try await store.credentialHMACKey()
+        signingKeys = try await store.ensureSigningKeys()
+        secrets = store
+        logger.info("secret material in Vault", metadata: ["vault": "\(vault.address)", "mount": "\(vault.mount)"])
+    } else {
+        (hmacKey, signingKeys) = try await NIOThreadPool.singleton.runIfActive {
+            let connection = try PostgresConnection.connect(databaseURL, settings: settings)
+            defer { connection.close() }
+            try Migrations.apply(on: connection, logger: logger)
+            try SigningKeyStore.ensureCurrent(on: connection)
+            return (
+                try ServerKeys.loadOrCreate(ServerKeys.credentialHMACKeyName, on: connection),
+                try SigningKeyStore.published(on: connection)
+            )
+        }
+        secrets = PostgresSecretStore(pool: pool)
+    }
     let hasher = CredentialHasher(key: hmacKey)
-    let keyRing = KeyRing(pool: pool, logger: logger)
+    let keyRing = KeyRing(store: secrets, logger: logger)
     try await keyRing.install(signingKeys)
     let directory = ClientDirectory(pool: pool, hasher: hasher)
     let recorder = LastUsedRecorder(pool: pool, logger: logger, flushInterval: dependencies.lastUsedFlushInterval)
@@ -104,7 +124,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let admin = router.group("v1").add(middleware: adminAuth)
     AgentRoutes(store: AgentStore(pool: pool, hasher: hasher), directory: directory).add(to: admin.group("agents"))
     credentials.addAdminRoutes(to: admin.group("agents/{id}/credentials"))
-    KeyRoutes(pool: pool, keyRing: keyRing, tokenTTL: configuration.tokenTTL).add(to: admin.group("keys"))
+    KeyRoutes(store: secrets, keyRing: keyRing, tokenTTL: configuration.tokenTTL).add(to: admin.group("keys"))
     AuditRoutes(pool: pool).add(to: admin.group("audit"))
     credentials.addRotateRoute(
         to: router.group("v1/agents/{id}/credentials/rotate")
@@ -158,7 +178,7 @@ func healthMonitor(configuration: SignetConfiguration, pool: ConnectionPool, lim
         }
     }
     let vault = configuration.vault.map { settings -> HealthMonitor.Check in
-        let client = VaultClient(address: settings.address, token: settings.token, mount: settings.mount)
+        let client = VaultClient(address: settings.address, token: settings.token, mount: settings.mount, timeout: settings.timeout)
         return { timeout in try await client.health(timeout: timeout) }
     }
     let opa = configuration.opa.map { settings -> HealthMonitor.Check in

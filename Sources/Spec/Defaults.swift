@@ -32,6 +32,8 @@ public enum Defaults {
 
     /// Vault KV v2 mount (`VAULT_KV_MOUNT`).
     public static let vaultKVMount = "secret"
+    /// Bound of one Vault KV call (`VAULT_TIMEOUT_MS`); past it the cached material is used.
+    public static let vaultTimeoutMilliseconds = 2_000
     /// OPA decision path (`OPA_DECISION_PATH`).
     public static let opaDecisionPath = "signet/token"
     /// Bound of one OPA decision call (`OPA_TIMEOUT_MS`); past it the token request fails closed.

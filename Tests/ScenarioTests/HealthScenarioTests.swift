@@ -36,4 +36,8 @@ final class HealthScenarioTests: XCTestCase {
     func testFrozenPostgresCostsEachRequestAtMostItsDeadline() async throws {
         try await runScenario(HealthScenarios.postgresFrozen)
     }
+
+    func testSecretMaterialLivesInVaultAndIsSharedByInstancesStartingAtOnce() async throws {
+        try await runScenario(VaultScenarios.secretsInVault)
+    }
 }

@@ -98,7 +98,11 @@ public struct SignetConfiguration: Sendable {
                 throw ConfigurationError(variable: "VAULT_TOKEN", reason: "is required when VAULT_ADDR is set")
             }
             vault = VaultConfiguration(
-                address: address, token: token, mount: try env.string("VAULT_KV_MOUNT", default: Defaults.vaultKVMount))
+                address: address,
+                token: token,
+                mount: try env.string("VAULT_KV_MOUNT", default: Defaults.vaultKVMount),
+                timeout: .milliseconds(try env.integer("VAULT_TIMEOUT_MS", default: Defaults.vaultTimeoutMilliseconds, in: 1...60_000))
+            )
         } else {
             vault = nil
         }
@@ -249,6 +253,8 @@ public struct VaultConfiguration: Sendable {
     /// Secret.
     public var token: String
     public var mount: String
+    /// Bound of one KV call (`VAULT_TIMEOUT_MS`).
+    public var timeout: Duration
 }
 
 /// OPA's settings (`OPA_URL`, `OPA_DECISION_PATH`, `OPA_TIMEOUT_MS`).

@@ -7,7 +7,8 @@ import Synchronization
 
 /// The signing keys this instance uses: the current one signs, all published ones verify.
 ///
-/// Keys live in the shared store; `run()` re-reads them every `refreshInterval`, so a rotation
+/// Keys live in the shared `SecretStore` (PostgreSQL, or Vault when configured); while the
+/// store cannot be read, the keys in memory keep tokens flowing. `run()` re-reads them every `refreshInterval`, so a rotation
 /// made on any instance is used by all within that time, and a token signed with a key this
 /// instance has not seen yet triggers an immediate re-read.
 public final class KeyRing: Service, Sendable {
@@ -19,14 +20,16 @@ public final class KeyRing: Service, Sendable {
         let jwks: Data
     }
 
-    private let pool: ConnectionPool
+    private let store: any SecretStore
     private let logger: Logger
     private let refreshInterval: Duration
     private let snapshot: Mutex<Snapshot?> = Mutex(nil)
     private let lastUnknownKidRefresh: Mutex<ContinuousClock.Instant?> = Mutex(nil)
 
-    public init(pool: ConnectionPool, logger: Logger, refreshInterval: Duration = .milliseconds(Defaults.signingKeyRefreshMilliseconds)) {
-        self.pool = pool
+    public init(
+        store: any SecretStore, logger: Logger, refreshInterval: Duration = .milliseconds(Defaults.signingKeyRefreshMilliseconds)
+    ) {
+        self.store = store
         self.logger = logger
         self.refreshInterval = refreshInterval
     }
@@ -55,7 +58,7 @@ public final class KeyRing: Service, Sendable {
 
     /// Re-reads the keys from the store.
     public func refresh() async throws {
-        let keys = try await pool.withConnection { try SigningKeyStore.published(on: $0) }
+        let keys = try await store.publishedSigningKeys()
         try await install(keys)
     }
 

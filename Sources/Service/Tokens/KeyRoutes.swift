@@ -4,7 +4,7 @@ import Spec
 /// `POST /v1/keys/rotate` (admin): a new current signing key; the previous one stays in the
 /// JWKS until every token it signed has expired.
 struct KeyRoutes {
-    let pool: ConnectionPool
+    let store: any SecretStore
     let keyRing: KeyRing
     let tokenTTL: Duration
 
@@ -17,18 +17,7 @@ struct KeyRoutes {
     func add(to group: RouterGroup<SignetRequestContext>) {
         group.post("rotate") { _, context in
             let publishFor = tokenTTL + .seconds(Defaults.signingKeyPublishSlackSeconds)
-            let audit = context.audit
-            let (current, retired) = try await pool.transaction { connection in
-                let rotated = try SigningKeyStore.rotate(on: connection, publishFor: publishFor)
-                try AuditLog.append(
-                    .keyRotate,
-                    agentID: nil,
-                    context: audit,
-                    details: ["kid": .string(rotated.current), "retiredKid": rotated.retired.map(JSONValue.string) ?? .null],
-                    on: connection
-                )
-                return rotated
-            }
+            let (current, retired) = try await store.rotateSigningKey(publishFor: publishFor, audit: context.audit)
             try await keyRing.refresh()
             context.logger.info("signing key rotated", metadata: ["kid": "\(current)", "retired": "\(retired ?? "-")"])
             return try jsonResponse(

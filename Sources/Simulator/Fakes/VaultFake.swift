@@ -89,6 +89,11 @@ public final class VaultFake: Sendable {
         state.withLockedValue { $0.secrets["\(mount)/\(path)", default: []].append(Version(data: data, created: Date())) }
     }
 
+    /// How many versions `path` has.
+    public func versionCount(mount: String = "secret", path: String) -> Int {
+        state.withLockedValue { $0.secrets["\(mount)/\(path)"]?.count ?? 0 }
+    }
+
     public func stop() async { await server.stop() }
 
     // MARK: KV v2
@@ -125,9 +130,17 @@ public final class VaultFake: Sendable {
             else { return jsonBody(["errors": ["no data provided"]], status: .badRequest) }
             let strings = data.mapValues { "\($0)" }
             let now = Date()
-            let number = state.withLockedValue { state in
+            // Check-and-set (`options.cas`): written only if the current version is `cas`
+            // (0: only if the secret does not exist yet), atomically with the write.
+            let cas = (body["options"] as? [String: Any])?["cas"] as? Int
+            let number = state.withLockedValue { state -> Int? in
+                let current = state.secrets[key]?.count ?? 0
+                if let cas, cas != current { return nil }
                 state.secrets[key, default: []].append(Version(data: strings, created: now))
-                return state.secrets[key]!.count
+                return current + 1
+            }
+            guard let number else {
+                return jsonBody(["errors": ["check-and-set parameter did not match the current version"]], status: .badRequest)
             }
             return jsonBody(["data": ["created_time": iso(now), "deletion_time": "", "destroyed": false, "version": number]])
         case ("data", .delete):

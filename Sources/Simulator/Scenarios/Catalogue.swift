@@ -16,6 +16,7 @@ public enum Catalogue {
         HealthScenarios.opaDown,
         HealthScenarios.flood,
         HealthScenarios.postgresFrozen,
+        VaultScenarios.secretsInVault,
     ]
 
     public static func named(_ name: String) -> Scenario? {
