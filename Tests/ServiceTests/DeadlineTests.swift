@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOPosix
 import Synchronization
 import XCTest
@@ -92,5 +93,30 @@ final class DeadlineTests: XCTestCase {
             try await Task.sleep(for: .milliseconds(10))
         }
         XCTFail("timed out waiting until \(what)")
+    }
+}
+
+/// The pool's lease, without PostgreSQL (nothing listens at its address): a request cancelled
+/// before it starts waiting fails at once, not at `DB_POOL_CONNECTION_TIMEOUT_MS`.
+final class PoolCancellationTests: XCTestCase {
+    func testALeaseCancelledBeforeItWaitsFailsAtOnce() async throws {
+        let pool = ConnectionPool(
+            configuration: PoolConfiguration(
+                minimumConnections: 0, maximumConnections: 1, idleTimeout: .seconds(60), connectionTimeout: .seconds(3600)),
+            connectionString: "postgresql://nobody@127.0.0.1:1/none",
+            logger: Logger(label: "test")
+        )
+        let task = Task { () -> (any Error)? in
+            withUnsafeCurrentTask { $0?.cancel() }
+            do {
+                _ = try await pool.lease()
+                return nil
+            } catch {
+                return error
+            }
+        }
+        let error = await task.value
+        XCTAssertTrue(error is CancellationError, "expected CancellationError, got \(String(describing: error))")
+        XCTAssertEqual(pool.statistics.waiting, 0, "the cancelled request does not stay queued")
     }
 }

@@ -18,6 +18,10 @@ public final class ConnectionPool: Service, Sendable {
         var machine: PoolStateMachine
         var open: [ConnectionID: PostgresConnection] = [:]
         var waiters: [RequestID: Continuation] = [:]
+        /// Requests whose continuation is not stored yet.
+        var starting: Set<RequestID> = []
+        /// Requests cancelled before their continuation was stored: they fail at once when it is.
+        var cancelledEarly: Set<RequestID> = []
         var nextRequestID: RequestID = 0
     }
 
@@ -173,19 +177,28 @@ public final class ConnectionPool: Service, Sendable {
     private func lease(deadline: ContinuousClock.Instant) async throws -> (ConnectionID, PostgresConnection) {
         let request = state.withLock { state in
             state.nextRequestID += 1
+            state.starting.insert(state.nextRequestID)
             return state.nextRequestID
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: Continuation) in
-                let actions = state.withLock { state in
+                let actions: [PoolStateMachine.Action]? = state.withLock { state in
+                    // Cancelled before this ran (onCancel found nothing to resume): never wait.
+                    state.starting.remove(request)
+                    if state.cancelledEarly.remove(request) != nil { return nil }
                     state.waiters[request] = continuation
                     return state.machine.leaseRequested(request, deadline: deadline, now: clock.now)
                 }
+                guard let actions else { return continuation.resume(throwing: CancellationError()) }
                 execute(actions)
             }
         } onCancel: {
             let continuation = state.withLock { state in
                 _ = state.machine.leaseCancelled(request)
+                if state.starting.contains(request) {
+                    state.cancelledEarly.insert(request)
+                    return nil as Continuation?
+                }
                 return state.waiters.removeValue(forKey: request)
             }
             continuation?.resume(throwing: CancellationError())

@@ -83,16 +83,27 @@ public enum Chaos {
         let detailed = try await HTTP.request(.GET, "\(base)/health/detailed")
         if detailed.status == 404 {
             skip("/health/detailed (not deployed on this target)", "200/207/503", "404")
+        } else if detailed.status == 401 {
+            skip("/health/detailed (protected by HEALTH_DETAILED_TOKEN)", "200/207/503", "401")
         } else {
-            let statuses = ["healthy", "degraded", "unhealthy"]
+            let expectedStatus = ["healthy": 200, "degraded": 207, "unhealthy": 503]
             let overall = detailed.json["status"] as? String ?? ""
-            let database = detailed.json["database"] as? [String: Any]
+            let present = ["database", "redis", "vault", "opa"].compactMap { name in
+                (detailed.json[name] as? [String: Any]).map { (name, $0) }
+            }
+            let shapesValid =
+                present.contains { $0.0 == "database" }
+                && present.allSatisfy { _, entry in
+                    ["healthy", "degraded", "unreachable"].contains(entry["status"] as? String ?? "") && entry["latencyMs"] is NSNumber
+                }
+            let statuses = present.map { $0.1["status"] as? String ?? "" }
+            let rolledUp = statuses.contains("unreachable") ? "unhealthy" : statuses.contains("degraded") ? "degraded" : "healthy"
             record(
                 "/health/detailed",
-                [200, 207, 503].contains(detailed.status) && statuses.contains(overall) && database?["status"] is String
-                    && database?["latencyMs"] is NSNumber,
-                "200/207/503 with status and per-dependency {status, latencyMs}",
-                "\(detailed.status) \(detailed.body.prefix(200))"
+                expectedStatus[overall] == detailed.status && shapesValid && rolledUp == overall
+                    && detailed.json["checkedAt"] is String && detailed.header("Cache-Control") == "no-store",
+                "200 healthy / 207 degraded / 503 unhealthy, matching the per-dependency {status, latencyMs}, checkedAt, no-store",
+                "\(detailed.status) \(detailed.body.prefix(300))"
             )
         }
     }
