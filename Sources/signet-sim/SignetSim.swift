@@ -93,7 +93,13 @@ struct Stack: AsyncParsableCommand {
                 "DATABASE_URL": stack.postgres.url(database: database, applicationName: "signet"),
                 "REDIS_URL": stack.redis.url,
                 "SIGNET_ADMIN_TOKEN": adminToken,
+                "VAULT_ADDR": vault.url,
+                "VAULT_TOKEN": vault.token,
+                "OPA_URL": opa.url,
             ]
+            // Instances behind one balancer share its address as their issuer.
+            let balancerPort = instances > 1 ? (port == 0 ? try freePort() : port) : nil
+            if let balancerPort { variables["SIGNET_ISSUER"] = "http://127.0.0.1:\(balancerPort)" }
             for pair in env {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 variables[parts[0]] = parts.count > 1 ? parts[1] : ""
@@ -105,7 +111,7 @@ struct Stack: AsyncParsableCommand {
                 started.append(try await SignetInstance.start(id: "signet-\(index)", environment: own))
             }
             let balancer =
-                instances > 1 ? try await LoadBalancer.start(backendPorts: started.map(\.port), port: port == 0 ? nil : port) : nil
+                instances > 1 ? try await LoadBalancer.start(backendPorts: started.map(\.port), port: balancerPort) : nil
             var lines = [
                 "PostgreSQL   \(stack.postgres.url(database: database))",
                 "Redis        \(stack.redis.url)",

@@ -26,8 +26,8 @@ final class PoolIntegrationTests: XCTestCase {
             XCTAssertEqual(pool.statistics.acquireTimeouts, 1)
             XCTAssertEqual(pool.statistics.total, 2, "never more than DB_POOL_MAX")
 
-            pool.release(first.0)
-            pool.release(second.0)
+            first.release()
+            second.release()
             let after = try await client.admin(.get, "/v1/agents/\(id)")
             XCTAssertEqual(after.status, .ok)
         }
@@ -49,12 +49,12 @@ final class PoolIntegrationTests: XCTestCase {
             let second = try await pool.lease()
             async let queued = client.admin(.get, "/v1/agents/\(id)")
             try await eventually("the request waits in the queue") { pool.statistics.waiting == 1 }
-            pool.release(first.0)
+            first.release()
             let response = try await queued
             XCTAssertEqual(response.status, .ok)
             XCTAssertEqual(response.object["id"] as? String, id)
             XCTAssertEqual(pool.statistics.acquireTimeouts, 0)
-            pool.release(second.0)
+            second.release()
         }
     }
 
@@ -69,14 +69,14 @@ final class PoolIntegrationTests: XCTestCase {
         try await signet.test { _ in
             try await eventually("min connections are open") { pool.statistics.idle == 2 }
             // A burst that needs 10 connections at once.
-            let leases = try await withThrowingTaskGroup(of: (ConnectionPool.ConnectionID, PostgresConnection).self) { group in
+            let leases = try await withThrowingTaskGroup(of: ConnectionPool.Lease.self) { group in
                 for _ in 0..<10 { group.addTask { try await pool.lease() } }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
             XCTAssertEqual(pool.statistics.total, 10)
             let open = try await TestDatabase.connectionCount(applicationName: name)
             XCTAssertEqual(open, 10)
-            for lease in leases { pool.release(lease.0) }
+            for lease in leases { lease.release() }
 
             try await eventually("the pool shrinks to min") { pool.statistics.total == 2 }
             try await eventually("PostgreSQL sees min connections") { try await TestDatabase.connectionCount(applicationName: name) == 2 }
@@ -124,7 +124,7 @@ final class PoolIntegrationTests: XCTestCase {
             }
             try await assertEqual(await client.execute(uri: "/health/live", method: .get).status, .ok, "liveness checks no dependency")
             try await eventually("the timed-out health check left the queue") { pool.statistics.waiting == 0 }
-            pool.release(held.0)
+            held.release()
             try await eventually("readiness recovers") { try await client.execute(uri: "/health/ready", method: .get).status == .ok }
         }
     }

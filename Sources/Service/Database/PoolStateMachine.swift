@@ -191,6 +191,12 @@ public struct PoolStateMachine: Sendable {
         )
     }
 
+    /// The earliest deadline of a waiting request: the shell wakes up then at the latest, so a
+    /// request fails at its deadline, not at the next periodic tick.
+    public var nextDeadline: Instant? {
+        waiters.lazy.map(\.deadline).min()
+    }
+
     /// True once `shutdown()` ran and every connection is closed.
     public var isDrained: Bool { isShutDown && connections.isEmpty }
 
