@@ -1,0 +1,34 @@
+import Crypto
+import Foundation
+
+/// A Lua script run by `EVALSHA`, with the recovery Redis needs after a restart or
+/// `SCRIPT FLUSH`: calls answered `NOSCRIPT` are sent once more behind a `SCRIPT LOAD`, in the
+/// same pipeline.
+struct RedisScript: Sendable {
+    let source: String
+    let sha: String
+    private let commandStart: [[UInt8]]
+
+    init(_ source: String) {
+        self.source = source
+        sha = Encoding.hex(Insecure.SHA1.hash(data: Data(source.utf8)))
+        commandStart = [Array("EVALSHA".utf8), Array(sha.utf8)]
+    }
+
+    /// `EVALSHA <sha> <number of keys> <keys...> <arguments...>`, as binary-safe arguments.
+    func call(keys: [[UInt8]], arguments: [[UInt8]]) -> [[UInt8]] {
+        commandStart + [Array(String(keys.count).utf8)] + keys + arguments
+    }
+
+    /// Sends `calls` (made by `call`) as one pipeline; calls answered `NOSCRIPT` are retried once
+    /// after loading the script. One reply per call, in order.
+    func run(_ calls: [[[UInt8]]], on connection: RedisConnection) throws(RedisError) -> [RedisReply] {
+        var replies = try connection.pipeline(calls)
+        let missing = replies.indices.filter { if case .error(let message) = replies[$0] { message.hasPrefix("NOSCRIPT") } else { false } }
+        guard !missing.isEmpty else { return replies }
+        let retried = try connection.pipeline([[Array("SCRIPT".utf8), Array("LOAD".utf8), Array(source.utf8)]] + missing.map { calls[$0] })
+        if case .error(let message) = retried[0] { throw .protocolError("SCRIPT LOAD failed: \(message)") }
+        for (index, reply) in zip(missing, retried.dropFirst()) { replies[index] = reply }
+        return replies
+    }
+}
