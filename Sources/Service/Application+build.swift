@@ -68,13 +68,27 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let signingKeys: [SigningKey]
     if let vault = configuration.vault {
         // The secret material lives in Vault and nowhere else; PostgreSQL only gets the schema.
-        try await NIOThreadPool.singleton.runIfActive {
+        let imported = try await NIOThreadPool.singleton.runIfActive {
             let connection = try PostgresConnection.connect(databaseURL, settings: settings)
             defer { connection.close() }
             try Migrations.apply(on: connection, logger: logger)
+            return (
+                try ServerKeys.existing(ServerKeys.credentialHMACKeyName, on: connection),
+                try SigningKeyStore.exportable(on: connection)
+            )
         }
         let client = VaultClient(address: vault.address, token: vault.token, mount: vault.mount, timeout: vault.timeout)
-        let store = VaultSecretStore(client: client, pool: pool, now: dependencies.now)
+        var store = VaultSecretStore(client: client, pool: pool, now: dependencies.now)
+        // A deployment that kept its material in PostgreSQL before: an empty Vault gets that
+        // material, not new keys, so client secrets and live tokens keep working.
+        store.imported = (imported.0, imported.1)
+        if imported.0 != nil || !imported.1.isEmpty {
+            logger.warning(
+                """
+                secret material found in PostgreSQL: it is copied to an empty Vault and not used from PostgreSQL; \
+                delete the server_keys and signing_keys rows once every instance runs with Vault
+                """)
+        }
         hmacKey = try await store.credentialHMACKey()
         signingKeys = try await store.ensureSigningKeys()
         secrets = store

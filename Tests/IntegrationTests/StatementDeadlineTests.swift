@@ -67,4 +67,27 @@ final class StatementDeadlineTests: XCTestCase {
         guard case .server(let state, _, _) = error else { return XCTFail("expected a server error, got \(String(describing: error))") }
         XCTAssertEqual(state, "42P01")
     }
+
+    /// A transaction whose body fails is rolled back and its connection goes back to the pool
+    /// (a 409 or a 404 inside a transaction must not cost a reconnect).
+    func testAFailedTransactionIsRolledBackAndItsConnectionKept() async throws {
+        struct Refused: Error {}
+        let signet = try await TestSignet.make(["DB_POOL_MAX": "1", "DB_POOL_MIN": "1"])
+        let pool = signet.pool
+        try await signet.test { _ in
+            let closed = pool.statistics.connectionsClosed
+            do {
+                try await pool.transaction { connection in
+                    _ = try connection.query("SELECT 1")
+                    throw Refused()
+                }
+                XCTFail("the body's error should come through")
+            } catch is Refused {}
+            XCTAssertEqual(pool.statistics.connectionsClosed, closed, "the connection was kept")
+            let state = try await pool.withConnection { connection in
+                try connection.query("SELECT 1 AS n").records.first?["n"]
+            }
+            XCTAssertEqual(state, "1", "and it is usable: out of the failed transaction")
+        }
+    }
 }

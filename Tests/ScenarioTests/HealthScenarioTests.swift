@@ -40,4 +40,8 @@ final class HealthScenarioTests: XCTestCase {
     func testSecretMaterialLivesInVaultAndIsSharedByInstancesStartingAtOnce() async throws {
         try await runScenario(VaultScenarios.secretsInVault)
     }
+
+    func testMovingToVaultKeepsExistingSecretsAndTokens() async throws {
+        try await runScenario(VaultScenarios.importFromPostgres)
+    }
 }

@@ -54,6 +54,23 @@ final class PoolStateMachineTests: XCTestCase {
         XCTAssertEqual(pool.statistics.acquireTimeouts, 1)
     }
 
+    /// A health check's shorter deadline behind an API request's longer one: it fails at its
+    /// own deadline, and the earlier waiter keeps waiting (and its place).
+    func testAWaiterBehindALaterDeadlineFailsAtItsOwn() {
+        var pool = makePool(min: 0, max: 1)
+        _ = pool.leaseRequested(1, deadline: at(5000), now: at(0))
+        _ = pool.connectionOpened(0, now: at(0))
+        XCTAssertEqual(pool.leaseRequested(2, deadline: at(5000), now: at(0)), [])
+        XCTAssertEqual(pool.leaseRequested(3, deadline: at(2000), now: at(0)), [])
+        XCTAssertEqual(pool.leaseRequested(4, deadline: at(5001), now: at(0)), [])
+        XCTAssertEqual(pool.nextDeadline, at(2000))
+        XCTAssertEqual(pool.tick(now: at(1999)), [])
+        XCTAssertEqual(pool.tick(now: at(2000)), [.failRequest(3, .timedOut)])
+        XCTAssertEqual(pool.nextDeadline, at(5000))
+        XCTAssertEqual(pool.connectionReleased(0, reusable: true, now: at(2500)), [.lease(0, to: 2)], "the oldest waiter is served first")
+        XCTAssertEqual(pool.statistics.waiting, 1)
+    }
+
     func testWaiterIsServedWhenALeaseIsReleasedBeforeItsDeadline() {
         var pool = makePool(min: 0, max: 1)
         _ = pool.leaseRequested(1, deadline: at(300), now: at(0))

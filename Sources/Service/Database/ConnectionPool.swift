@@ -73,7 +73,7 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
                         // terminated session noticed only now): safe to run again elsewhere.
                         return (nil, false)
                     }
-                    if connection.isInTransaction, connection.isUsable { _ = try? connection.query("ROLLBACK") }
+                    if connection.isInTransaction, connection.canSendStatements { _ = try? connection.query("ROLLBACK") }
                     return (outcome, connection.isUsable)
                 }
             } catch {

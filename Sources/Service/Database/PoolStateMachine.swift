@@ -130,10 +130,14 @@ public struct PoolStateMachine: Sendable {
     /// Time passed: fail requests past their deadline, close connections idle too long above `min`.
     public mutating func tick(now: Instant) -> [Action] {
         var actions: [Action] = []
-        while let first = waiters.first, first.deadline <= now {
-            waiters.removeFirst()
-            acquireTimeouts += 1
-            actions.append(.failRequest(first.id, .timedOut))
+        // Deadlines differ per request (a health check's is shorter), so any waiter may be due,
+        // not only the oldest; the others keep their order.
+        if waiters.contains(where: { $0.deadline <= now }) {
+            for waiter in waiters where waiter.deadline <= now {
+                acquireTimeouts += 1
+                actions.append(.failRequest(waiter.id, .timedOut))
+            }
+            waiters.removeAll { $0.deadline <= now }
         }
         // Oldest idle first: they sit at the bottom of the stack.
         var index = 0

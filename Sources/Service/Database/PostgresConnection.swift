@@ -187,6 +187,13 @@ public final class PostgresConnection: @unchecked Sendable {
         return PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE
     }
 
+    /// True while the session can still take a statement: open, not abandoned after a missed
+    /// deadline, and not broken. Unlike `isUsable` it may be inside a transaction (to roll it back).
+    public var canSendStatements: Bool {
+        guard let handle, !abandoned else { return false }
+        return PQstatus(handle) == CONNECTION_OK
+    }
+
     /// True when a transaction was left open (an error inside `BEGIN`...).
     public var isInTransaction: Bool {
         guard let handle else { return false }

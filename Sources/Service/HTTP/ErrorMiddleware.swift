@@ -16,6 +16,9 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return error.signetError.jsonResponse
         } catch let error as DatabaseError {
             return Self.response(for: error, logger: context.logger)
+        } catch let error as VaultError {
+            context.logger.error("Vault unavailable", metadata: ["error": "\(error)"])
+            return SignetError.unavailable("the secret store is unavailable").jsonResponse
         } catch let error as any HTTPResponseError {
             let status = error.status
             let message = status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : status.reasonPhrase

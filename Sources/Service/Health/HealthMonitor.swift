@@ -79,11 +79,12 @@ public final class HealthMonitor: Sendable {
         return await round.value
     }
 
-    /// Ready to serve: the database answers, and Vault when it is configured.
+    /// Ready to serve: the database answers. Vault is reported but does not decide: the secret
+    /// material is loaded before the listener opens and kept in memory, so a Vault outage must
+    /// not take every instance out of the load balancer while tokens still flow.
     public func readiness() async -> (ready: Bool, report: HealthReport) {
         let report = await report()
-        let ready = report.database.status != .unreachable && report.vault?.status != .unreachable
-        return (ready, report)
+        return (report.database.status != .unreachable, report)
     }
 
     private func runRound() async -> HealthReport {

@@ -7,6 +7,12 @@ enum ServerKeys {
     /// The key under which client secrets are HMACed.
     static let credentialHMACKeyName = "credential-hmac-v1"
 
+    /// The named key if an instance created it, else nil (nothing is created).
+    static func existing(_ name: String, on connection: PostgresConnection) throws -> Data? {
+        let rows = try connection.query("SELECT encode(material, 'hex') AS material FROM server_keys WHERE name = $1", [name]).records
+        return rows.first?["material"].flatMap { Data(hex: $0) }
+    }
+
     /// Reads the named 256-bit key, creating it first if no instance has yet. Concurrent
     /// starters agree: the first insert wins and everyone reads the winner.
     static func loadOrCreate(_ name: String, on connection: PostgresConnection) throws -> SymmetricKey {

@@ -22,12 +22,22 @@ public struct VaultClient: Sendable {
     }
 
     /// `GET /v1/sys/health?standbyok=true&perfstandbyok=true`: 200 is healthy (a standby is
-    /// fine); sealed (503) and uninitialised (501) are failures with that message.
+    /// fine) when `auth/token/lookup-self` also accepts the token; sealed (503), uninitialised
+    /// (501) and a refused token are failures with that message.
     public func health(timeout: Duration) async throws -> String? {
+        // Both in parallel, so a slow Vault costs one round trip's latency, not two.
+        var lookup = HTTPClientRequest(url: "\(address)/v1/auth/token/lookup-self")
+        lookup.headers.add(name: "X-Vault-Token", value: token)
+        async let tokenAnswer = BoundedHTTP.send(lookup, on: http, timeout: timeout)
         let request = HTTPClientRequest(url: "\(address)/v1/sys/health?standbyok=true&perfstandbyok=true")
         let answer = try await BoundedHTTP.send(request, on: http, timeout: timeout)
         switch answer.status {
-        case 200: return nil
+        case 200:
+            let status = try await tokenAnswer.status
+            guard status == 200 else {
+                throw HealthCheckError("Vault refuses VAULT_TOKEN (HTTP \(status) on auth/token/lookup-self): expired or revoked?")
+            }
+            return nil
         case 503: throw HealthCheckError("Vault is sealed")
         case 501: throw HealthCheckError("Vault is not initialized")
         default: throw HealthCheckError("Vault answered HTTP \(answer.status) on sys/health")

@@ -20,6 +20,10 @@ struct VaultSecretStore: SecretStore {
     let pool: ConnectionPool
     let now: @Sendable () -> Date
 
+    /// Material found in PostgreSQL at start (a deployment moving to Vault): written to an empty
+    /// Vault instead of new material, so existing client secrets and tokens keep working.
+    var imported: (hmacKey: Data?, signingKeys: [Entry]) = (nil, [])
+
     func credentialHMACKey() async throws -> SymmetricKey {
         for _ in 0..<Self.attempts {
             if let secret = try await client.read(Self.hmacPath) {
@@ -28,7 +32,7 @@ struct VaultSecretStore: SecretStore {
                 }
                 return SymmetricKey(data: material)
             }
-            let candidate = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+            let candidate = imported.hmacKey ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
             do {
                 try await client.write(Self.hmacPath, data: ["key": candidate.base64EncodedString()], cas: 0)
             } catch let error as VaultError where error.isVersionConflict {
@@ -43,10 +47,10 @@ struct VaultSecretStore: SecretStore {
             let (entries, version) = try await readEntries()
             let live = entries.filter { $0.isPublished(at: now()) }
             if live.contains(where: \.isCurrent) { return try live.reversed().map { try $0.signingKey() } }
-            let key = P256.Signing.PrivateKey()
-            let fresh = Entry(key: key)
+            let importable = imported.signingKeys.filter { $0.isPublished(at: now()) }
+            let additions = importable.contains(where: \.isCurrent) ? importable : [Entry(key: P256.Signing.PrivateKey())]
             do {
-                try await writeEntries(live + [fresh], cas: version)
+                try await writeEntries(live + additions, cas: version)
             } catch let error as VaultError where error.isVersionConflict {
                 continue
             }
@@ -97,9 +101,11 @@ struct VaultSecretStore: SecretStore {
         var retiredAt: Int64?
         var publishUntil: Int64?
 
-        init(key: P256.Signing.PrivateKey) {
+        init(key: P256.Signing.PrivateKey, retiredAt: Int64? = nil, publishUntil: Int64? = nil) {
             kid = SigningKey(privateKey: key, isCurrent: true).kid
             pem = key.pemRepresentation
+            self.retiredAt = retiredAt
+            self.publishUntil = publishUntil
         }
 
         var isCurrent: Bool { retiredAt == nil }

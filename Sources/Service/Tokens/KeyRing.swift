@@ -25,6 +25,12 @@ public final class KeyRing: Service, Sendable {
     private let refreshInterval: Duration
     private let snapshot: Mutex<Snapshot?> = Mutex(nil)
     private let lastUnknownKidRefresh: Mutex<ContinuousClock.Instant?> = Mutex(nil)
+    /// When the keys were last read from the store (or installed at start).
+    private let lastRead = Mutex(ContinuousClock.now)
+    /// Past this without a successful read, no token is signed: another instance may have
+    /// rotated, and the key this one holds leaves every JWKS `signingKeyPublishSlackSeconds`
+    /// after its last token could expire.
+    let staleAfter = Duration.seconds(Defaults.signingKeyPublishSlackSeconds)
 
     public init(
         store: any SecretStore, logger: Logger, refreshInterval: Duration = .milliseconds(Defaults.signingKeyRefreshMilliseconds)
@@ -60,6 +66,7 @@ public final class KeyRing: Service, Sendable {
     public func refresh() async throws {
         let keys = try await store.publishedSigningKeys()
         try await install(keys)
+        lastRead.withLock { $0 = ContinuousClock.now }
     }
 
     public func run() async throws {
@@ -101,6 +108,11 @@ public final class KeyRing: Service, Sendable {
     /// Signs `claims` as an RFC 9068 access token with the current key.
     public func sign(_ claims: AccessTokenClaims) async throws -> String {
         let snapshot = try current()
+        let sinceRead = ContinuousClock.now - lastRead.withLock { $0 }
+        guard sinceRead < staleAfter else {
+            logger.warning("signing keys not refreshed; refusing to sign", metadata: ["sinceReadMs": "\(sinceRead.milliseconds)"])
+            throw SignetError.unavailable("the signing keys could not be refreshed; no token was issued")
+        }
         var header = JWTHeader()
         header.typ = "at+jwt"
         return try await snapshot.collection.sign(claims, kid: JWKIdentifier(string: snapshot.current.kid), header: header)

@@ -21,6 +21,23 @@ enum SigningKeyStore {
         }
     }
 
+    /// The published keys as Vault stores them, oldest first, for a deployment moving to Vault.
+    static func exportable(on connection: PostgresConnection) throws -> [VaultSecretStore.Entry] {
+        try connection.query(
+            """
+            SELECT private_key_pem, extract(epoch FROM retired_at)::bigint AS retired_at,
+                   extract(epoch FROM publish_until)::bigint AS publish_until
+            FROM signing_keys WHERE retired_at IS NULL OR publish_until > now() ORDER BY created_at
+            """
+        ).records.map { record in
+            VaultSecretStore.Entry(
+                key: try P256.Signing.PrivateKey(pemRepresentation: try record.required("private_key_pem")),
+                retiredAt: record["retired_at"].flatMap { Int64($0) },
+                publishUntil: record["publish_until"].flatMap { Int64($0) }
+            )
+        }
+    }
+
     /// Creates the first key unless some instance already has.
     static func ensureCurrent(on connection: PostgresConnection) throws {
         try connection.query("BEGIN")

@@ -56,6 +56,14 @@ public final class VaultFake: Sendable {
             if standby { return jsonBody(body, status: .tooManyRequests) }
             return jsonBody(body)
         }
+        router.get("/v1/auth/token/lookup-self") { request, _ in
+            let (delay, token) = state.withLockedValue { ($0.latency, $0.token) }
+            try await Task.sleep(for: delay)
+            guard request.headers[.init("X-Vault-Token")!] == token else {
+                return jsonBody(["errors": ["permission denied"]], status: .forbidden)
+            }
+            return jsonBody(["data": ["policies": ["signet"], "ttl": 0]])
+        }
         for method in [HTTPRequest.Method.get, .post, .put, .delete] {
             router.on("/v1/{mount}/{kind}/**", method: method) { request, context in
                 try await handleKV(state: state, request: request, context: context)
@@ -72,6 +80,8 @@ public final class VaultFake: Sendable {
     public func setInitialized(_ initialized: Bool) { state.withLockedValue { $0.initialized = initialized } }
     public func setStandby(_ standby: Bool) { state.withLockedValue { $0.standby = standby } }
     public func setDown(_ down: Bool) async throws { try await server.setDown(down) }
+    /// Replaces the accepted token, as when Signet's token expired or was revoked.
+    public func setToken(_ token: String) { state.withLockedValue { $0.token = token } }
 
     /// How many `sys/health` requests were answered.
     public var healthCheckCount: Int { state.withLockedValue { $0.healthChecks } }

@@ -17,6 +17,7 @@ public enum Catalogue {
         HealthScenarios.flood,
         HealthScenarios.postgresFrozen,
         VaultScenarios.secretsInVault,
+        VaultScenarios.importFromPostgres,
     ]
 
     public static func named(_ name: String) -> Scenario? {

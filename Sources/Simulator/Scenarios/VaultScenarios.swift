@@ -81,6 +81,43 @@ public enum VaultScenarios {
         try await vault.setDown(false)
     }
 
+    public static let importFromPostgres = Scenario(
+        name: "vault-import",
+        requirement: "Detailed health endpoint reports per-service status",
+        specScenario: "(design) moving a deployment to Vault",
+        summary: "An instance ran without Vault (material in PostgreSQL); restarted with an empty Vault, it copies that "
+            + "material there: the old client secret and the old token keep working, and Vault holds the same keys."
+    ) { context in
+        let database = try await context.database()
+        let issuer = ["SIGNET_ISSUER": "http://signet.sim.invalid", "REDIS_RATE_LIMIT_ENABLED": "false"]
+        let before = try await context.startSignet(
+            id: "pre-vault", environment: context.environment(database: database, applicationName: "vault-import", issuer))
+        let (clientID, secret) = try await HealthScenarios.registerAgent(context, base: before.url, scopes: ["reports:read"])
+        let oldToken = try await HealthScenarios.requestToken(base: before.url, clientID: clientID, secret: secret)
+        let jwksBefore = try await HTTP.request(.GET, "\(before.url)/.well-known/jwks.json").body
+        await before.stop()
+
+        let vault = try await VaultFake.start()
+        context.atTearDown { await vault.stop() }
+        var environment = context.environment(database: database, applicationName: "vault-import", issuer)
+        environment["VAULT_ADDR"] = vault.url
+        environment["VAULT_TOKEN"] = vault.token
+        let after = try await context.startSignet(id: "with-vault", environment: environment)
+        context.expect("HMAC key copied to Vault", vault.versionCount(path: "signet/credential-hmac"), equals: 1)
+        context.expect("signing keys copied to Vault", vault.versionCount(path: "signet/signing-keys"), equals: 1)
+        let jwksAfter = try await HTTP.request(.GET, "\(after.url)/.well-known/jwks.json").body
+        context.check(
+            "the same published keys", jwksBefore == jwksAfter, expected: "equal JWKS",
+            observed: jwksBefore == jwksAfter ? "equal" : "different")
+        let newToken = try await HealthScenarios.requestToken(base: after.url, clientID: clientID, secret: secret)
+        context.expect("the old client secret with Vault", newToken.status, equals: 200)
+        let active = try await introspect(context, base: after.url, token: oldToken.json["access_token"] as? String ?? "")
+        context.expect("a token signed before the move is still active", active, equals: true)
+        context.check(
+            "the move is logged", !after.logLines(containing: "secret material found in PostgreSQL").isEmpty, expected: "a warning",
+            observed: "\(after.logLines(containing: "secret material found in PostgreSQL").count) lines")
+    }
+
     static func introspect(_ context: ScenarioContext, base: String, token: String) async throws -> Bool {
         let response = try await HTTP.request(
             .POST, "\(base)/oauth/introspect",
