@@ -167,7 +167,7 @@ func healthMonitor(configuration: SignetConfiguration, pool: ConnectionPool, lim
                 case .timedOut: "SELECT 1 got no answer within the check's bound"
                 case .poolShutDown: "the pool is shutting down"
                 case .connectionFailed, .connectionLost: "the database is unavailable"
-                case .server, .unexpectedResult: "SELECT 1 failed"
+                case .server, .unexpectedResult, .invalidParameter: "SELECT 1 failed"
                 }
             throw HealthCheckError("\(reason); pool \(pool.statistics)")
         }

@@ -45,6 +45,8 @@ public final class ClientDirectory: Sendable {
 
     /// The client, from the cache when fresh.
     public func client(_ clientID: String) async throws -> ClientRecord? {
+        // Not the shape Signet issues (`sgc_` + 22 base64url characters): unknown, without a query.
+        guard CredentialHasher.isWellFormedClientID(clientID) else { return nil }
         let now = ContinuousClock.now
         if let entry = cache.withLock({ $0[clientID] }), now - entry.fetched < ttl { return entry.record }
         guard let record = try await fetch(clientID) else {

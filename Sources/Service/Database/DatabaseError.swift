@@ -14,6 +14,9 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
     /// A statement got no complete answer within its client-side deadline; the connection was
     /// abandoned (the server may be frozen or unreachable).
     case timedOut(Duration)
+    /// A parameter cannot be sent as it is (a NUL character): the client's input is refused
+    /// before it reaches libpq. The message is safe to show.
+    case invalidParameter(String)
     /// A result did not have the shape the code expected.
     case unexpectedResult(String)
 
@@ -42,6 +45,7 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         case .poolShutDown: "the database pool is shut down"
         case .timedOut(let timeout): "PostgreSQL did not answer within \(timeout.milliseconds) ms"
         case .unexpectedResult(let message): "unexpected database result: \(message)"
+        case .invalidParameter(let message): "refused a statement parameter: \(message)"
         }
     }
 }

@@ -77,6 +77,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one parameterised statement (`$1`, `$2`, ... bound to `parameters`, `nil` = NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(DatabaseError) -> QueryResult {
+        // libpq text parameters end at the first NUL: `a\0junk` would be sent as `a`, so a value
+        // would be stored or matched as something other than what the client sent. Refused.
+        if parameters.contains(where: { $0?.utf8.contains(0) == true }) {
+            throw .invalidParameter("a value contains a NUL character")
+        }
         let handle = try usableHandle()
         let sent = withOptionalCStrings(parameters) { values in
             PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)

@@ -38,12 +38,17 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return SignetError.unavailable("the database is busy; retry shortly").jsonResponse
         case .poolShutDown:
             return SignetError.unavailable("the service is shutting down").jsonResponse
+        case .invalidParameter(let message):
+            return SignetError.badRequest(message).jsonResponse
         case .timedOut:
             logger.warning("database did not answer in time", metadata: ["error": "\(error)"])
             return SignetError.unavailable("the database did not answer in time").jsonResponse
         case .connectionFailed, .connectionLost:
             logger.error("database unavailable", metadata: ["error": "\(error)"])
             return SignetError.unavailable("the database is unavailable").jsonResponse
+        case .server(let state, _, _) where state == "22P05" || state == "22021":
+            // A NUL (`\u0000` in JSON) or a byte sequence PostgreSQL cannot store: the client's value.
+            return SignetError.badRequest("a value contains a character that cannot be stored (such as NUL)").jsonResponse
         case .server(let state, _, _) where state == "57014" || state.hasPrefix("08") || state.hasPrefix("57P"):
             logger.error("database statement failed", metadata: ["error": "\(error)"])
             return SignetError.unavailable("the database did not answer in time").jsonResponse

@@ -56,7 +56,9 @@ struct RateLimitMiddleware: RouterMiddleware {
     /// The subject. What it had to work out is left in the context: the claims of a validly
     /// signed bearer token, and on `/oauth/token` the parsed form.
     func subject(of request: inout Request, context: inout Context) async throws -> String {
-        if let basic = try? ClientCredentials.basicCredentials(request) {
+        // A client id that is not of the shape Signet issues never names a subject: its
+        // requests count against the address, so junk (a NUL, padding) cannot mint fresh keys.
+        if let basic = try? ClientCredentials.basicCredentials(request), CredentialHasher.isWellFormedClientID(basic.clientID) {
             return "client:\(basic.clientID)"
         }
         if let bearer = AdminAuthMiddleware.bearerToken(request) {
@@ -74,7 +76,7 @@ struct RateLimitMiddleware: RouterMiddleware {
             let buffer = try await request.collectBody(upTo: OAuthForm.maxBytes)
             if let form = try? OAuthForm.parse(Array(buffer.readableBytesView)) {
                 context.oauthForm = form
-                if let id = form["client_id"], !id.isEmpty { return "client:\(id.prefix(128))" }
+                if let id = form["client_id"], CredentialHasher.isWellFormedClientID(id) { return "client:\(id)" }
             }
         }
         return "ip:\(context.remoteAddress ?? "unknown")"

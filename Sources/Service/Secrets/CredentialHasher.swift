@@ -23,6 +23,18 @@ public struct CredentialHasher: Sendable {
         "sgc_" + randomBase64URL(byteCount: 16)
     }
 
+    /// Whether `clientID` has the exact shape of the ids `newClientID()` makes: `sgc_` and the
+    /// 22 base64url characters of 16 random bytes. Anything else (a NUL, an overlong or padded
+    /// id) is never looked up and never names a rate-limit subject.
+    static func isWellFormedClientID(_ clientID: String) -> Bool {
+        let bytes = clientID.utf8
+        guard bytes.count == 26, bytes.starts(with: "sgc_".utf8) else { return false }
+        return bytes.dropFirst(4).allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+        }
+    }
+
     /// The value stored for `secret`.
     public func digest(of secret: String) -> Data {
         Data(HMAC<SHA256>.authenticationCode(for: Data(secret.utf8), using: key))

@@ -205,11 +205,21 @@ public enum RateLimitScenarios {
         return (first, second)
     }
 
-    /// A cheap limited request whose subject is `client:<subject>`.
+    /// A cheap limited request whose subject is the client id `clientID(for: subject)`.
     static func probe(_ base: String, subject: String) async throws -> HTTP.Response {
-        let basic = Data("\(subject):x".utf8).base64EncodedString()
+        let basic = Data("\(clientID(for: subject)):x".utf8).base64EncodedString()
         return try await HTTP.request(.GET, "\(base)/.well-known/jwks.json", headers: [("Authorization", "Basic \(basic)")])
     }
+}
+
+/// A client id of the exact shape Signet issues (`sgc_` and 22 base64url characters), made
+/// from a scenario's subject name: Signet keys only well-formed client ids as their own subject.
+func clientID(for subject: String) -> String {
+    func fnv(_ seed: UInt64) -> UInt64 {
+        subject.utf8.reduce(seed) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+    }
+    let hex = String(fnv(0xcbf2_9ce4_8422_2325), radix: 16) + String(fnv(0x84222325_cbf29ce4), radix: 16)
+    return "sgc_" + String(hex.padding(toLength: 22, withPad: "0", startingAt: 0))
 }
 
 extension Optional {
