@@ -66,38 +66,42 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let secrets: any SecretStore
     let hmacKey: SymmetricKey
     let signingKeys: [SigningKey]
-    if let vault = configuration.vault {
-        // The secret material lives in Vault and nowhere else; PostgreSQL only gets the schema.
-        let imported = try await NIOThreadPool.singleton.runIfActive {
+    /// A direct connection: the pool runs only once the application does.
+    @discardableResult @Sendable func onStartupConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T)
+        async throws -> T
+    {
+        try await NIOThreadPool.singleton.runIfActive {
             let connection = try PostgresConnection.connect(databaseURL, settings: settings)
             defer { connection.close() }
-            try Migrations.apply(on: connection, logger: logger)
-            return (
-                try ServerKeys.existing(ServerKeys.credentialHMACKeyName, on: connection),
-                try SigningKeyStore.exportable(on: connection)
-            )
+            return try body(connection)
         }
+    }
+    try await onStartupConnection { try Migrations.apply(on: $0, logger: logger) }
+    if let vault = configuration.vault {
+        // The secret material lives in Vault and nowhere else; PostgreSQL only gets the schema.
         let client = VaultClient(address: vault.address, token: vault.token, mount: vault.mount, timeout: vault.timeout)
-        var store = VaultSecretStore(client: client, pool: pool, now: dependencies.now)
-        // A deployment that kept its material in PostgreSQL before: an empty Vault gets that
-        // material, not new keys, so client secrets and live tokens keep working.
-        store.imported = (imported.0, imported.1)
-        if imported.0 != nil || !imported.1.isEmpty {
-            logger.warning(
-                """
-                secret material found in PostgreSQL: it is copied to an empty Vault and not used from PostgreSQL; \
-                delete the server_keys and signing_keys rows once every instance runs with Vault
-                """)
+        let store = VaultSecretStore(client: client, pool: pool, now: dependencies.now) {
+            let found = try await onStartupConnection { connection in
+                (
+                    hmacKey: try ServerKeys.existing(ServerKeys.credentialHMACKeyName, on: connection),
+                    signingKeys: try SigningKeyStore.exportable(on: connection)
+                )
+            }
+            if found.hmacKey != nil || !found.signingKeys.isEmpty {
+                logger.warning(
+                    """
+                    secret material found in PostgreSQL: it is copied to an empty Vault and not used from PostgreSQL; \
+                    delete the server_keys and signing_keys rows once every instance runs with Vault
+                    """)
+            }
+            return found
         }
         hmacKey = try await store.credentialHMACKey()
         signingKeys = try await store.ensureSigningKeys()
         secrets = store
         logger.info("secret material in Vault", metadata: ["vault": "\(vault.address)", "mount": "\(vault.mount)"])
     } else {
-        (hmacKey, signingKeys) = try await NIOThreadPool.singleton.runIfActive {
-            let connection = try PostgresConnection.connect(databaseURL, settings: settings)
-            defer { connection.close() }
-            try Migrations.apply(on: connection, logger: logger)
+        (hmacKey, signingKeys) = try await onStartupConnection { connection in
             try SigningKeyStore.ensureCurrent(on: connection)
             return (
                 try ServerKeys.loadOrCreate(ServerKeys.credentialHMACKeyName, on: connection),

@@ -80,11 +80,15 @@ final class CircuitBreakerTests: XCTestCase {
 final class RedisWorkerRuleTests: XCTestCase {
     func testOneWorkerUntilMoreThanAFullPipelineWaitsPerBusyWorker() {
         let full = RedisWindow.batchLimit
-        XCTAssertTrue(RedisWindow.startsWorker(busy: 0, queued: 1, maxWorkers: 2), "the first decision starts a worker")
-        XCTAssertFalse(RedisWindow.startsWorker(busy: 1, queued: 1, maxWorkers: 2))
-        XCTAssertFalse(RedisWindow.startsWorker(busy: 1, queued: full, maxWorkers: 2), "one full pipeline waits for the busy worker")
-        XCTAssertTrue(RedisWindow.startsWorker(busy: 1, queued: full + 1, maxWorkers: 2))
-        XCTAssertFalse(RedisWindow.startsWorker(busy: 2, queued: 10 * full, maxWorkers: 2), "never more than maxWorkers")
-        XCTAssertFalse(RedisWindow.startsWorker(busy: 1, queued: 10 * full, maxWorkers: 1))
+        XCTAssertTrue(
+            PipelineQueue<Int>.startsWorker(busy: 0, queued: 1, maxWorkers: 2, batchLimit: full), "the first decision starts a worker")
+        XCTAssertFalse(PipelineQueue<Int>.startsWorker(busy: 1, queued: 1, maxWorkers: 2, batchLimit: full))
+        XCTAssertFalse(
+            PipelineQueue<Int>.startsWorker(busy: 1, queued: full, maxWorkers: 2, batchLimit: full),
+            "one full pipeline waits for the busy worker")
+        XCTAssertTrue(PipelineQueue<Int>.startsWorker(busy: 1, queued: full + 1, maxWorkers: 2, batchLimit: full))
+        XCTAssertFalse(
+            PipelineQueue<Int>.startsWorker(busy: 2, queued: 10 * full, maxWorkers: 2, batchLimit: full), "never more than maxWorkers")
+        XCTAssertFalse(PipelineQueue<Int>.startsWorker(busy: 1, queued: 10 * full, maxWorkers: 1, batchLimit: full))
     }
 }

@@ -127,14 +127,7 @@ public struct SignetConfiguration: Sendable {
         }
         instanceID = try env.string("SIGNET_INSTANCE_ID", default: Self.defaultInstanceID())
         issuer = try env.string("SIGNET_ISSUER", default: "http://\(host):\(port)")
-        guard let url = URL(string: issuer), ["http", "https"].contains(url.scheme ?? ""), url.host != nil, url.query == nil,
-            url.fragment == nil, !issuer.hasSuffix("/")
-        else {
-            throw ConfigurationError(
-                variable: "SIGNET_ISSUER",
-                reason: "must be an http(s) URL without query, fragment or trailing slash (got \"\(issuer)\")"
-            )
-        }
+        try Self.validateHTTPURL(issuer, variable: "SIGNET_ISSUER", trailingSlash: false)
         tokenAudience = try env.string("SIGNET_TOKEN_AUDIENCE", default: issuer)
         tokenTTL = .seconds(try env.integer("TOKEN_TTL_SECONDS", default: Defaults.tokenTTLSeconds, in: 1...86_400))
 
@@ -179,11 +172,17 @@ public struct SignetConfiguration: Sendable {
         PQconninfoFree(options)
     }
 
-    private static func validateHTTPURL(_ value: String, variable: String) throws(ConfigurationError) {
+    /// An http(s) URL with a host and no query, fragment or user info (and, unless allowed, no
+    /// trailing slash): the issuer and the Vault and OPA addresses.
+    private static func validateHTTPURL(_ value: String, variable: String, trailingSlash: Bool = true) throws(ConfigurationError) {
         guard let url = URL(string: value), ["http", "https"].contains(url.scheme ?? ""), let host = url.host, !host.isEmpty,
-            url.query == nil, url.fragment == nil, url.user == nil
+            url.query == nil, url.fragment == nil, url.user == nil, trailingSlash || !value.hasSuffix("/")
         else {
-            throw ConfigurationError(variable: variable, reason: "must be an http(s) URL such as http://127.0.0.1:8200 (got \"\(value)\")")
+            throw ConfigurationError(
+                variable: variable,
+                reason: "must be an http(s) URL without query, fragment, user info"
+                    + (trailingSlash ? "" : " or trailing slash") + " (got \"\(value)\")"
+            )
         }
     }
 

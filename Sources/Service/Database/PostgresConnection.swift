@@ -328,9 +328,6 @@ enum CancelRequests {
             inFlight.withLock { $0 -= 1 }
         }
     }
-
-    /// How many cancel requests are waiting on the server now.
-    static var pending: Int { inFlight.withLock { $0 } }
 }
 
 private struct UncheckedBox: @unchecked Sendable {

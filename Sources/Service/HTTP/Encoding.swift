@@ -106,7 +106,8 @@ extension Data {
         self.init(bytes)
     }
 
-    init?(base64URL text: String) {
+    /// Decodes base64url with or without padding (RFC 4648 §5).
+    public init?(base64URL text: String) {
         var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
         self.init(base64Encoded: standard)

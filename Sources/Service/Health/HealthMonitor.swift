@@ -38,7 +38,6 @@ public final class HealthMonitor: Sendable {
     private let sharedFor: Duration
     private let logger: Logger
     private let state = Mutex(State())
-    private let rounds = Atomic<Int>(0)
 
     public init(
         database: @escaping Check,
@@ -60,23 +59,25 @@ public final class HealthMonitor: Sendable {
         self.logger = logger
     }
 
-    /// Rounds of checks run since start (for tests and metrics).
-    public var roundCount: Int { rounds.load(ordering: .relaxed) }
-
     /// The latest report when it is younger than `sharedFor`, else the running round's, else a
     /// new round's.
     public func report() async -> HealthReport {
+        enum Answer {
+            case fresh(HealthReport)
+            case join(Task<HealthReport, Never>)
+        }
         let now = ContinuousClock.now
-        let round: Task<HealthReport, Never> = state.withLock { state in
-            if let latest = state.latest, now - latest.at < sharedFor {
-                return Task { latest.report }
-            }
-            if let round = state.round { return round }
+        let answer: Answer = state.withLock { state in
+            if let latest = state.latest, now - latest.at < sharedFor { return .fresh(latest.report) }
+            if let round = state.round { return .join(round) }
             let round = Task { await self.runRound() }
             state.round = round
-            return round
+            return .join(round)
         }
-        return await round.value
+        switch answer {
+        case .fresh(let report): return report
+        case .join(let round): return await round.value
+        }
     }
 
     /// Ready to serve: the database answers. Vault is reported but does not decide: the secret
@@ -88,7 +89,6 @@ public final class HealthMonitor: Sendable {
     }
 
     private func runRound() async -> HealthReport {
-        rounds.add(1, ordering: .relaxed)
         async let database = run("database", self.database)
         async let redis = run("redis", self.redis)
         async let vault = run("vault", self.vault)
@@ -114,6 +114,7 @@ public final class HealthMonitor: Sendable {
         case .success(let note): judged = .answered(note: note)
         case .timedOut: judged = .timedOut
         case .failure(let error as HealthCheckError): judged = .failed(error.message)
+        case .failure(is BoundedHTTP.TimedOut): judged = .timedOut
         case .failure(let error):
             logger.debug("health check failed", metadata: ["dependency": "\(name)", "error": "\(error)"])
             judged = .failed("the check failed")

@@ -65,11 +65,6 @@ final class RedisWindow: Sendable {
         try await pipeliner.submit(subject)
     }
 
-    /// Whether a decision just queued starts another worker (`PipelineQueue`'s rule).
-    static func startsWorker(busy: Int, queued: Int, maxWorkers: Int) -> Bool {
-        PipelineQueue<Never>.startsWorker(busy: busy, queued: queued, maxWorkers: maxWorkers, batchLimit: batchLimit)
-    }
-
     /// Fails every queued decision now (the breaker opened): they are decided in memory.
     func failPending(_ error: any Error) {
         pipeliner.failPending(error)

@@ -112,6 +112,12 @@ public final class RedisConnection: @unchecked Sendable {
         return replies
     }
 
+    /// `PING`; throws unless Redis answers `PONG`.
+    public func ping() throws(RedisError) {
+        let reply = try command([Array("PING".utf8)])
+        guard case .status("PONG") = reply else { throw .protocolError("PING answered \(reply)") }
+    }
+
     /// False once an I/O or protocol error happened: the connection must be dropped.
     public var isUsable: Bool { context.pointee.err == 0 }
 

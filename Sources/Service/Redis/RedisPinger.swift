@@ -28,10 +28,7 @@ final class RedisPinger: Sendable {
                 return kept
             }
             let connection = try kept ?? RedisConnection.connect(endpoint, timeout: timeout)
-            let reply = try connection.command([Array("PING".utf8)])
-            guard case .status("PONG") = reply else {
-                throw RedisError.protocolError("PING answered \(reply)")
-            }
+            try connection.ping()
             if connection.isUsable { self.idle.withLock { if $0 == nil { $0 = connection } } }
         }
     }

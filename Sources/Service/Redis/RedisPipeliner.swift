@@ -69,12 +69,7 @@ final class RedisPipeliner<Input: Sendable, Output: Sendable>: Sendable {
     func probe() async throws {
         let endpoint = endpoint
         let timeout = timeout
-        try await threadPool.runIfActive {
-            let connection = try RedisConnection.connect(endpoint, timeout: timeout)
-            guard case .status("PONG") = try connection.command([Array("PING".utf8)]) else {
-                throw RedisError.protocolError("PING did not answer PONG")
-            }
-        }
+        try await threadPool.runIfActive { try RedisConnection.connect(endpoint, timeout: timeout).ping() }
     }
 
     /// Runs on a worker thread: sends what is queued, in batches, until the queue is empty.

@@ -20,9 +20,10 @@ struct VaultSecretStore: SecretStore {
     let pool: ConnectionPool
     let now: @Sendable () -> Date
 
-    /// Material found in PostgreSQL at start (a deployment moving to Vault): written to an empty
-    /// Vault instead of new material, so existing client secrets and tokens keep working.
-    var imported: (hmacKey: Data?, signingKeys: [Entry]) = (nil, [])
+    /// Reads the material a deployment kept in PostgreSQL before it moved to Vault. Asked only
+    /// when Vault has none: what it finds is written instead of new material, so existing client
+    /// secrets and tokens keep working.
+    let legacy: @Sendable () async throws -> (hmacKey: Data?, signingKeys: [Entry])
 
     func credentialHMACKey() async throws -> SymmetricKey {
         for _ in 0..<Self.attempts {
@@ -32,7 +33,7 @@ struct VaultSecretStore: SecretStore {
                 }
                 return SymmetricKey(data: material)
             }
-            let candidate = imported.hmacKey ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+            let candidate = try await legacy().hmacKey ?? SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
             do {
                 try await client.write(Self.hmacPath, data: ["key": candidate.base64EncodedString()], cas: 0)
             } catch let error as VaultError where error.isVersionConflict {
@@ -47,7 +48,7 @@ struct VaultSecretStore: SecretStore {
             let (entries, version) = try await readEntries()
             let live = entries.filter { $0.isPublished(at: now()) }
             if live.contains(where: \.isCurrent) { return try live.reversed().map { try $0.signingKey() } }
-            let importable = imported.signingKeys.filter { $0.isPublished(at: now()) }
+            let importable = try await legacy().signingKeys.filter { $0.isPublished(at: now()) }
             let additions = importable.contains(where: \.isCurrent) ? importable : [Entry(key: P256.Signing.PrivateKey())]
             do {
                 try await writeEntries(live + additions, cas: version)
