@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
+import NIOCore
 import NIOPosix
 
 /// What the service talks to, made once per process. Tests build their own to reach into the
@@ -15,6 +17,8 @@ public struct Dependencies: Sendable {
     public var now: @Sendable () -> Date
     /// How often noted credential uses are written as `lastUsedAt`.
     public var lastUsedFlushInterval: Duration = .seconds(5)
+    /// Called before each database lookup of a client id (tests count them).
+    public var onClientLookup: (@Sendable () -> Void)?
 
     public init(
         pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }
@@ -113,7 +117,8 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let hasher = CredentialHasher(key: hmacKey)
     let keyRing = KeyRing(store: secrets, logger: logger)
     try await keyRing.install(signingKeys)
-    let directory = ClientDirectory(pool: pool, hasher: hasher)
+    let now = dependencies.now
+    let directory = ClientDirectory(pool: pool, hasher: hasher, now: now, onLookup: dependencies.onClientLookup)
     let recorder = LastUsedRecorder(pool: pool, logger: logger, flushInterval: dependencies.lastUsedFlushInterval)
     let tokens = TokenService(
         keyRing: keyRing,
@@ -124,35 +129,60 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
         issuer: configuration.issuer,
         audience: configuration.tokenAudience,
         ttl: configuration.tokenTTL,
-        now: dependencies.now
+        now: now
     )
-    let adminAuth = AdminAuthMiddleware(adminToken: configuration.adminToken)
-    let credentials = CredentialRoutes(store: CredentialStore(pool: pool, hasher: hasher), directory: directory)
+    let credentials = CredentialRoutes(store: CredentialStore(pool: pool, hasher: hasher, now: now), directory: directory)
 
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger)
     let health = healthMonitor(configuration: configuration, pool: pool, limiter: limiter, logger: logger)
+    let admin = AdminAuthenticator(adminToken: configuration.adminToken)
+    let gate = AddressGate()
 
+    // In order: request id; errors of the layers below as JSON; the OAuth form read once;
+    // authentication (one principal, or none); the limiter (keyed on it, or on the address);
+    // errors of the routes as JSON, so they carry the limiter's headers.
     let router = Router(context: SignetRequestContext.self)
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
-    router.add(middleware: RateLimitMiddleware(limiter: limiter, keyRing: keyRing, admin: adminAuth))
+    router.add(middleware: ErrorMiddleware())
+    router.add(middleware: FormBodyMiddleware())
+    router.add(
+        middleware: AuthMiddleware(
+            admin: admin,
+            accessTokens: AccessTokenAuthenticator(
+                keyRing: keyRing, issuer: configuration.issuer, audience: configuration.tokenAudience, now: now),
+            clients: ClientCredentialsAuthenticator(directory: directory, now: now),
+            trustedProxies: configuration.trustedProxies,
+            gate: gate
+        ))
+    router.add(middleware: RateLimitMiddleware(limiter: limiter, admin: admin, gate: gate))
     router.add(middleware: ErrorMiddleware())
     HealthRoutes(monitor: health, detailedToken: configuration.healthDetailedToken).add(to: router.group("health"))
-    OAuthRoutes(tokens: tokens, directory: directory, admin: adminAuth, issuer: configuration.issuer).add(to: router)
+    OAuthRoutes(tokens: tokens, issuer: configuration.issuer).add(to: router)
 
-    let admin = router.group("v1").add(middleware: adminAuth)
-    AgentRoutes(store: AgentStore(pool: pool, hasher: hasher), directory: directory).add(to: admin.group("agents"))
-    credentials.addAdminRoutes(to: admin.group("agents/{id}/credentials"))
-    KeyRoutes(store: secrets, keyRing: keyRing, tokenTTL: configuration.tokenTTL).add(to: admin.group("keys"))
-    AuditRoutes(pool: pool).add(to: admin.group("audit"))
+    let adminAPI = router.group("v1").add(middleware: RequireAdmin())
+    AgentRoutes(store: AgentStore(pool: pool, hasher: hasher, now: now), directory: directory).add(to: adminAPI.group("agents"))
+    credentials.addAdminRoutes(to: adminAPI.group("agents/{id}/credentials"))
+    KeyRoutes(store: secrets, keyRing: keyRing, tokenTTL: configuration.tokenTTL).add(to: adminAPI.group("keys"))
+    AuditRoutes(pool: pool).add(to: adminAPI.group("audit"))
     credentials.addRotateRoute(
-        to: router.group("v1/agents/{id}/credentials/rotate")
-            .add(middleware: AdminOrAgentMiddleware(admin: adminAuth, tokens: tokens, scope: "credentials:rotate"))
+        to: router.group("v1/agents/{id}/credentials/rotate").add(
+            middleware: RequireAdminOrScope(tokens: tokens, scope: "credentials:rotate"))
     )
 
+    let connections = configuration.connections
     return Application(
         router: router,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "signet"),
-        services: [pool, keyRing, recorder, limiter, Housekeeping(pool: pool, logger: logger)],
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [BodyDeadlineHandler(timeout: TimeAmount(connections.bodyTimeout))],
+                idleTimeout: TimeAmount(connections.idleTimeout)
+            )),
+        configuration: .init(
+            address: .hostname(configuration.host, port: configuration.port),
+            serverName: "signet",
+            availableConnectionsDelegate: MaximumAvailableConnections(connections.maxConnections, logger: logger)
+        ),
+        services: [pool, keyRing, recorder, limiter, Housekeeping(pool: pool, logger: logger, now: now)],
         logger: logger
     )
 }

@@ -29,6 +29,30 @@ public enum Defaults {
     public static let rateLimitWindowMilliseconds = 60_000
     /// Requests allowed per window and subject (`RATE_LIMIT_MAX_REQUESTS`).
     public static let rateLimitMaxRequests = 100
+    /// Requests allowed per window and source address for requests without valid credentials,
+    /// failed authentication included (`RATE_LIMIT_ADDRESS_MAX_REQUESTS`).
+    public static let rateLimitAddressMaxRequests = 60
+    /// The admin principal's own budget per window (`RATE_LIMIT_ADMIN_MAX_REQUESTS`): operator
+    /// automation, not one client.
+    public static let rateLimitAdminMaxRequests = 1_000
+    /// Requests per window and source address to the JWKS and the authorization server metadata
+    /// (`RATE_LIMIT_DISCOVERY_MAX_REQUESTS`): generous, so resource servers behind one NAT are not
+    /// starved by a noisy neighbour, and apart from the address's API budget.
+    public static let rateLimitDiscoveryMaxRequests = 1_000
+    /// How long an unknown (well-formed) client id is answered without a query.
+    public static let unknownClientCacheMilliseconds = 60_000
+    /// Clock skew allowed between Signet and the resource servers: a token's `iat` may be this far
+    /// in the future, and a revoked token id is kept this long past the token's `exp`.
+    public static let clockSkewSeconds = 60
+
+    /// A connection with nothing read or written for this long is closed (`HTTP_IDLE_TIMEOUT_MS`);
+    /// a request's header arriving slowly counts as idle.
+    public static let httpIdleTimeoutMilliseconds = 30_000
+    /// A request's body must arrive whole within this, from its header (`HTTP_BODY_TIMEOUT_MS`).
+    public static let httpBodyTimeoutMilliseconds = 10_000
+    /// Most connections one instance holds open at once (`HTTP_MAX_CONNECTIONS`); further ones wait
+    /// in the listen backlog, unanswered, until one closes.
+    public static let httpMaxConnections = 2_048
 
     /// Vault KV v2 mount (`VAULT_KV_MOUNT`).
     public static let vaultKVMount = "secret"

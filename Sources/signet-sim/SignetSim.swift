@@ -99,7 +99,11 @@ struct Stack: AsyncParsableCommand {
             ]
             // Instances behind one balancer share its address as their issuer.
             let balancerPort = instances > 1 ? (port == 0 ? try freePort() : port) : nil
-            if let balancerPort { variables["SIGNET_ISSUER"] = "http://127.0.0.1:\(balancerPort)" }
+            if let balancerPort {
+                variables["SIGNET_ISSUER"] = "http://127.0.0.1:\(balancerPort)"
+                // haproxy (on loopback) appends the client's address to X-Forwarded-For; only it is believed.
+                variables["TRUSTED_PROXIES"] = LoadBalancer.trustedProxies
+            }
             for pair in env {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 variables[parts[0]] = parts.count > 1 ? parts[1] : ""

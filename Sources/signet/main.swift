@@ -14,7 +14,8 @@ do {
 
 let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
 LoggingSystem.bootstrap { label in
-    var handler = StreamLogHandler.standardError(label: label)
+    // One event, one line: control characters a client sent are escaped first.
+    var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
     handler.logLevel = level
     return handler
 }

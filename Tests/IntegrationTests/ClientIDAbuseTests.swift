@@ -32,7 +32,7 @@ final class ClientIDAbuseTests: XCTestCase {
     }
 
     func testMalformedClientIDsAreUnknownAndShareTheAddressBudget() async throws {
-        let signet = try await TestSignet.make(["RATE_LIMIT_MAX_REQUESTS": "5", "REDIS_RATE_LIMIT_ENABLED": "false"])
+        let signet = try await TestSignet.make(["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "5", "REDIS_RATE_LIMIT_ENABLED": "false"])
         try await signet.test { client in
             let ids = [
                 "sgc_short", "sgc_" + String(repeating: "A", count: 23), "sgc_AAAAAAAAAAAAAAAAAAAAA=", "SGC_AAAAAAAAAAAAAAAAAAAAAA", "x",

@@ -106,12 +106,12 @@ final class KeyAndRevocationTests: XCTestCase {
                     uri: path, method: .post, headers: wrong, body: ByteBuffer(string: "token=\(token)"))
                 XCTAssertEqual(withAccessToken.status, .unauthorized, "an access token is not a credential here")
             }
-            // A client introspects with its credentials.
+            // A client introspects its own tokens with its credentials.
             let introspected = try await client.execute(
                 uri: "/oauth/introspect",
                 method: .post,
                 headers: form,
-                body: ByteBuffer(string: "token=\(token)&client_id=\(formEncode(other.clientID))&client_secret=\(formEncode(other.secret))")
+                body: ByteBuffer(string: "token=\(token)&client_id=\(formEncode(agent.clientID))&client_secret=\(formEncode(agent.secret))")
             )
             XCTAssertEqual(introspected.object["active"] as? Bool, true)
             XCTAssertEqual(introspected.object["sub"] as? String, agent.id)

@@ -31,7 +31,7 @@ final class RedisLimiterTests: XCTestCase {
         let limiter = try limiter(limit: 50, prefix: prefix)
         let decisions = await withTaskGroup(of: RateLimitDecision.self) { group in
             for index in 0..<300 {
-                group.addTask { await limiter.decide(index.isMultiple(of: 3) ? "other" : "hot") }
+                group.addTask { await limiter.decide(RateLimitSubject(.agent, index.isMultiple(of: 3) ? "other" : "hot")) }
             }
             return await group.reduce(into: []) { $0.append($1) }
         }
@@ -44,9 +44,10 @@ final class RedisLimiterTests: XCTestCase {
 
         let redis = try RedisConnection.connect(try endpoint(), timeout: .seconds(1))
         for subject in ["hot", "other"] {
-            let count = try redis.command([Array("ZCARD".utf8), Array("\(prefix)rl:{\(subject)}".utf8)])
+            let key = RateLimitSubject(.agent, subject).key
+            let count = try redis.command([Array("ZCARD".utf8), Array("\(prefix)rl:{\(key)}".utf8)])
             XCTAssertEqual(count, .integer(50), "rejected requests are not counted (\(subject))")
-            let ttl = try redis.command([Array("PTTL".utf8), Array("\(prefix)rl:{\(subject)}".utf8)])
+            let ttl = try redis.command([Array("PTTL".utf8), Array("\(prefix)rl:{\(key)}".utf8)])
             guard case .integer(let milliseconds) = ttl else { return XCTFail("PTTL answered \(ttl)") }
             XCTAssertTrue((59_000...60_000).contains(milliseconds), "the key expires with the window, got \(milliseconds) ms")
         }
@@ -58,7 +59,7 @@ final class RedisLimiterTests: XCTestCase {
         for round in 0..<3 {
             _ = try redis.command([Array("SCRIPT".utf8), Array("FLUSH".utf8)])
             let decisions = await withTaskGroup(of: RateLimitDecision.self) { group in
-                for _ in 0..<40 { group.addTask { await limiter.decide("flushed") } }
+                for _ in 0..<40 { group.addTask { await limiter.decide(RateLimitSubject(.agent, "flushed")) } }
                 return await group.reduce(into: []) { $0.append($1) }
             }
             XCTAssertTrue(limiter.usesRedis, "round \(round): NOSCRIPT must be handled, not counted as a Redis failure")
@@ -82,7 +83,7 @@ final class RedisLimiterTests: XCTestCase {
         let names = keys.compactMap { if case .string(let bytes) = $0 { String(decoding: bytes, as: UTF8.self) } else { nil } }
         XCTAssertEqual(names.count, 1, "one subject: \(names)")
         let name = try XCTUnwrap(names.first)
-        XCTAssertNotNil(name.wholeMatch(of: /.*rl:\{admin:[0-9a-f]{16}\}/), name)
+        XCTAssertNotNil(name.wholeMatch(of: /.*rl:\{a[0-9a-f]{32}\}/), name)
         XCTAssertFalse(name.contains(TestSignet.adminToken))
         XCTAssertEqual(try redis.command([Array("ZCARD".utf8), Array(name.utf8)]), .integer(3))
     }

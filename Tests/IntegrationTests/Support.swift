@@ -67,7 +67,8 @@ struct TestSignet {
         applicationName: String = "signet-test",
         database: String? = nil,
         lastUsedFlushInterval: Duration = .milliseconds(50),
-        now: @escaping @Sendable () -> Date = { Date() }
+        now: @escaping @Sendable () -> Date = { Date() },
+        onClientLookup: (@Sendable () -> Void)? = nil
     ) async throws -> TestSignet {
         var variables = [
             "DATABASE_URL": try TestDatabase.url(applicationName: applicationName, database: database),
@@ -77,6 +78,9 @@ struct TestSignet {
             "REDIS_URL": ProcessInfo.processInfo.environment["SIGNET_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
             "REDIS_KEY_PREFIX": "test-\(UUID().uuidString.prefix(8)):",
             "RATE_LIMIT_MAX_REQUESTS": "1000000",
+            "RATE_LIMIT_ADDRESS_MAX_REQUESTS": "1000000",
+            "RATE_LIMIT_ADMIN_MAX_REQUESTS": "1000000",
+            "RATE_LIMIT_DISCOVERY_MAX_REQUESTS": "1000000",
         ]
         variables.merge(environment) { _, new in new }
         let configuration = try SignetConfiguration.from(environment: variables)
@@ -86,6 +90,7 @@ struct TestSignet {
         var dependencies = Dependencies.live(configuration: configuration, logger: logger)
         dependencies.now = now
         dependencies.lastUsedFlushInterval = lastUsedFlushInterval
+        dependencies.onClientLookup = onClientLookup
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)
     }
@@ -93,6 +98,29 @@ struct TestSignet {
     /// Runs `body` with a client of the running application (services, the pool among them, run).
     func test<Value>(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Value) async throws -> Value {
         try await application.test(.router, body)
+    }
+
+    /// Runs `body` against the application listening on a real port (for requests from other
+    /// source addresses, and for what happens to connections).
+    func live<Value>(_ body: @escaping @Sendable (_ port: Int, any TestClientProtocol) async throws -> Value) async throws -> Value {
+        try await application.test(.live) { client in try await body(try XCTUnwrap(client.port), client) }
+    }
+
+    /// Runs the application as `signet` runs it (`runService`, its own server configuration
+    /// whole: the testing harness's live mode drops the connection limit) on `port`, which the
+    /// configuration must name (`PORT`), until `body` returns.
+    func serving<Value: Sendable>(_ body: @escaping @Sendable (_ port: Int) async throws -> Value) async throws -> Value {
+        let port = configuration.port
+        let application = self.application
+        let server = Task { try await application.runService(gracefulShutdownSignals: []) }
+        defer { server.cancel() }
+        try await eventually("the server listens on \(port)") {
+            (try? await offloaded { try RawConnection.request(port: port, "GET", "/health/live").status }) == 200
+        }
+        let value = try await body(port)
+        server.cancel()
+        _ = await server.result
+        return value
     }
 
     /// Every log line, message and metadata, as text.

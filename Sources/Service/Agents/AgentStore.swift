@@ -5,10 +5,19 @@ import Foundation
 public struct AgentStore: Sendable {
     let pool: ConnectionPool
     let hasher: CredentialHasher
+    /// The one clock of token times (`Dependencies.now`): it stamps `tokens_valid_after`.
+    let now: @Sendable () -> Date
 
-    public init(pool: ConnectionPool, hasher: CredentialHasher) {
+    public init(pool: ConnectionPool, hasher: CredentialHasher, now: @escaping @Sendable () -> Date = { Date() }) {
         self.pool = pool
         self.hasher = hasher
+        self.now = now
+    }
+
+    /// The scopes of an agent row's `scopes::text` (a JSON array of strings).
+    static func scopes(fromJSON text: String) -> [String] {
+        guard case .array(let values) = JSONValue.parse(Data(text.utf8)) else { return [] }
+        return values.compactMap { if case .string(let scope) = $0 { scope } else { nil } }
     }
 
     static let agentColumns = """
@@ -104,13 +113,15 @@ public struct AgentStore: Sendable {
                         scopes = COALESCE($2::jsonb, a.scopes),
                         metadata = COALESCE($3::jsonb, a.metadata),
                         status = COALESCE($4, a.status),
+                        tokens_valid_after = CASE WHEN $4 IS NOT NULL AND $4 <> 'active' AND a.status = 'active'
+                            THEN to_timestamp($5::float8) ELSE a.tokens_valid_after END,
                         updated_at = now()
                     FROM target WHERE a.id = target.id AND target.status <> 'deactivated'
                     RETURNING \(Self.agentColumns)
                 )
                 SELECT target.status AS previous_status, updated.* FROM target LEFT JOIN updated ON true
                 """,
-                [id, scopes, metadata, patch.status?.rawValue]
+                [id, scopes, metadata, patch.status?.rawValue, String(now().timeIntervalSince1970)]
             ).records
             if records.first?["id"] != nil {
                 var changed: [String: JSONValue] = [:]
@@ -136,8 +147,12 @@ public struct AgentStore: Sendable {
             guard let previous, let clientID = previous["client_id"] else { return nil }
             guard previous["status"] != Agent.Status.deactivated.rawValue else { return clientID }
             try connection.query(
-                "UPDATE agents SET status = 'deactivated', deactivated_at = now(), updated_at = now() WHERE id = $1::uuid",
-                [id]
+                """
+                UPDATE agents SET status = 'deactivated', deactivated_at = now(), updated_at = now(),
+                    tokens_valid_after = to_timestamp($2::float8)
+                WHERE id = $1::uuid
+                """,
+                [id, String(now().timeIntervalSince1970)]
             )
             let revoked = try connection.query(
                 "UPDATE agent_credentials SET revoked_at = now() WHERE agent_id = $1::uuid AND revoked_at IS NULL",

@@ -2,19 +2,6 @@ import Foundation
 import Hummingbird
 import Spec
 
-/// Who did something, for the audit trail: the admin, or an agent acting on itself.
-public enum Principal: Sendable, Equatable, CustomStringConvertible {
-    case admin
-    case agent(id: String, scopes: [String])
-
-    public var description: String {
-        switch self {
-        case .admin: "admin"
-        case .agent(let id, _): "agent:\(id)"
-        }
-    }
-}
-
 /// The actor and request of an audited change.
 public struct AuditContext: Sendable {
     public let actor: String

@@ -38,6 +38,10 @@ public struct SignetConfiguration: Sendable {
     public var vault: VaultConfiguration?
     /// OPA, when `OPA_URL` is set.
     public var opa: OPAConfiguration?
+    /// The load balancers whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`); none by default.
+    public var trustedProxies: TrustedProxies
+    /// Per-connection bounds (`HTTP_IDLE_TIMEOUT_MS`, `HTTP_BODY_TIMEOUT_MS`, `HTTP_MAX_CONNECTIONS`).
+    public var connections: ConnectionLimits
 
     /// The variables holding secrets: their values are never logged or echoed in an error.
     public static let secretVariables: Set<String> = [
@@ -144,7 +148,27 @@ public struct SignetConfiguration: Sendable {
             ),
             redis: redisEnabled ? endpoint : nil,
             redisTimeout: .milliseconds(try env.integer("REDIS_TIMEOUT_MS", default: Defaults.redisTimeoutMilliseconds, in: 1...10_000)),
-            keyPrefix: try env.string("REDIS_KEY_PREFIX", default: "signet:")
+            keyPrefix: try env.string("REDIS_KEY_PREFIX", default: "signet:"),
+            addressMaxRequests: try env.integer(
+                "RATE_LIMIT_ADDRESS_MAX_REQUESTS", default: Defaults.rateLimitAddressMaxRequests, in: 1...1_000_000_000),
+            adminMaxRequests: try env.integer(
+                "RATE_LIMIT_ADMIN_MAX_REQUESTS", default: Defaults.rateLimitAdminMaxRequests, in: 1...1_000_000_000),
+            discoveryMaxRequests: try env.integer(
+                "RATE_LIMIT_DISCOVERY_MAX_REQUESTS", default: Defaults.rateLimitDiscoveryMaxRequests, in: 1...1_000_000_000)
+        )
+        let proxies = try env.optionalString("TRUSTED_PROXIES") ?? ""
+        guard let trusted = TrustedProxies(proxies) else {
+            throw ConfigurationError(
+                variable: "TRUSTED_PROXIES",
+                reason: "must be a comma-separated list of IPv4 or IPv6 addresses or CIDRs such as 10.0.0.0/8 (got \"\(proxies)\")")
+        }
+        trustedProxies = trusted
+        connections = ConnectionLimits(
+            idleTimeout: .milliseconds(
+                try env.integer("HTTP_IDLE_TIMEOUT_MS", default: Defaults.httpIdleTimeoutMilliseconds, in: 100...Int(Int32.max))),
+            bodyTimeout: .milliseconds(
+                try env.integer("HTTP_BODY_TIMEOUT_MS", default: Defaults.httpBodyTimeoutMilliseconds, in: 100...Int(Int32.max))),
+            maxConnections: try env.integer("HTTP_MAX_CONNECTIONS", default: Defaults.httpMaxConnections, in: 1...1_000_000)
         )
     }
 
@@ -261,4 +285,12 @@ public struct OPAConfiguration: Sendable {
     public var url: String
     public var decisionPath: String
     public var timeout: Duration
+}
+
+/// Bounds on each HTTP connection: idle (a slow header included), the body of one request, and
+/// how many an instance holds at once.
+public struct ConnectionLimits: Sendable {
+    public var idleTimeout: Duration
+    public var bodyTimeout: Duration
+    public var maxConnections: Int
 }

@@ -18,6 +18,8 @@ public struct ClientRecord: Sendable {
     public let scopes: [String]
     /// Not revoked; possibly expired (checked at use).
     public let credentials: [Credential]
+    /// Tokens issued in or before this second are dead (set when the agent stopped being active).
+    public let tokensValidAfter: Date?
 }
 
 /// Finds clients by `client_id` and verifies their secrets, with a short per-instance cache so
@@ -25,44 +27,72 @@ public struct ClientRecord: Sendable {
 ///
 /// A change made through this instance (rotation, revocation, deactivation) invalidates the
 /// entry at once; one made on another instance is seen within `ttl`
-/// (`Spec.Defaults.credentialCacheMilliseconds`).
+/// (`Spec.Defaults.credentialCacheMilliseconds`). A well-formed id that names no client is
+/// remembered as unknown for `unknownTTL`: ids are random, so one unknown now is not registered
+/// later, and a flood of one id costs one query. A malformed id costs none.
 public final class ClientDirectory: Sendable {
     private struct Entry {
-        let record: ClientRecord
+        /// Nil: no such client.
+        let record: ClientRecord?
         let fetched: ContinuousClock.Instant
     }
 
     private let pool: ConnectionPool
     private let hasher: CredentialHasher
     private let ttl: Duration
+    private let unknownTTL: Duration
+    /// The one clock of credential expiry (`Dependencies.now`).
+    private let now: @Sendable () -> Date
     private let cache = Mutex<[String: Entry]>([:])
+    private let onLookup: (@Sendable () -> Void)?
+    /// Most entries kept; past it the cache starts over.
+    static let capacity = 100_000
 
-    public init(pool: ConnectionPool, hasher: CredentialHasher, ttl: Duration = .milliseconds(Defaults.credentialCacheMilliseconds)) {
+    public init(
+        pool: ConnectionPool,
+        hasher: CredentialHasher,
+        ttl: Duration = .milliseconds(Defaults.credentialCacheMilliseconds),
+        unknownTTL: Duration = .milliseconds(Defaults.unknownClientCacheMilliseconds),
+        now: @escaping @Sendable () -> Date = { Date() },
+        onLookup: (@Sendable () -> Void)? = nil
+    ) {
+        self.onLookup = onLookup
         self.pool = pool
         self.hasher = hasher
         self.ttl = ttl
+        self.unknownTTL = unknownTTL
+        self.now = now
     }
 
     /// The client, from the cache when fresh.
     public func client(_ clientID: String) async throws -> ClientRecord? {
         // Not the shape Signet issues (`sgc_` + 22 base64url characters): unknown, without a query.
         guard CredentialHasher.isWellFormedClientID(clientID) else { return nil }
-        let now = ContinuousClock.now
-        if let entry = cache.withLock({ $0[clientID] }), now - entry.fetched < ttl { return entry.record }
-        guard let record = try await fetch(clientID) else {
-            _ = cache.withLock { $0.removeValue(forKey: clientID) }
-            return nil
-        }
+        let started = ContinuousClock.now
+        if let entry = fresh(clientID, at: started) { return entry.record }
+        onLookup?()
+        let record = try await fetch(clientID)
         cache.withLock { cache in
-            if cache.count > 100_000 { cache.removeAll() }
-            cache[clientID] = Entry(record: record, fetched: now)
+            if cache.count >= Self.capacity { cache.removeAll() }
+            cache[clientID] = Entry(record: record, fetched: started)
         }
         return record
     }
 
-    /// The live credential of `client` that `secret` matches, if any. Every live credential is
-    /// compared (in constant time each), so timing does not tell which matched.
-    public func credential(of client: ClientRecord, matching secret: String, at now: Date = Date()) -> ClientRecord.Credential? {
+    /// The client when it is in the cache and fresh; nil when it is not (or is known not to
+    /// exist). Never queries.
+    public func cachedClient(_ clientID: String) -> ClientRecord? {
+        fresh(clientID, at: .now)?.record
+    }
+
+    private func fresh(_ clientID: String, at now: ContinuousClock.Instant) -> Entry? {
+        guard let entry = cache.withLock({ $0[clientID] }) else { return nil }
+        return now - entry.fetched < (entry.record == nil ? unknownTTL : ttl) ? entry : nil
+    }
+
+    /// The live credential of `client` that `secret` matches at `now`, if any. Every live
+    /// credential is compared (in constant time each), so timing does not tell which matched.
+    public func credential(of client: ClientRecord, matching secret: String, at now: Date) -> ClientRecord.Credential? {
         var match: ClientRecord.Credential?
         for credential in client.credentials where credential.expiresAt.map({ $0 > now }) ?? true {
             if hasher.verify(secret, against: credential.digest) { match = credential }
@@ -76,27 +106,23 @@ public final class ClientDirectory: Sendable {
     }
 
     private func fetch(_ clientID: String) async throws -> ClientRecord? {
+        let nowSeconds = String(now().timeIntervalSince1970)
         let records = try await pool.withConnection { connection in
             try connection.query(
                 """
                 SELECT a.id::text AS agent_id, a.owner, a.status, a.scopes::text AS scopes,
+                       extract(epoch FROM a.tokens_valid_after)::float8 AS valid_after,
                        c.id::text AS credential_id, encode(c.secret_hash, 'hex') AS digest,
                        extract(epoch FROM c.expires_at)::float8 AS expires_at
                 FROM agents a LEFT JOIN agent_credentials c
-                  ON c.agent_id = a.id AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > now())
+                  ON c.agent_id = a.id AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($2::float8))
                 WHERE a.client_id = $1
                 ORDER BY c.created_at
                 """,
-                [clientID]
+                [clientID, nowSeconds]
             ).records
         }
         guard let first = records.first, let status = first["status"].flatMap(Agent.Status.init(rawValue:)) else { return nil }
-        let scopes: [String]
-        if case .array(let values) = JSONValue.parse(Data((first["scopes"] ?? "[]").utf8)) {
-            scopes = values.compactMap { if case .string(let scope) = $0 { scope } else { nil } }
-        } else {
-            scopes = []
-        }
         let credentials: [ClientRecord.Credential] = records.compactMap { record in
             guard let id = record["credential_id"], let digest = record["digest"].flatMap(Data.init(hex:)) else { return nil }
             return ClientRecord.Credential(
@@ -110,8 +136,9 @@ public final class ClientDirectory: Sendable {
             clientID: clientID,
             owner: try first.required("owner"),
             status: status,
-            scopes: scopes,
-            credentials: credentials
+            scopes: AgentStore.scopes(fromJSON: first["scopes"] ?? "[]"),
+            credentials: credentials,
+            tokensValidAfter: first["valid_after"].flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
         )
     }
 }

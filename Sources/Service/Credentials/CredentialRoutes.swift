@@ -27,11 +27,12 @@ struct CredentialRoutes {
         }
     }
 
-    /// `POST .../rotate` `{graceSeconds?}`; the group must resolve the principal.
+    /// `POST .../rotate` `{graceSeconds?}`; the group's guard (`RequireAdminOrScope`) admits the
+    /// admin or a live token of the agent with `credentials:rotate`.
     func addRotateRoute(to group: RouterGroup<SignetRequestContext>) {
         group.post { request, context in
             let agentID = try context.parameters.require("id")
-            if case .agent(let id, _) = context.principal, AgentStore.normalisedID(id) != AgentStore.normalisedID(agentID) {
+            if case .agent(let claims) = context.principal, AgentStore.normalisedID(claims.sub) != AgentStore.normalisedID(agentID) {
                 throw SignetError(.forbidden, "forbidden", "an agent may rotate only its own credentials")
             }
             var request = request
@@ -53,38 +54,4 @@ struct CredentialRoutes {
             return try jsonResponse(rotated, status: .created, headers: [.cacheControl: "no-store"])
         }
     }
-}
-
-/// Accepts the admin token, or an access token of an active agent that carries `scope`; sets
-/// the principal. Anything else is 401 (403 for a valid token without the scope).
-struct AdminOrAgentMiddleware: RouterMiddleware {
-    typealias Context = SignetRequestContext
-    let admin: AdminAuthMiddleware
-    let tokens: TokenService
-    let scope: String
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let bearer = AdminAuthMiddleware.bearerToken(request) else { throw Self.unauthorized }
-        var context = context
-        if admin.isAdmin(bearer) {
-            context.principal = .admin
-        } else if let claims = try await tokens.activeClaims(of: bearer, signatureChecked: context.bearerClaims) {
-            guard claims.scopes.contains(scope) else {
-                throw SignetError(
-                    .forbidden, "insufficient_scope", "the token lacks scope \(scope)",
-                    headers: [.wwwAuthenticate: #"Bearer error="insufficient_scope", scope="\#(scope)""#])
-            }
-            context.principal = .agent(id: claims.sub, scopes: claims.scopes)
-        } else {
-            throw Self.unauthorized
-        }
-        return try await next(request, context)
-    }
-
-    static let unauthorized = SignetError(
-        .unauthorized,
-        "unauthorized",
-        "the admin token or an agent access token is required",
-        headers: [.wwwAuthenticate: #"Bearer realm="signet""#]
-    )
 }

@@ -51,15 +51,21 @@ struct RotatedCredential: Encodable {
 struct CredentialStore {
     let pool: ConnectionPool
     let hasher: CredentialHasher
+    /// The one clock of credential expiry and grace periods (`Dependencies.now`).
+    var now: @Sendable () -> Date = { Date() }
 
-    static let columns = """
+    /// The columns of a credential view; `nowParameter` is the statement's parameter holding the
+    /// clock's time in epoch seconds.
+    static func columns(nowParameter: Int) -> String {
+        """
         id::text AS id, \(iso8601("created_at")) AS created_at, \(iso8601("expires_at")) AS expires_at,
         \(iso8601("revoked_at")) AS revoked_at, \(iso8601("last_used_at")) AS last_used_at,
         CASE WHEN revoked_at IS NOT NULL THEN 'revoked'
-             WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 'expired'
+             WHEN expires_at IS NOT NULL AND expires_at <= to_timestamp($\(nowParameter)::float8) THEN 'expired'
              WHEN expires_at IS NOT NULL THEN 'expiring'
              ELSE 'active' END AS state
         """
+    }
 
     /// Makes a new secret; the current one stays valid for `grace` (zero: revoked now); any
     /// older still-valid one ends now.
@@ -69,6 +75,7 @@ struct CredentialStore {
         let digest = hasher.digest(of: secret).hexString
         let credentialID = UUID().uuidString.lowercased()
         let graceSeconds = String(grace.components.seconds)
+        let nowSeconds = String(now().timeIntervalSince1970)
         return try await pool.transaction { connection in
             guard
                 let agent = try connection.query("SELECT status, client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]).records
@@ -78,10 +85,10 @@ struct CredentialStore {
             let valid = try connection.query(
                 """
                 SELECT id::text AS id FROM agent_credentials
-                WHERE agent_id = $1::uuid AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+                WHERE agent_id = $1::uuid AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > to_timestamp($2::float8))
                 ORDER BY created_at, id
                 """,
-                [agentID]
+                [agentID, nowSeconds]
             ).records.compactMap { $0["id"] }
             // The newest valid credential is "current"; anything older ends now.
             let current = valid.last
@@ -93,13 +100,13 @@ struct CredentialStore {
             if let current {
                 let sql =
                     grace == .zero
-                    ? "UPDATE agent_credentials SET revoked_at = now() WHERE id = $1::uuid RETURNING \(Self.columns)"
+                    ? "UPDATE agent_credentials SET revoked_at = now() WHERE id = $1::uuid RETURNING \(Self.columns(nowParameter: 2))"
                     : """
                     UPDATE agent_credentials
-                    SET expires_at = LEAST(COALESCE(expires_at, 'infinity'), now() + make_interval(secs => $2::int))
-                    WHERE id = $1::uuid RETURNING \(Self.columns)
+                    SET expires_at = LEAST(COALESCE(expires_at, 'infinity'), to_timestamp($2::float8) + make_interval(secs => $3::int))
+                    WHERE id = $1::uuid RETURNING \(Self.columns(nowParameter: 2))
                     """
-                let parameters: [String?] = grace == .zero ? [current] : [current, graceSeconds]
+                let parameters: [String?] = grace == .zero ? [current, nowSeconds] : [current, nowSeconds, graceSeconds]
                 previous = try connection.query(sql, parameters).records.first.map(Self.view(from:))
             }
             let created = try connection.query(
@@ -138,8 +145,8 @@ struct CredentialStore {
         return try await pool.withConnection { connection in
             guard try connection.query("SELECT 1 FROM agents WHERE id = $1::uuid", [agentID]).rows.count == 1 else { return nil }
             return try connection.query(
-                "SELECT \(Self.columns) FROM agent_credentials WHERE agent_id = $1::uuid ORDER BY created_at DESC, id",
-                [agentID]
+                "SELECT \(Self.columns(nowParameter: 2)) FROM agent_credentials WHERE agent_id = $1::uuid ORDER BY created_at DESC, id",
+                [agentID, String(now().timeIntervalSince1970)]
             ).records.map(Self.view(from:))
         }
     }

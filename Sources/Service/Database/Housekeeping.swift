@@ -1,17 +1,23 @@
+import Foundation
 import Logging
 import ServiceLifecycle
+import Spec
 
-/// Once a minute: forget revoked token ids whose tokens have expired, and delete signing keys
-/// no longer published. Failures are logged and retried next round.
+/// Once a minute: forget revoked token ids whose tokens expired more than the clock skew ago
+/// (another instance or a resource server a little behind must still see them revoked), and
+/// delete signing keys no longer published. Failures are logged and retried next round.
 public struct Housekeeping: Service {
     let pool: ConnectionPool
     let logger: Logger
     let interval: Duration
+    /// The one clock of token times (`Dependencies.now`).
+    let now: @Sendable () -> Date
 
-    public init(pool: ConnectionPool, logger: Logger, interval: Duration = .seconds(60)) {
+    public init(pool: ConnectionPool, logger: Logger, interval: Duration = .seconds(60), now: @escaping @Sendable () -> Date = { Date() }) {
         self.pool = pool
         self.logger = logger
         self.interval = interval
+        self.now = now
     }
 
     public func run() async throws {
@@ -28,7 +34,10 @@ public struct Housekeeping: Service {
         do {
             let (tokens, keys) = try await pool.withConnection { connection in
                 (
-                    try connection.query("DELETE FROM revoked_tokens WHERE expires_at <= now()").affectedRows,
+                    try connection.query(
+                        "DELETE FROM revoked_tokens WHERE expires_at <= to_timestamp($1::float8)",
+                        [String(now().timeIntervalSince1970 - Double(Defaults.clockSkewSeconds))]
+                    ).affectedRows,
                     try SigningKeyStore.dropExpired(on: connection)
                 )
             }

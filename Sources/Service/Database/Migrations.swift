@@ -84,6 +84,15 @@ enum Migrations {
                     FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
                 """
         ),
+        Migration(
+            version: 3,
+            name: "tokens valid after",
+            sql: """
+                -- Set when an agent stops being active: a token issued in or before that second
+                -- stays dead after the agent is re-activated.
+                ALTER TABLE agents ADD COLUMN tokens_valid_after timestamptz;
+                """
+        ),
     ]
 
     /// An arbitrary constant: the advisory lock every instance takes while migrating.

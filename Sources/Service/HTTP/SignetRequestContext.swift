@@ -5,15 +5,18 @@ import Spec
 /// that `RequestIDMiddleware` assigns.
 public struct SignetRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// The `/oauth/token` form, when the rate limiter already parsed it to find the client.
-    var oauthForm: OAuthForm?
-    /// The claims of the request's bearer token once the rate limiter has checked its signature,
-    /// so an authentication middleware does not check it again.
-    var bearerClaims: AccessTokenClaims?
-    /// Who the request authenticated as, once an authentication middleware has run.
+    /// The form of a `POST /oauth/*`, read once by `FormBodyMiddleware`; `formError` when the
+    /// body was not a valid form.
+    var form: OAuthForm?
+    var formError: OAuthError?
+    /// Who the request authenticated as, set by `AuthMiddleware` (and narrowed by a guard).
     public var principal: Principal?
+    /// Why the credentials the request carried did not authenticate.
+    var authFailure: AuthFailure?
+    /// The client's address: the socket's peer, or what a trusted proxy forwarded.
+    public var clientAddress: String?
 
-    /// The peer's IP address, for rate limiting anonymous requests.
+    /// The socket peer's IP address.
     public let remoteAddress: String?
 
     public init(source: Source) {
@@ -23,4 +26,14 @@ public struct SignetRequestContext: RequestContext {
 
     /// JSON bodies larger than this are refused with 413 before they are parsed.
     public var maxUploadSize: Int { Limits.maxRequestBodyBytes }
+
+    /// The address the limiter counts anonymous requests against.
+    var limiterAddress: String { clientAddress ?? "unknown" }
+
+    /// The parsed form of a `POST /oauth/*`, or its error.
+    func oauthForm() throws -> OAuthForm {
+        if let formError { throw formError }
+        guard let form else { throw OAuthError(.invalidRequest, "the body must be application/x-www-form-urlencoded") }
+        return form
+    }
 }

@@ -8,12 +8,12 @@ import Hummingbird
 /// `GET /health/detailed` reports every dependency (DESIGN.md §Health).
 struct HealthRoutes {
     let monitor: HealthMonitor
-    /// `HEALTH_DETAILED_TOKEN`, hashed: when set, `/health/detailed` requires it as a bearer token.
-    let detailedTokenDigest: SHA256Digest?
+    /// `HEALTH_DETAILED_TOKEN`: when set, `/health/detailed` requires it as a bearer token.
+    let detailedToken: SecretToken?
 
     init(monitor: HealthMonitor, detailedToken: String?) {
         self.monitor = monitor
-        detailedTokenDigest = detailedToken.map { SHA256.hash(data: Data($0.utf8)) }
+        self.detailedToken = detailedToken.map(SecretToken.init)
     }
 
     func add(to group: RouterGroup<SignetRequestContext>) {
@@ -53,10 +53,8 @@ struct HealthRoutes {
     }
 
     func detailed(_ request: Request) async throws -> Response {
-        if let expected = detailedTokenDigest {
-            guard let token = AdminAuthMiddleware.bearerToken(request),
-                AdminAuthMiddleware.constantTimeEquals(SHA256.hash(data: Data(token.utf8)), expected)
-            else {
+        if let detailedToken {
+            guard let token = request.bearerToken, detailedToken.matches(token) else {
                 throw SignetError(
                     .unauthorized, "unauthorized", "a valid health bearer token is required",
                     headers: [.wwwAuthenticate: #"Bearer realm="signet-health""#])

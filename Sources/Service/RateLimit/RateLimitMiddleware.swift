@@ -2,35 +2,40 @@ import HTTPTypes
 import Hummingbird
 import Metrics
 
-/// Limits every API route (everything but `/health/*` and `/metrics`) per subject, and puts
-/// `RateLimit-Policy` and `RateLimit` (IETF ratelimit-headers draft 07 syntax) on every response
-/// of those routes; a rejection is 429 with `Retry-After` and a JSON error.
+/// Limits every API route (everything but `/health/*` and `/metrics`), after authentication, and
+/// puts `RateLimit-Policy` and `RateLimit` (IETF ratelimit-headers draft 07 syntax) on every
+/// response of those routes; a rejection is 429 with `Retry-After` and a JSON error.
 ///
-/// The subject is the most specific identity the request proves or names: the client id on
-/// `/oauth/token` (HTTP Basic user or `client_id` field), the agent of a validly signed bearer
-/// access token, the admin (its token hashed), else the client's IP address.
+/// Whose budget a request spends is decided by what it proved, never by what it named:
+/// - an agent (client credentials or access token): its own (`RATE_LIMIT_MAX_REQUESTS`);
+/// - the admin token: the admin's (`RATE_LIMIT_ADMIN_MAX_REQUESTS`);
+/// - no principal, failed authentication included: its source address's
+///   (`RATE_LIMIT_ADDRESS_MAX_REQUESTS`); once that is spent, the address is held in the
+///   `AddressGate` until its retry time and its unauthenticated requests are answered here;
+/// - the JWKS and the metadata: the source address's discovery budget
+///   (`RATE_LIMIT_DISCOVERY_MAX_REQUESTS`), whoever asks.
 struct RateLimitMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
     let limiter: RateLimiter
-    let keyRing: KeyRing
-    let admin: AdminAuthMiddleware
+    let admin: AdminAuthenticator
+    let gate: AddressGate
 
     static let rejected = Counter(label: "signet_rate_limited_total")
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
         guard !path.hasPrefix("/health/"), path != "/metrics" else { return try await next(request, context) }
-        var request = request
-        var context = context
-        let subject: String
-        do {
-            subject = try await self.subject(of: &request, context: &context)
-        } catch {
-            // The body could not be read whole (too large, or the client went away): it is
-            // half-consumed, so it must not reach a route that would read it again.
-            return OAuthError(.invalidRequest, "the body is larger than \(OAuthForm.maxBytes) bytes or incomplete").signetError.jsonResponse
+        let subject = self.subject(path: path, context: context)
+        let decision: RateLimitDecision
+        if subject.kind == .address, let retryAfter = gate.retryAfter(context.limiterAddress) {
+            decision = RateLimitDecision(
+                allowed: false, limit: limiter.budgets.address, remaining: 0, resetMilliseconds: Int64(retryAfter) * 1000)
+        } else {
+            decision = await limiter.decide(subject)
+            if !decision.allowed, subject.kind == .address {
+                gate.block(context.limiterAddress, milliseconds: decision.resetMilliseconds)
+            }
         }
-        let decision = await limiter.decide(subject)
         var response: Response
         if decision.allowed {
             response = try await next(request, context)
@@ -38,7 +43,7 @@ struct RateLimitMiddleware: RouterMiddleware {
             // Counted, and logged only at debug: a flood of rejected requests must not become a
             // flood of log lines.
             Self.rejected.increment()
-            context.logger.debug("rate limited", metadata: ["subject.kind": "\(subject.prefix { $0 != ":" })"])
+            context.logger.debug("rate limited", metadata: ["subject.kind": "\(subject.kind)"])
             response =
                 SignetError(
                     .tooManyRequests,
@@ -47,39 +52,22 @@ struct RateLimitMiddleware: RouterMiddleware {
                     headers: [.retryAfter: String(decision.retryAfterSeconds)]
                 ).jsonResponse
         }
-        response.headers[.rateLimitPolicy] = limiter.policy
+        response.headers[.rateLimitPolicy] = limiter.policy(subject.kind)
         response.headers[.rateLimit] =
             "limit=\(decision.limit), remaining=\(decision.remaining), reset=\((decision.resetMilliseconds + 999) / 1000)"
         return response
     }
 
-    /// The subject. What it had to work out is left in the context: the claims of a validly
-    /// signed bearer token, and on `/oauth/token` the parsed form.
-    func subject(of request: inout Request, context: inout Context) async throws -> String {
-        // A client id that is not of the shape Signet issues never names a subject: its
-        // requests count against the address, so junk (a NUL, padding) cannot mint fresh keys.
-        if let basic = try? ClientCredentials.basicCredentials(request), CredentialHasher.isWellFormedClientID(basic.clientID) {
-            return "client:\(basic.clientID)"
+    func subject(path: String, context: Context) -> RateLimitSubject {
+        if path == "/.well-known/jwks.json" || path == "/.well-known/oauth-authorization-server" {
+            return RateLimitSubject(.discovery, context.limiterAddress)
         }
-        if let bearer = AdminAuthMiddleware.bearerToken(request) {
-            if admin.isAdmin(bearer) { return admin.rateLimitSubject }
-            if let claims = await keyRing.verify(bearer) {
-                context.bearerClaims = claims
-                return "agent:\(claims.sub)"
-            }
+        switch context.principal {
+        case .admin: return admin.subject
+        case .agent(let claims): return RateLimitSubject(.agent, claims.sub)
+        case .client(let client, _): return RateLimitSubject(.agent, client.agentID)
+        case nil: return RateLimitSubject(.address, context.limiterAddress)
         }
-        if request.uri.path == "/oauth/token",
-            request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
-        {
-            // Collected once here; the route reads the collected copy. A failure is thrown, never
-            // ignored: a half-read body must not be read again.
-            let buffer = try await request.collectBody(upTo: OAuthForm.maxBytes)
-            if let form = try? OAuthForm.parse(Array(buffer.readableBytesView)) {
-                context.oauthForm = form
-                if let id = form["client_id"], CredentialHasher.isWellFormedClientID(id) { return "client:\(id)" }
-            }
-        }
-        return "ip:\(context.remoteAddress ?? "unknown")"
     }
 }
 

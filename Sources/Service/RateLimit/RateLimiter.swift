@@ -18,11 +18,17 @@ public final class RateLimiter: Service, Sendable {
     private let clock = ContinuousClock()
     private let origin = ContinuousClock.now
 
-    /// The `RateLimit-Policy` header's value (draft 07): `<limit>;w=<window in whole seconds>`.
-    public let policy: String
+    /// Each kind of subject's requests per window.
+    public let budgets: RateLimitBudgets
+    private let policies: [RateLimitSubject.Kind: String]
 
     public init(configuration: RateLimitConfiguration, logger: Logger) {
-        policy = "\(configuration.maxRequests);w=\(max(1, (configuration.windowMilliseconds + 999) / 1000))"
+        budgets = RateLimitBudgets(configuration)
+        let seconds = max(1, (configuration.windowMilliseconds + 999) / 1000)
+        policies = Dictionary(
+            uniqueKeysWithValues: RateLimitSubject.Kind.allCases.map { [budgets] kind in
+                (kind, "\(budgets.limit(kind));w=\(seconds)")
+            })
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
         redis = configuration.redis.map { RedisWindow(endpoint: $0, configuration: configuration) }
@@ -32,7 +38,11 @@ public final class RateLimiter: Service, Sendable {
     /// Whether decisions are made in Redis right now (false: in memory).
     public var usesRedis: Bool { redis != nil && breaker.withLock { $0.allowsRequests } }
 
-    public func decide(_ subject: String) async -> RateLimitDecision {
+    /// The `RateLimit-Policy` header's value (draft 07) for a kind of subject:
+    /// `<limit>;w=<window in whole seconds>`.
+    public func policy(_ kind: RateLimitSubject.Kind) -> String { policies[kind] ?? "" }
+
+    public func decide(_ subject: RateLimitSubject) async -> RateLimitDecision {
         guard let redis, breaker.withLock({ $0.allowsRequests }) else { return decideInMemory(subject) }
         do {
             return try await redis.decide(subject)
@@ -49,9 +59,10 @@ public final class RateLimiter: Service, Sendable {
         }
     }
 
-    private func decideInMemory(_ subject: String) -> RateLimitDecision {
+    private func decideInMemory(_ subject: RateLimitSubject) -> RateLimitDecision {
         let now = (clock.now - origin).milliseconds
-        return memory.withLock { $0.decide(subject, now: now) }
+        let limit = budgets.limit(subject.kind)
+        return memory.withLock { $0.decide(subject.key, limit: limit, now: now) }
     }
 
     /// Probes Redis while the breaker is open.
@@ -91,6 +102,12 @@ public struct RateLimitConfiguration: Sendable, Equatable {
     /// Redis do not share counts.
     public var keyPrefix: String
     public var probeInterval: Duration
+    /// Per source address, for requests without a valid principal (`RATE_LIMIT_ADDRESS_MAX_REQUESTS`).
+    public var addressMaxRequests: Int
+    /// The admin principal's (`RATE_LIMIT_ADMIN_MAX_REQUESTS`).
+    public var adminMaxRequests: Int
+    /// Per source address, for the JWKS and the metadata (`RATE_LIMIT_DISCOVERY_MAX_REQUESTS`).
+    public var discoveryMaxRequests: Int
 
     public init(
         maxRequests: Int,
@@ -98,8 +115,14 @@ public struct RateLimitConfiguration: Sendable, Equatable {
         redis: RedisEndpoint?,
         redisTimeout: Duration,
         keyPrefix: String = "signet:",
-        probeInterval: Duration = .milliseconds(500)
+        probeInterval: Duration = .milliseconds(500),
+        addressMaxRequests: Int = Defaults.rateLimitAddressMaxRequests,
+        adminMaxRequests: Int = Defaults.rateLimitAdminMaxRequests,
+        discoveryMaxRequests: Int = Defaults.rateLimitDiscoveryMaxRequests
     ) {
+        self.addressMaxRequests = addressMaxRequests
+        self.adminMaxRequests = adminMaxRequests
+        self.discoveryMaxRequests = discoveryMaxRequests
         self.maxRequests = maxRequests
         self.windowMilliseconds = windowMilliseconds
         self.redis = redis

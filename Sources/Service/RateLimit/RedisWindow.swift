@@ -3,7 +3,8 @@ import Foundation
 import NIOPosix
 import Synchronization
 
-/// The sliding window in Redis: one Lua script per decision over a sorted set `<prefix>rl:{subject}`
+/// The sliding window in Redis: one Lua script per decision over a sorted set `<prefix>rl:{<key>}`
+/// (the subject's fixed-size key)
 /// (the hash tag keeps a subject on one Redis Cluster slot), time from Redis `TIME`, so every
 /// instance shares one clock and one count.
 ///
@@ -45,13 +46,11 @@ final class RedisWindow: Sendable {
         """
     static let windowScript = RedisScript(script)
 
-    let limit: Int
-    private let pipeliner: RedisPipeliner<String, RateLimitDecision>
+    private let pipeliner: RedisPipeliner<RateLimitSubject, RateLimitDecision>
     /// The most decisions one pipeline carries.
     static let batchLimit = 512
 
     init(endpoint: RedisEndpoint, configuration: RateLimitConfiguration, maxWorkers: Int = 2) {
-        limit = configuration.maxRequests
         let calls = Calls(configuration: configuration)
         pipeliner = RedisPipeliner(
             endpoint: endpoint, timeout: configuration.redisTimeout, maxWorkers: maxWorkers, batchLimit: Self.batchLimit
@@ -61,7 +60,7 @@ final class RedisWindow: Sendable {
     }
 
     /// Decides for `subject` in Redis; throws when Redis does not answer in time.
-    func decide(_ subject: String) async throws -> RateLimitDecision {
+    func decide(_ subject: RateLimitSubject) async throws -> RateLimitDecision {
         try await pipeliner.submit(subject)
     }
 
@@ -81,24 +80,26 @@ final class RedisWindow: Sendable {
 private final class Calls: Sendable {
     let keyStart: [UInt8]
     let windowArgument: [UInt8]
-    let limitArgument: [UInt8]
+    let budgets: RateLimitBudgets
+    let limitArguments: [RateLimitSubject.Kind: [UInt8]]
     /// This process's random prefix of the members it adds, so no two calls share a member.
     let memberPrefix = Array(Encoding.base64URL(Encoding.randomBytes(6)).utf8) + [UInt8(ascii: ":")]
     let sequence = Atomic<UInt64>(0)
-    let limit: Int
 
     init(configuration: RateLimitConfiguration) {
         keyStart = Array("\(configuration.keyPrefix)rl:{".utf8)
         windowArgument = Array(String(configuration.windowMilliseconds).utf8)
-        limitArgument = Array(String(configuration.maxRequests).utf8)
-        limit = configuration.maxRequests
+        let budgets = RateLimitBudgets(configuration)
+        self.budgets = budgets
+        limitArguments = Dictionary(
+            uniqueKeysWithValues: RateLimitSubject.Kind.allCases.map { ($0, Array(String(budgets.limit($0)).utf8)) })
     }
     /// One pipeline of EVALSHA, one per subject in the batch (requests of the same subject are
     /// decided by one call, in arrival order); on NOSCRIPT (after a restart or `SCRIPT FLUSH`) the
     /// script is loaded and those calls are sent once more.
-    func evaluate(_ batch: [String], on connection: RedisConnection) throws -> [Result<RateLimitDecision, any Error>] {
+    func evaluate(_ batch: [RateLimitSubject], on connection: RedisConnection) throws -> [Result<RateLimitDecision, any Error>] {
         var groups: [[Int]] = []
-        var groupOfSubject: [String: Int] = [:]
+        var groupOfSubject: [RateLimitSubject: Int] = [:]
         for (index, subject) in batch.enumerated() {
             if let group = groupOfSubject[subject] {
                 groups[group].append(index)
@@ -111,26 +112,29 @@ private final class Calls: Sendable {
         let replies = try RedisWindow.windowScript.run(commands, on: connection)
         var results = [Result<RateLimitDecision, any Error>](repeating: .failure(RedisError.protocolError("no reply")), count: batch.count)
         for (group, reply) in zip(groups, replies) {
-            for (position, decision) in decisions(reply, requests: group.count).enumerated() { results[group[position]] = decision }
+            let limit = budgets.limit(batch[group[0]].kind)
+            for (position, decision) in decisions(reply, requests: group.count, limit: limit).enumerated() {
+                results[group[position]] = decision
+            }
         }
         return results
     }
 
     /// EVALSHA for `requests` requests of one subject; the members it adds are unique to this
     /// call (this process's random prefix and a call number).
-    private func evalsha(subject: String, requests: Int) -> [[UInt8]] {
+    private func evalsha(subject: RateLimitSubject, requests: Int) -> [[UInt8]] {
         var key = keyStart
-        key.append(contentsOf: subject.utf8)
+        key.append(contentsOf: subject.key.utf8)
         key.append(UInt8(ascii: "}"))
         let call = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         let members = memberPrefix + String(call).utf8 + [UInt8(ascii: ":")]
         return RedisWindow.windowScript.call(
-            keys: [key], arguments: [windowArgument, limitArgument, Array(String(requests).utf8), members])
+            keys: [key], arguments: [windowArgument, limitArguments[subject.kind] ?? [], Array(String(requests).utf8), members])
     }
 
     /// The decisions of `requests` requests of one subject from one script reply: the first
     /// `allowed` are allowed, each seeing the count its own request makes.
-    private func decisions(_ reply: RedisReply, requests: Int) -> [Result<RateLimitDecision, any Error>] {
+    private func decisions(_ reply: RedisReply, requests: Int, limit: Int) -> [Result<RateLimitDecision, any Error>] {
         guard case .array(let values) = reply, values.count == 3, case .integer(let allowed) = values[0],
             case .integer(let before) = values[1], case .integer(let reset) = values[2]
         else {

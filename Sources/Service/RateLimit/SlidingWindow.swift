@@ -15,8 +15,10 @@ public struct SlidingWindow: Sendable {
         self.windowMilliseconds = windowMilliseconds
     }
 
-    /// Decides for `subject` at `now` (milliseconds on any monotonic scale).
-    public mutating func decide(_ subject: String, now: Int64) -> RateLimitDecision {
+    /// Decides for `subject` at `now` (milliseconds on any monotonic scale), with `limit` unless
+    /// the subject has its own.
+    public mutating func decide(_ subject: String, limit: Int? = nil, now: Int64) -> RateLimitDecision {
+        let limit = limit ?? self.limit
         // Taken out of the dictionary so it is uniquely referenced: appending must not copy it.
         var timestamps = entries.removeValue(forKey: subject) ?? []
         // The window is (now - window, now]: an entry exactly `window` old has left.

@@ -6,8 +6,6 @@ import NIOCore
 /// (RFC 7009), the JWKS and the authorization server metadata (RFC 8414).
 struct OAuthRoutes {
     let tokens: TokenService
-    let directory: ClientDirectory
-    let admin: AdminAuthMiddleware
     let issuer: String
 
     func add(to router: Router<SignetRequestContext>) {
@@ -21,15 +19,16 @@ struct OAuthRoutes {
                 body: .init(byteBuffer: ByteBuffer(bytes: try tokens.keyRing.jwks))
             )
         }
+        // Built once: the JWKS and the metadata are answered from memory, never from a dependency.
+        let metadata = (try? jsonResponse(Metadata(issuer: issuer), headers: [.cacheControl: "public, max-age=300"]))
         router.get("/.well-known/oauth-authorization-server") { _, _ in
-            try jsonResponse(Metadata(issuer: issuer), headers: [.cacheControl: "public, max-age=300"])
+            guard let metadata else { throw SignetError(.internalServerError, "server_error", "metadata unavailable") }
+            return metadata
         }
     }
 
     @Sendable func token(_ request: Request, context: SignetRequestContext) async throws -> Response {
-        var request = request
-        let form: OAuthForm
-        if let parsed = context.oauthForm { form = parsed } else { form = try await OAuthForm.read(&request, context: context) }
+        let form = try context.oauthForm()
         let basicAttempted = request.headers[.authorization]?.lowercased().hasPrefix("basic ") == true
         guard let grantType = form["grant_type"], !grantType.isEmpty else {
             throw OAuthError(.invalidRequest, "grant_type is required", basicAttempted: basicAttempted)
@@ -37,26 +36,19 @@ struct OAuthRoutes {
         guard grantType == "client_credentials" else {
             throw OAuthError(.unsupportedGrantType, "only client_credentials is supported", basicAttempted: basicAttempted)
         }
-        guard let credentials = try ClientCredentials.from(request, form: form) else {
-            throw OAuthError(.invalidClient, "client authentication is required (HTTP Basic or client_id and client_secret)")
-        }
-        // One lookup tells an unknown client from a wrong secret.
-        let client = try await directory.client(credentials.clientID)
-        guard let client, let credential = directory.credential(of: client, matching: credentials.secret) else {
-            if let client {
+        guard case .client(let client, let credential) = context.principal else {
+            if case .invalidClient(_, let known?) = context.authFailure {
                 await tokens.deny(
-                    client, reason: "wrong or expired client secret",
-                    audit: AuditContext(actor: "client:\(credentials.clientID)", requestID: context.id), logger: context.logger)
-            } else {
-                context.logger.info("token denied: unknown client", metadata: ["client.id": "\(credentials.clientID.prefix(64))"])
+                    known, reason: "wrong or expired client secret",
+                    audit: AuditContext(actor: "client:\(known.clientID)", requestID: context.id), logger: context.logger)
             }
-            throw OAuthError(.invalidClient, "client authentication failed", basicAttempted: credentials.method == .basic)
+            throw Self.clientAuthenticationError(context, basicAttempted: basicAttempted)
         }
         let issued = try await tokens.issue(
             for: client,
             credential: credential,
             requestedScope: form["scope"],
-            clientAddress: context.remoteAddress,
+            clientAddress: context.clientAddress,
             audit: AuditContext(actor: "agent:\(client.agentID)", requestID: context.id),
             logger: context.logger
         )
@@ -64,20 +56,20 @@ struct OAuthRoutes {
     }
 
     @Sendable func introspect(_ request: Request, context: SignetRequestContext) async throws -> Response {
-        var request = request
-        let form = try await OAuthForm.read(&request, context: context)
-        _ = try await caller(request, form: form)
+        let form = try context.oauthForm()
+        let caller = try Self.caller(context, request: request)
         guard let token = form["token"], !token.isEmpty else { throw OAuthError(.invalidRequest, "token is required") }
-        guard let claims = try await tokens.activeClaims(of: token) else {
+        // A client learns only about its own tokens (RFC 7662 §4): another client's token is
+        // answered as inactive, whatever it is.
+        guard let claims = try await tokens.activeClaims(of: token), caller.mayInspect(claims) else {
             return try jsonResponse(["active": false], headers: [.cacheControl: "no-store"])
         }
         return try jsonResponse(Introspection(claims: claims), headers: [.cacheControl: "no-store"])
     }
 
     @Sendable func revoke(_ request: Request, context: SignetRequestContext) async throws -> Response {
-        var request = request
-        let form = try await OAuthForm.read(&request, context: context)
-        let caller = try await caller(request, form: form)
+        let form = try context.oauthForm()
+        let caller = try Self.caller(context, request: request)
         guard let token = form["token"], !token.isEmpty else { throw OAuthError(.invalidRequest, "token is required") }
         if let hint = form["token_type_hint"], !["access_token", "refresh_token"].contains(hint) {
             throw OAuthError(.unsupportedTokenType, "token_type_hint must be access_token")
@@ -97,23 +89,55 @@ struct OAuthRoutes {
             case .client(let id): "client:\(id)"
             }
         }
+
+        func mayInspect(_ claims: AccessTokenClaims) -> Bool {
+            switch self {
+            case .admin: true
+            case .client(let id): id == claims.client_id
+            }
+        }
     }
 
-    /// Introspection and revocation callers: the admin bearer token, or client credentials.
-    func caller(_ request: Request, form: OAuthForm) async throws -> Caller {
-        if let bearer = AdminAuthMiddleware.bearerToken(request) {
-            guard admin.isAdmin(bearer) else { throw OAuthError(.invalidClient, "the bearer token is not accepted here") }
+    /// Introspection and revocation callers: the admin, or an active agent by its client credentials.
+    static func caller(_ context: SignetRequestContext, request: Request) throws -> Caller {
+        switch context.principal {
+        case .admin:
             return .admin
+        case .client(let client, _) where client.status == .active:
+            return .client(client.clientID)
+        case .client:
+            throw OAuthError(.invalidClient, "client authentication failed", basicAttempted: true)
+        case .agent:
+            throw OAuthError(.invalidClient, "an access token is not accepted here; use client credentials or the admin token")
+        case nil:
+            throw clientAuthenticationError(
+                context, basicAttempted: request.headers[.authorization]?.lowercased().hasPrefix("basic ") == true)
         }
-        guard let credentials = try ClientCredentials.from(request, form: form) else {
-            throw OAuthError(.invalidClient, "authenticate with client credentials or the admin token")
+    }
+
+    /// The error for a request without an authenticated client (RFC 6749 §5.2).
+    static func clientAuthenticationError(_ context: SignetRequestContext, basicAttempted: Bool) -> OAuthError {
+        switch context.authFailure {
+        case .malformed(let error):
+            return error
+        case .invalidClient(let method, let known):
+            if known == nil {
+                context.logger.info("client authentication failed: unknown client")
+            }
+            return OAuthError(.invalidClient, "client authentication failed", basicAttempted: method == .basic)
+        case .invalidBearer:
+            return OAuthError(.invalidClient, "the bearer token is not accepted here")
+        case .notTried:
+            return OAuthError(.invalidClient, "client authentication failed", basicAttempted: basicAttempted)
+        case nil:
+            if case .agent = context.principal {
+                return OAuthError(.invalidClient, "an access token is not accepted here; use client credentials")
+            }
+            if case .admin = context.principal {
+                return OAuthError(.invalidClient, "the admin token cannot request tokens; use client credentials")
+            }
+            return OAuthError(.invalidClient, "client authentication is required (HTTP Basic or client_id and client_secret)")
         }
-        guard let client = try await directory.client(credentials.clientID), client.status == .active,
-            directory.credential(of: client, matching: credentials.secret) != nil
-        else {
-            throw OAuthError(.invalidClient, "client authentication failed", basicAttempted: credentials.method == .basic)
-        }
-        return .client(client.clientID)
     }
 
     struct Introspection: Encodable {

@@ -69,7 +69,15 @@ public struct TokenService: Sendable {
             throw OAuthError(
                 .invalidScope, requested.isEmpty ? "the agent holds no scope" : "none of the requested scopes is granted to this agent")
         }
-        let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
+        var issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
+        if let validAfter = client.tokensValidAfter, issuedAt <= Self.wholeSecond(validAfter) {
+            // Re-activated within the second it was suspended in: a token stamped with that
+            // second would be dead on arrival (tokens are live only if issued after it), so wait
+            // for the next one (less than a second, and only in this case).
+            let next = Date(timeIntervalSince1970: Double(Self.wholeSecond(validAfter) + 1))
+            try await Task.sleep(for: .milliseconds(Int64(max(0, next.timeIntervalSince(now())) * 1000) + 1))
+            issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
+        }
         let lifetime = ttl.components.seconds
         let claims = AccessTokenClaims(
             iss: issuer,
@@ -79,7 +87,8 @@ public struct TokenService: Sendable {
             scope: granted.joined(separator: " "),
             iat: issuedAt,
             exp: issuedAt + lifetime,
-            jti: CredentialHasher.randomBase64URL(byteCount: 16)
+            jti: CredentialHasher.randomBase64URL(byteCount: 16),
+            credential_id: credential.id
         )
         let token = try await keyRing.sign(claims)
         recorder.noteUse(of: credential.id)
@@ -101,28 +110,55 @@ public struct TokenService: Sendable {
         }
     }
 
-    /// The claims of `token` when it is active: signed by a published key, unexpired, from
-    /// this issuer, not revoked, and its agent still active (read from the database, not a
-    /// cache). Nil otherwise. `signatureChecked`: the claims of `token` when its signature was
-    /// already checked in this request (by the rate limiter), so it is not checked twice.
-    func activeClaims(of token: String, signatureChecked: AccessTokenClaims? = nil) async throws -> AccessTokenClaims? {
-        var verified = signatureChecked
-        if verified == nil { verified = await keyRing.verify(token) }
-        guard let claims = verified else { return nil }
-        let nowSeconds = Int64(now().timeIntervalSince1970)
-        guard claims.exp > nowSeconds, claims.iat <= nowSeconds + 60, claims.iss == issuer else { return nil }
-        // One round trip, no cache: introspection is authoritative on every instance.
+    /// The claims of `token` when it is active (`isCurrent` and `liveClaims`), nil otherwise.
+    func activeClaims(of token: String) async throws -> AccessTokenClaims? {
+        guard let claims = await keyRing.verify(token), claims.isCurrent(issuer: issuer, audience: audience, at: now()) else {
+            return nil
+        }
+        return try await liveClaims(claims)
+    }
+
+    /// The claims of a verified, current token as they stand now, read from the database in one
+    /// round trip (no cache: every instance sees a change at once): nil when the token is
+    /// revoked, its credential is revoked or expired, its agent is not active or was suspended
+    /// since the token was issued; else the claims with their scopes narrowed to the agent's
+    /// current ones (nil when none is left).
+    func liveClaims(_ claims: AccessTokenClaims) async throws -> AccessTokenClaims? {
+        let nowSeconds = now().timeIntervalSince1970
         let state = try await pool.withConnection { connection in
             try connection.query(
                 """
                 SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked,
-                       (SELECT status FROM agents WHERE id = $2::uuid AND client_id = $3) AS status
+                       a.status, a.scopes::text AS scopes,
+                       extract(epoch FROM a.tokens_valid_after)::float8 AS valid_after,
+                       ($4::uuid IS NULL OR EXISTS (
+                           SELECT 1 FROM agent_credentials c
+                           WHERE c.id = $4::uuid AND c.agent_id = a.id AND c.revoked_at IS NULL
+                             AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($5::float8)))) AS credential_live
+                FROM agents a WHERE a.id = $2::uuid AND a.client_id = $3
                 """,
-                [claims.jti, claims.sub, claims.client_id]
+                [claims.jti, claims.sub, claims.client_id, claims.credential_id, String(nowSeconds)]
             ).records.first
         }
-        guard state?["revoked"] == "f", state?["status"] == Agent.Status.active.rawValue else { return nil }
-        return claims
+        guard let state, state["revoked"] == "f", state["credential_live"] == "t", state["status"] == Agent.Status.active.rawValue
+        else { return nil }
+        if let validAfter = state["valid_after"].flatMap(Double.init),
+            claims.iat <= Self.wholeSecond(Date(timeIntervalSince1970: validAfter))
+        {
+            return nil
+        }
+        let held = Set(AgentStore.scopes(fromJSON: state["scopes"] ?? "[]"))
+        let live = claims.scopes.filter(held.contains)
+        guard !live.isEmpty else { return nil }
+        var narrowed = claims
+        narrowed.scope = live.joined(separator: " ")
+        return narrowed
+    }
+
+    /// The whole second `date` falls in: a token is live after a suspension only when issued in a
+    /// later second than it (`iat` has whole seconds).
+    static func wholeSecond(_ date: Date) -> Int64 {
+        Int64(date.timeIntervalSince1970.rounded(.down))
     }
 
     /// Revokes `token` until it expires; tokens that are not ours, or already expired, are ignored

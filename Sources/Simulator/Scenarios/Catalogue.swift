@@ -18,6 +18,7 @@ public enum Catalogue {
         HealthScenarios.postgresFrozen,
         VaultScenarios.secretsInVault,
         VaultScenarios.importFromPostgres,
+        AbuseScenarios.lockoutThroughBalancer,
     ]
 
     public static func named(_ name: String) -> Scenario? {

@@ -5,9 +5,8 @@ import Service
 /// plus the failure modes the issue names: `SCRIPT FLUSH` during traffic, and the in-memory
 /// limiter with no Redis at all.
 ///
-/// Each scenario picks its subjects with an HTTP Basic user on a cheap route
-/// (`/.well-known/jwks.json`): the limiter keys on the client id it names, so a scenario
-/// controls exactly which requests share a count.
+/// Each scenario picks its subjects as agents of its own (`Probes`): the limiter keys on the
+/// authenticated agent, so a scenario controls exactly which requests share a count.
 public enum RateLimitScenarios {
     static let requirement = "Redis-backed distributed rate limiting replaces in-memory limiter"
 
@@ -18,12 +17,13 @@ public enum RateLimitScenarios {
         summary:
             "Two instances behind haproxy, limit 10 per 10 s in Redis: a client alternating between them gets 10 successes, then 429 from either."
     ) { context in
+        let probes = Probes(context)
         let (first, second) = try await startPair(context, extra: ["RATE_LIMIT_MAX_REQUESTS": "10", "RATE_LIMIT_WINDOW_MS": "10000"])
         let balancer = try await context.startLoadBalancer([first, second])
         var statuses: [Int] = []
         var instances: [String] = []
         for _ in 0..<12 {
-            let response = try await probe(balancer.url, subject: "alternating")
+            let response = try await probes.probe(balancer.url, subject: "alternating")
             statuses.append(response.status)
             instances.append(response.header("Signet-Instance") ?? "?")
         }
@@ -40,22 +40,25 @@ public enum RateLimitScenarios {
         summary: "Redis refused, then black-holed: requests keep succeeding with limits enforced in memory, fast, "
             + "with one warning per outage; when Redis is back it decides again for both instances."
     ) { context in
+        let probes = Probes(context)
         let proxy = try await FaultProxy.start(upstreamPort: context.stack.redis.port)
         defer { Task { await proxy.stop() } }
         let (first, second) = try await startPair(
             context,
             extra: ["RATE_LIMIT_MAX_REQUESTS": "5", "RATE_LIMIT_WINDOW_MS": "60000", "REDIS_URL": "redis://127.0.0.1:\(proxy.port)"]
         )
+        for subject in ["refused", "blackholed", "recovered"] { try await probes.register(first.url, subject: subject) }
         let warning = "rate limiter: Redis failed"
         let recovered = "rate limiter: Redis answers again"
 
         // Refused: decisions move to memory, per instance.
         try await proxy.setMode(.refuse)
         var refused: [Int] = []
-        for _ in 0..<6 { refused.append(try await probe(first.url, subject: "refused").status) }
+        for _ in 0..<6 { refused.append(try await probes.probe(first.url, subject: "refused").status) }
         context.expect("Redis refused: statuses on one instance (limit 5, in memory)", refused, equals: [200, 200, 200, 200, 200, 429])
         context.expect(
-            "Redis refused: the other instance counts on its own", try await probe(second.url, subject: "refused").status, equals: 200)
+            "Redis refused: the other instance counts on its own", try await probes.probe(second.url, subject: "refused").status,
+            equals: 200)
         context.expect("warnings logged by the first instance", first.logLines(containing: warning).count, equals: 1)
 
         try await proxy.setMode(.pass)
@@ -74,7 +77,7 @@ public enum RateLimitScenarios {
         var statuses: [Int] = []
         for _ in 0..<101 {
             let started = ContinuousClock.now
-            statuses.append(try await probe(first.url, subject: "blackholed").status)
+            statuses.append(try await probes.probe(first.url, subject: "blackholed").status)
             latencies.append(ContinuousClock.now - started)
         }
         let p99 = latencies.sorted()[99]
@@ -90,11 +93,11 @@ public enum RateLimitScenarios {
         }
         try await waitUntil("the second instance uses Redis again", timeout: .seconds(10)) {
             // The second instance tripped only if it saw the outage; either way it must answer from Redis now.
-            try await probe(second.url, subject: "warm-\(UUID().uuidString.prefix(4))").status == 200
+            try await probes.probe(second.url, subject: "warm-\(UUID().uuidString.prefix(4))").status == 200
                 && second.logLines(containing: warning).count == second.logLines(containing: recovered).count
         }
         var shared: [Int] = []
-        for index in 0..<6 { shared.append(try await probe((index % 2 == 0 ? first : second).url, subject: "recovered").status) }
+        for index in 0..<6 { shared.append(try await probes.probe((index % 2 == 0 ? first : second).url, subject: "recovered").status) }
         context.expect("after recovery, alternating instances share one count", shared, equals: [200, 200, 200, 200, 200, 429])
     }
 
@@ -105,13 +108,14 @@ public enum RateLimitScenarios {
         summary: "Past the limit: 429 with Retry-After within 1 s of the true time until the oldest request leaves the window; "
             + "a request sent that many seconds later succeeds."
     ) { context in
+        let probes = Probes(context)
         let windowMs = 3000
         let (signet, _) = try await startPair(
             context, extra: ["RATE_LIMIT_MAX_REQUESTS": "3", "RATE_LIMIT_WINDOW_MS": String(windowMs)], count: 1)
         let firstSent = ContinuousClock.now
-        for _ in 0..<3 { _ = try await probe(signet.url, subject: "eager") }
+        for _ in 0..<3 { _ = try await probes.probe(signet.url, subject: "eager") }
         let rejectedAt = ContinuousClock.now
-        let rejected = try await probe(signet.url, subject: "eager")
+        let rejected = try await probes.probe(signet.url, subject: "eager")
         context.expect("status past the limit", rejected.status, equals: 429)
         context.expect("JSON error code", rejected.json["error"] as? String ?? rejected.body, equals: "rate_limited")
         let retryAfter = Int(rejected.header("Retry-After") ?? "") ?? -1
@@ -126,7 +130,7 @@ public enum RateLimitScenarios {
             observed: "\(rejected.header("RateLimit-Policy") ?? "-") / \(rejected.header("RateLimit") ?? "-")"
         )
         try await Task.sleep(for: .seconds(max(retryAfter, 0)))  // the wait the client was told to make
-        context.expect("a request Retry-After seconds later", try await probe(signet.url, subject: "eager").status, equals: 200)
+        context.expect("a request Retry-After seconds later", try await probes.probe(signet.url, subject: "eager").status, equals: 200)
     }
 
     public static let scriptFlush = Scenario(
@@ -135,13 +139,15 @@ public enum RateLimitScenarios {
         specScenario: "Redis loses the script (SCRIPT FLUSH) during traffic",
         summary: "SCRIPT FLUSH while 400 requests are in flight: none fails; the script is reloaded and Redis keeps deciding."
     ) { context in
+        let probes = Probes(context)
         let (signet, _) = try await startPair(context, extra: ["RATE_LIMIT_MAX_REQUESTS": "100000"], count: 1)
         let endpoint = try RedisEndpoint(url: context.stack.redis.url).orThrow("bad Redis URL")
         let flusher = try RedisConnection.connect(endpoint, timeout: .seconds(2))
+        for index in 0..<8 { try await probes.register(signet.url, subject: "flush-\(index)") }
         let loadsBefore = try await scriptLoads(flusher)
         let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
             for index in 0..<400 {
-                group.addTask { try await probe(signet.url, subject: "flush-\(index % 8)").status }
+                group.addTask { try await probes.probe(signet.url, subject: "flush-\(index % 8)").status }
             }
             group.addTask {
                 for _ in 0..<5 {
@@ -158,10 +164,10 @@ public enum RateLimitScenarios {
         let reloads = try await scriptLoads(flusher) - loadsBefore
         context.check("script reloaded during the traffic", reloads >= 1, expected: "SCRIPT LOAD calls ≥ 1", observed: "\(reloads)")
         let keys = try await blocking {
-            try flusher.command([Array("KEYS".utf8), Array("\(signet.environment["REDIS_KEY_PREFIX"] ?? "")rl:*".utf8)])
+            try flusher.command([Array("KEYS".utf8), Array("\(signet.environment["REDIS_KEY_PREFIX"] ?? "")rl:{g*".utf8)])
         }
         let count = if case .array(let values) = keys { values.count } else { 0 }
-        context.expect("subjects counted in Redis", count, equals: 8)
+        context.expect("agents counted in Redis, one fixed-size key each", count, equals: 8)
     }
 
     public static let memoryOnly = Scenario(
@@ -170,6 +176,7 @@ public enum RateLimitScenarios {
         specScenario: "REDIS_RATE_LIMIT_ENABLED=false (local development)",
         summary: "With the Redis limiter disabled, limits are enforced in memory and no connection to Redis is ever attempted."
     ) { context in
+        let probes = Probes(context)
         let listener = try await FaultProxy.start(upstreamPort: context.stack.redis.port)
         defer { Task { await listener.stop() } }
         let (signet, _) = try await startPair(
@@ -181,7 +188,7 @@ public enum RateLimitScenarios {
             count: 1
         )
         var statuses: [Int] = []
-        for _ in 0..<4 { statuses.append(try await probe(signet.url, subject: "local").status) }
+        for _ in 0..<4 { statuses.append(try await probes.probe(signet.url, subject: "local").status) }
         context.expect("statuses with limit 3, in memory", statuses, equals: [200, 200, 200, 429])
         context.expect("connections made to the Redis address", listener.acceptedConnections, equals: 0)
         context.expect("Redis warnings", signet.logLines(containing: "Redis").count, equals: 0)
@@ -205,21 +212,50 @@ public enum RateLimitScenarios {
         return (first, second)
     }
 
-    /// A cheap limited request whose subject is the client id `clientID(for: subject)`.
-    static func probe(_ base: String, subject: String) async throws -> HTTP.Response {
-        let basic = Data("\(clientID(for: subject)):x".utf8).base64EncodedString()
-        return try await HTTP.request(.GET, "\(base)/.well-known/jwks.json", headers: [("Authorization", "Basic \(basic)")])
-    }
 }
 
-/// A client id of the exact shape Signet issues (`sgc_` and 22 base64url characters), made
-/// from a scenario's subject name: Signet keys only well-formed client ids as their own subject.
-func clientID(for subject: String) -> String {
-    func fnv(_ seed: UInt64) -> UInt64 {
-        subject.utf8.reduce(seed) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }
+/// The agents a scenario limits, one per subject name: registered on first use (every instance
+/// of a scenario shares its database, so any instance knows them), and probed with
+/// `POST /oauth/introspect` under their own client credentials, a cheap limited request that
+/// spends the agent's own budget. Only an authenticated agent chooses its subject; what a
+/// request merely names never does.
+actor Probes {
+    private let adminToken: String
+    private var agents: [String: Task<String, any Error>] = [:]
+
+    init(_ context: ScenarioContext) {
+        adminToken = context.adminToken
     }
-    let hex = String(fnv(0xcbf2_9ce4_8422_2325), radix: 16) + String(fnv(0x84222325_cbf29ce4), radix: 16)
-    return "sgc_" + String(hex.padding(toLength: 22, withPad: "0", startingAt: 0))
+
+    /// The limited request of `subject`'s agent; its HTTP Basic credentials made once.
+    func probe(_ base: String, subject: String) async throws -> HTTP.Response {
+        let basic = try await credentials(base, subject: subject)
+        return try await HTTP.request(
+            .POST, "\(base)/oauth/introspect",
+            headers: [("Authorization", "Basic \(basic)"), ("Content-Type", "application/x-www-form-urlencoded")],
+            body: "token=probe")
+    }
+
+    /// Registers `subject`'s agent now (its registration is not one of its requests).
+    func register(_ base: String, subject: String) async throws {
+        _ = try await credentials(base, subject: subject)
+    }
+
+    private func credentials(_ base: String, subject: String) async throws -> String {
+        if let task = agents[subject] { return try await task.value }
+        let token = adminToken
+        let task = Task {
+            let response = try await HTTP.admin(
+                .POST, "\(base)/v1/agents", token: token,
+                body: #"{"name":"probe-\#(subject)-\#(UUID().uuidString.prefix(8))","owner":"sim","scopes":["read"]}"#)
+            guard let id = response.json["client_id"] as? String, let secret = response.json["client_secret"] as? String else {
+                throw SimulatorError.setupFailed("registering the agent of \(subject): \(response.status) \(response.body)")
+            }
+            return Data("\(id):\(secret)".utf8).base64EncodedString()
+        }
+        agents[subject] = task
+        return try await task.value
+    }
 }
 
 extension Optional {

@@ -142,6 +142,8 @@ public final class ScenarioContext: Sendable {
             "REDIS_URL": stack.redis.url,
             "SIGNET_ADMIN_TOKEN": adminToken,
             "LOG_LEVEL": "info",
+            // Behind `startLoadBalancer` the client's address comes from haproxy's X-Forwarded-For.
+            "TRUSTED_PROXIES": LoadBalancer.trustedProxies,
         ]
         variables.merge(extra) { _, new in new }
         return variables

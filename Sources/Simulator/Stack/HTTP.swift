@@ -64,3 +64,67 @@ public enum HTTP {
         try await request(method, url, headers: [("Authorization", "Bearer \(token)")], body: body, timeout: timeout)
     }
 }
+
+extension HTTP {
+    /// One HTTP/1.1 request (`Connection: close`) from a chosen loopback source address, so a
+    /// scenario can be two clients on one machine (an attacker on 127.0.0.2, its victim on
+    /// 127.0.0.1) and per-address budgets are real.
+    public static func request(
+        from source: String,
+        port: Int,
+        _ method: String,
+        _ path: String,
+        headers: [(String, String)] = [],
+        body: String? = nil,
+        timeout: Duration = .seconds(10)
+    ) async throws -> Response {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if let body { head += "Content-Length: \(body.utf8.count)\r\n" }
+        let request = Array((head + "\r\n" + (body ?? "")).utf8)
+        let bytes = try await blocking { try exchange(from: source, port: port, request: request, timeout: timeout) }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n"),
+            let status = text[..<split.lowerBound].split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { throw SimulatorError.setupFailed("no HTTP response from port \(port) (got \(text.prefix(120)))") }
+        let headers = text[..<split.lowerBound].components(separatedBy: "\r\n").dropFirst().compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        return Response(status: status, headers: Array(headers), body: String(text[split.upperBound...]))
+    }
+
+    /// Connects from `source` to 127.0.0.1:`port`, sends `request`, reads until the server closes.
+    private static func exchange(from source: String, port: Int, request: [UInt8], timeout: Duration) throws -> [UInt8] {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
+        defer { close(descriptor) }
+        let milliseconds = Int(timeout.components.seconds * 1000)
+        var interval = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size))
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        var remote = sockaddr_in()
+        remote.sin_family = sa_family_t(AF_INET)
+        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
+        remote.sin_port = UInt16(port).bigEndian
+        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, size) } }
+        let connected = withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, size) }
+        }
+        guard bound == 0, connected == 0 else { throw SimulatorError.setupFailed("cannot connect from \(source) to port \(port)") }
+        guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
+            throw SimulatorError.setupFailed("cannot send to port \(port)")
+        }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+        }
+        return received
+    }
+}

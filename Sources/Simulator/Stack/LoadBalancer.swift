@@ -9,6 +9,9 @@ public final class LoadBalancer: Sendable {
 
     public var url: String { "http://127.0.0.1:\(port)" }
 
+    /// `TRUSTED_PROXIES` for instances behind a balancer: haproxy connects from loopback.
+    public static let trustedProxies = "127.0.0.1/32"
+
     private init(port: Int, process: ManagedProcess, configurationFile: URL) {
         self.port = port
         self.process = process
@@ -31,6 +34,9 @@ public final class LoadBalancer: Sendable {
                 timeout client 60s
                 timeout server 60s
                 option http-server-close
+                # The client's address, appended to X-Forwarded-For: Signet believes it from
+                # TRUSTED_PROXIES only (LoadBalancer.trustedProxies).
+                option forwardfor
             frontend signet
                 bind 127.0.0.1:\(port)
                 default_backend instances

@@ -1,0 +1,44 @@
+import Synchronization
+
+/// Source addresses over their budget for unauthenticated requests, per instance, until the
+/// limiter said they may retry. While an address is here its requests are not authenticated
+/// where that would cost a signature verification or a database query, and those without a
+/// principal are answered 429 without asking the limiter: a flood is cut off before Signet works
+/// for it. An address gets here only from a limiter decision, so the shared count still rules.
+public final class AddressGate: Sendable {
+    private struct State {
+        var until: [String: ContinuousClock.Instant] = [:]
+    }
+
+    private let state = Mutex(State())
+    /// Most addresses remembered; past it the expired ones are dropped, then all.
+    let capacity: Int
+
+    public init(capacity: Int = 100_000) {
+        self.capacity = capacity
+    }
+
+    /// Whole seconds until `address` may retry (at least 1), or nil when it is not blocked.
+    public func retryAfter(_ address: String, now: ContinuousClock.Instant = .now) -> Int? {
+        state.withLock { state in
+            guard let until = state.until[address] else { return nil }
+            guard until > now else {
+                state.until[address] = nil
+                return nil
+            }
+            let remaining = (until - now).milliseconds
+            return max(1, Int((remaining + 999) / 1000))
+        }
+    }
+
+    /// Blocks `address` for `milliseconds` (the limiter's reset).
+    public func block(_ address: String, milliseconds: Int64, now: ContinuousClock.Instant = .now) {
+        state.withLock { state in
+            if state.until.count >= capacity {
+                state.until = state.until.filter { $0.value > now }
+                if state.until.count >= capacity { state.until.removeAll() }
+            }
+            state.until[address] = now + .milliseconds(max(1, milliseconds))
+        }
+    }
+}

@@ -1,0 +1,55 @@
+import Crypto
+import Spec
+
+/// Whose budget a request spends, and the fixed-size key it is counted under.
+///
+/// The key is 32 hex digits of SHA-256 over the kind and the identity, so whatever a client
+/// sends, a key has one size and never holds the identity itself (an admin token, an address).
+public struct RateLimitSubject: Hashable, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        /// An agent, authenticated by its client credentials or by one of its access tokens.
+        case agent = "g"
+        /// The admin token.
+        case admin = "a"
+        /// A source address, for requests without a valid principal (none, or failed).
+        case address = "i"
+        /// A source address, for the JWKS and the metadata: a budget of its own.
+        case discovery = "d"
+    }
+
+    public let kind: Kind
+    /// The kind's letter and the hash: what a Redis key or an in-memory entry is named by.
+    public let key: String
+
+    public init(_ kind: Kind, _ identity: String) {
+        self.kind = kind
+        var hasher = SHA256()
+        hasher.update(data: Array("signet rate-limit subject \(kind.rawValue)\u{0}".utf8))
+        hasher.update(data: Array(identity.utf8))
+        key = kind.rawValue + Encoding.hex(hasher.finalize().prefix(16))
+    }
+}
+
+/// The requests each kind of subject may make per window.
+public struct RateLimitBudgets: Sendable, Equatable {
+    public var agent: Int
+    public var admin: Int
+    public var address: Int
+    public var discovery: Int
+
+    public init(_ configuration: RateLimitConfiguration) {
+        agent = configuration.maxRequests
+        admin = configuration.adminMaxRequests
+        address = configuration.addressMaxRequests
+        discovery = configuration.discoveryMaxRequests
+    }
+
+    public func limit(_ kind: RateLimitSubject.Kind) -> Int {
+        switch kind {
+        case .agent: agent
+        case .admin: admin
+        case .address: address
+        case .discovery: discovery
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Synchronization
+import XCTest
+
+/// The wall clock of a test Signet: token times, credential expiry and grace periods all read it,
+/// so a test moves time instead of sleeping.
+final class TestWallClock: Sendable {
+    private let current = Mutex(Date())
+
+    var now: @Sendable () -> Date { { self.current.withLock { $0 } } }
+
+    func advance(seconds: Double) {
+        current.withLock { $0 += seconds }
+    }
+}
+
+/// Tokens are bound to what minted them (issue 10, point 3): the credential, the agent's status
+/// and its scopes, read at once by introspection and by the routes that act on a token.
+final class TokenBindingTests: XCTestCase {
+    func testRevokingTheMintingCredentialEndsItsTokensOnEveryInstance() async throws {
+        let database = try await TestDatabase.create()
+        let first = try await TestSignet.make(["SIGNET_INSTANCE_ID": "first"], database: database)
+        let second = try await TestSignet.make(["SIGNET_INSTANCE_ID": "second"], database: database)
+        try await first.test { one in
+            try await second.test { two in
+                let agent = try await one.agent(scopes: ["read", "credentials:rotate"])
+                // The "leaked" secret is rotated out with a grace period; its token still works.
+                let leakedToken = try await one.accessToken(for: agent)
+                let rotated = try await one.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":3600}"#)
+                let leakedCredential = try XCTUnwrap((rotated.object["previous"] as? [String: Any])?["id"] as? String)
+                let newSecret = try XCTUnwrap(rotated.object["client_secret"] as? String)
+                let freshToken = try await one.accessToken(for: agent, secret: newSecret)
+                try await assertEqual(await two.isActive(leakedToken), true)
+
+                // The operator deletes the leaked credential on the first instance.
+                try await assertEqual(
+                    await one.admin(.delete, "/v1/agents/\(agent.id)/credentials/\(leakedCredential)").status, .noContent)
+                try await assertEqual(await one.isActive(leakedToken), false)
+                try await assertEqual(await two.isActive(leakedToken), false, "introspection on the other instance, at once")
+                let rotateWithLeaked = try await two.execute(
+                    uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
+                    headers: [.authorization: "Bearer \(leakedToken)", .contentType: "application/json"],
+                    body: ByteBuffer(string: #"{"graceSeconds":0}"#))
+                XCTAssertEqual(
+                    rotateWithLeaked.status, .unauthorized, "a token of a revoked credential cannot rotate: \(rotateWithLeaked.text)")
+                // The token of the live credential is untouched, and may rotate.
+                try await assertEqual(await two.isActive(freshToken), true)
+                let rotateWithFresh = try await two.execute(
+                    uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
+                    headers: [.authorization: "Bearer \(freshToken)", .contentType: "application/json"],
+                    body: ByteBuffer(string: #"{"graceSeconds":60}"#))
+                XCTAssertEqual(rotateWithFresh.status, .created, rotateWithFresh.text)
+            }
+        }
+    }
+
+    func testSuspendingEndsTokensForGoodAndRemovingAScopeNarrowsThem() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read", "write"])
+            let before = try await client.accessToken(for: agent)
+            try await assertEqual(await client.admin(.patch, "/v1/agents/\(agent.id)", json: #"{"status":"suspended"}"#).status, .ok)
+            try await assertEqual(await client.isActive(before), false)
+            try await assertEqual(await client.admin(.patch, "/v1/agents/\(agent.id)", json: #"{"status":"active"}"#).status, .ok)
+            try await assertEqual(await client.isActive(before), false, "re-activation does not revive tokens issued before the suspension")
+            let after = try await client.accessToken(for: agent)
+            try await assertEqual(await client.isActive(after), true, "a token issued after re-activation is live at once")
+
+            try await assertEqual(await client.admin(.patch, "/v1/agents/\(agent.id)", json: #"{"scopes":["read"]}"#).status, .ok)
+            let introspected = try await client.introspect(after)
+            XCTAssertEqual(introspected["active"] as? Bool, true)
+            XCTAssertEqual(introspected["scope"] as? String, "read", "the removed scope is gone from the live token")
+            try await assertEqual(await client.admin(.patch, "/v1/agents/\(agent.id)", json: #"{"scopes":["other"]}"#).status, .ok)
+            try await assertEqual(await client.isActive(after), false, "no scope left: inactive")
+        }
+    }
+
+    func testIntrospectionTellsAClientOnlyAboutItsOwnTokens() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let owner = try await client.agent()
+            let other = try await client.agent()
+            let token = try await client.accessToken(for: owner)
+            func introspect(as agent: TestAgent) async throws -> [String: Any] {
+                let response = try await client.execute(
+                    uri: "/oauth/introspect", method: .post,
+                    headers: [.contentType: "application/x-www-form-urlencoded"],
+                    body: ByteBuffer(
+                        string: "token=\(token)&client_id=\(formEncode(agent.clientID))&client_secret=\(formEncode(agent.secret))"))
+                XCTAssertEqual(response.status, .ok, response.text)
+                return response.object
+            }
+            try await assertEqual(await introspect(as: owner)["active"] as? Bool, true)
+            let foreign = try await introspect(as: other)
+            XCTAssertEqual(foreign["active"] as? Bool, false)
+            XCTAssertNil(foreign["sub"], "nothing about another client's token")
+            try await assertEqual(await client.isActive(token), true, "the admin sees every token")
+        }
+    }
+
+    func testGracePeriodsAndTokenExpiryFollowTheInjectedClock() async throws {
+        let clock = TestWallClock()
+        let signet = try await TestSignet.make(["TOKEN_TTL_SECONDS": "300"], now: clock.now)
+        try await signet.test { client in
+            let agent = try await client.agent()
+            let rotated = try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":60}"#)
+            XCTAssertEqual(rotated.status, .created, rotated.text)
+            let newSecret = try XCTUnwrap(rotated.object["client_secret"] as? String)
+            let oldToken = try await client.accessToken(for: agent)
+            let newToken = try await client.accessToken(for: agent, secret: newSecret)
+
+            clock.advance(seconds: 59)
+            _ = try await client.accessToken(for: agent)
+            try await assertEqual(await client.isActive(oldToken), true, "within the grace period")
+
+            clock.advance(seconds: 2)
+            let old = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, agent.secret))
+            XCTAssertEqual(old.status, .unauthorized, "the old secret stops at the end of its grace period")
+            try await assertEqual(await client.isActive(oldToken), false, "and so do the tokens it minted")
+            try await assertEqual(await client.isActive(newToken), true)
+            let listed = try await client.admin(.get, "/v1/agents/\(agent.id)/credentials")
+            let items = try XCTUnwrap(listed.object["items"] as? [[String: Any]])
+            XCTAssertEqual(items.map { $0["state"] as? String }, ["active", "expired"])
+            XCTAssertFalse(listed.text.contains("sgs_"), "no secret in the list")
+
+            clock.advance(seconds: 300)
+            try await assertEqual(await client.isActive(newToken), false, "past exp")
+        }
+    }
+}
+
+extension TestClientProtocol {
+    /// `POST /oauth/introspect` as the admin; the whole answer.
+    func introspect(_ token: String) async throws -> [String: Any] {
+        let response = try await execute(
+            uri: "/oauth/introspect",
+            method: .post,
+            headers: [.authorization: "Bearer \(TestSignet.adminToken)", .contentType: "application/x-www-form-urlencoded"],
+            body: ByteBuffer(string: "token=\(formEncode(token))")
+        )
+        XCTAssertEqual(response.status, .ok, response.text)
+        return response.object
+    }
+}

@@ -1,0 +1,9 @@
+import Simulator
+import XCTest
+
+/// Issue 10's abuse scenarios, through the Simulator against real PostgreSQL, Redis and haproxy.
+final class AbuseScenarioTests: XCTestCase {
+    func testLockoutThroughTheBalancer() async throws {
+        try await runScenario(AbuseScenarios.lockoutThroughBalancer)
+    }
+}

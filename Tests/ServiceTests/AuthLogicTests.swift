@@ -1,0 +1,128 @@
+import Foundation
+import Logging
+import XCTest
+
+@testable import Service
+
+/// The pure parts of the authentication layer: whose address a request is, the limiter's keys,
+/// the address gate, token times and log escaping.
+final class TrustedProxiesTests: XCTestCase {
+    func testParsesAddressesAndNetworksAndRefusesAnythingElse() throws {
+        let proxies = try XCTUnwrap(TrustedProxies("10.0.0.0/8, 192.168.1.7 ,fd00::/8,::1"))
+        XCTAssertTrue(proxies.contains("10.200.3.4"))
+        XCTAssertFalse(proxies.contains("11.0.0.1"))
+        XCTAssertTrue(proxies.contains("192.168.1.7"))
+        XCTAssertFalse(proxies.contains("192.168.1.8"))
+        XCTAssertTrue(proxies.contains("fd12::1"))
+        XCTAssertTrue(proxies.contains("::1"))
+        XCTAssertTrue(proxies.contains("::ffff:10.1.2.3"), "an IPv4-mapped peer is its IPv4 address")
+        XCTAssertFalse(proxies.contains("fe80::1"))
+        for bad in ["10.0.0.0/33", "10.0.0", "example.com", "10.0.0.0/-1", "::1/129", "10.0.0.0/8/8"] {
+            XCTAssertNil(TrustedProxies(bad), bad)
+        }
+        XCTAssertEqual(TrustedProxies("")?.isEmpty, true)
+    }
+
+    func testTheClientIsTheRightmostUntrustedHopAndOnlyBehindATrustedPeer() throws {
+        let proxies = try XCTUnwrap(TrustedProxies("127.0.0.1, 10.0.0.0/8"))
+        XCTAssertEqual(
+            proxies.clientAddress(peer: "203.0.113.9", forwardedFor: ["1.2.3.4"]), "203.0.113.9", "an untrusted peer's header is ignored")
+        XCTAssertEqual(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: []), "127.0.0.1", "no header: the peer")
+        XCTAssertEqual(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["1.2.3.4, 198.51.100.7"]), "198.51.100.7")
+        XCTAssertEqual(
+            proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["1.2.3.4", "198.51.100.7, 10.1.1.1"]), "198.51.100.7",
+            "trusted hops are skipped, across header lines")
+        XCTAssertEqual(proxies.clientAddress(peer: "127.0.0.1", forwardedFor: ["junk, 10.1.1.1"]), "10.1.1.1", "no client past junk")
+        XCTAssertEqual(proxies.clientAddress(peer: "::ffff:203.0.113.9", forwardedFor: []), "203.0.113.9", "one spelling per client")
+        XCTAssertEqual(TrustedProxies("")?.clientAddress(peer: "127.0.0.1", forwardedFor: ["9.9.9.9"]), "127.0.0.1")
+    }
+}
+
+final class RateLimitSubjectTests: XCTestCase {
+    func testKeysHaveOneSizeAndDifferByKindAndIdentity() {
+        let identities = ["", "x", String(repeating: "y", count: 10_000), "a\u{0}b", "sgc_AAAAAAAAAAAAAAAAAAAAAA"]
+        let keys = RateLimitSubject.Kind.allCases.flatMap { kind in identities.map { RateLimitSubject(kind, $0).key } }
+        XCTAssertEqual(Set(keys.map(\.utf8.count)), [33])
+        XCTAssertEqual(Set(keys).count, keys.count)
+        XCTAssertEqual(RateLimitSubject(.agent, "a"), RateLimitSubject(.agent, "a"))
+        XCTAssertFalse(RateLimitSubject(.admin, "secret-admin-token").key.contains("secret"))
+    }
+
+    func testEachKindHasItsBudget() {
+        let budgets = RateLimitBudgets(
+            RateLimitConfiguration(
+                maxRequests: 1, windowMilliseconds: 1000, redis: nil, redisTimeout: .seconds(1), addressMaxRequests: 2, adminMaxRequests: 3,
+                discoveryMaxRequests: 4))
+        XCTAssertEqual(RateLimitSubject.Kind.allCases.map(budgets.limit), [1, 3, 2, 4])
+    }
+}
+
+final class AddressGateTests: XCTestCase {
+    func testBlocksUntilTheRetryTimeAndForgetsAfter() {
+        let gate = AddressGate(capacity: 2)
+        let start = ContinuousClock.now
+        XCTAssertNil(gate.retryAfter("a", now: start))
+        gate.block("a", milliseconds: 1500, now: start)
+        XCTAssertEqual(gate.retryAfter("a", now: start), 2)
+        XCTAssertEqual(gate.retryAfter("a", now: start + .milliseconds(600)), 1)
+        XCTAssertNil(gate.retryAfter("a", now: start + .milliseconds(1500)))
+        XCTAssertNil(gate.retryAfter("b", now: start))
+    }
+
+    func testStaysBoundedDroppingExpiredEntriesFirst() {
+        let gate = AddressGate(capacity: 2)
+        let start = ContinuousClock.now
+        gate.block("old", milliseconds: 10, now: start)
+        gate.block("live", milliseconds: 10_000, now: start)
+        gate.block("new", milliseconds: 10_000, now: start + .seconds(1))
+        XCTAssertNotNil(gate.retryAfter("live", now: start + .seconds(1)), "the expired entry made room")
+        XCTAssertNotNil(gate.retryAfter("new", now: start + .seconds(1)))
+    }
+}
+
+final class TokenTimeTests: XCTestCase {
+    let claims = AccessTokenClaims(
+        iss: "https://signet.test", sub: "s", aud: "https://signet.test", client_id: "c", scope: "read", iat: 1000, exp: 1900, jti: "j")
+
+    func testCurrentBetweenIssueAndExpiryForItsIssuerAndAudience() {
+        func at(_ seconds: Double) -> Date { Date(timeIntervalSince1970: seconds) }
+        XCTAssertTrue(claims.isCurrent(issuer: "https://signet.test", audience: "https://signet.test", at: at(1000)))
+        XCTAssertTrue(claims.isCurrent(issuer: "https://signet.test", audience: "https://signet.test", at: at(1899.9)))
+        XCTAssertFalse(claims.isCurrent(issuer: "https://signet.test", audience: "https://signet.test", at: at(1900)), "exp has no slack")
+        XCTAssertTrue(claims.isCurrent(issuer: "https://signet.test", audience: "https://signet.test", at: at(940)), "iat within the skew")
+        XCTAssertFalse(
+            claims.isCurrent(issuer: "https://signet.test", audience: "https://signet.test", at: at(939)), "issued in the future")
+        XCTAssertFalse(claims.isCurrent(issuer: "https://other", audience: "https://signet.test", at: at(1000)))
+        XCTAssertFalse(claims.isCurrent(issuer: "https://signet.test", audience: "https://api", at: at(1000)))
+        var later = claims
+        later.nbf = 1500
+        XCTAssertFalse(later.isCurrent(issuer: "https://signet.test", audience: "https://signet.test", at: at(1200)), "before nbf")
+        XCTAssertTrue(later.isCurrent(issuer: "https://signet.test", audience: "https://signet.test", at: at(1500)))
+    }
+}
+
+final class EscapingLogHandlerTests: XCTestCase {
+    final class Recorder: LogHandler, @unchecked Sendable {
+        var events: [LogEvent] = []
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) { events.append(event) }
+    }
+
+    func testAClientStringCannotStartAFakeLine() throws {
+        let recorder = Recorder()
+        let logger = Logger(label: "t") { _ in EscapingLogHandler(recorder) }
+        logger.info(
+            "unknown client \("x\nINFO admin login ok")",
+            metadata: ["client.id": "a\r\nb\u{1B}[31m", "nested": ["list": ["\u{2028}"]], "plain": "sgc_AAAA"])
+        let event = try XCTUnwrap(recorder.events.first)
+        XCTAssertEqual(event.message.description, "unknown client x\\nINFO admin login ok")
+        XCTAssertEqual(event.metadata?["client.id"], .string("a\\r\\nb\\u{1B}[31m"))
+        XCTAssertEqual(event.metadata?["nested"], .dictionary(["list": .array([.string("\\u{2028}")])]))
+        XCTAssertEqual(event.metadata?["plain"], .string("sgc_AAAA"))
+    }
+}
