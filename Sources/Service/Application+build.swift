@@ -151,6 +151,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
             accessTokens: AccessTokenAuthenticator(
                 keyRing: keyRing, issuer: configuration.issuer, audience: configuration.tokenAudience, now: now),
             clients: ClientCredentialsAuthenticator(directory: directory, now: now),
+            tokens: tokens,
             trustedProxies: configuration.trustedProxies,
             gate: gate
         ))
@@ -160,13 +161,13 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     OAuthRoutes(tokens: tokens, issuer: configuration.issuer).add(to: router)
 
     let adminAPI = router.group("v1").add(middleware: RequireAdmin())
-    AgentRoutes(store: AgentStore(pool: pool, hasher: hasher, now: now), directory: directory).add(to: adminAPI.group("agents"))
+    AgentRoutes(store: AgentStore(pool: pool, hasher: hasher), directory: directory).add(to: adminAPI.group("agents"))
     credentials.addAdminRoutes(to: adminAPI.group("agents/{id}/credentials"))
     KeyRoutes(store: secrets, keyRing: keyRing, tokenTTL: configuration.tokenTTL).add(to: adminAPI.group("keys"))
     AuditRoutes(pool: pool).add(to: adminAPI.group("audit"))
     credentials.addRotateRoute(
         to: router.group("v1/agents/{id}/credentials/rotate").add(
-            middleware: RequireAdminOrScope(tokens: tokens, scope: "credentials:rotate"))
+            middleware: RequireAdminOrScope(scope: "credentials:rotate"))
     )
 
     let connections = configuration.connections

@@ -139,6 +139,36 @@ final class AddressBudgetTests: XCTestCase {
         }
     }
 
+    func testWhoeverHoldsAnAgentsTokenCannotSpendItsQuota() async throws {
+        // Resource servers hold an agent's tokens: a token counts as the agent only where it acts
+        // (rotation) and only while it is live.
+        let signet = try await TestSignet.make(["RATE_LIMIT_MAX_REQUESTS": "5"])
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read", "credentials:rotate"])
+            let token = try await client.accessToken(for: agent)
+            for _ in 0..<20 {
+                let response = try await client.execute(uri: "/v1/agents", method: .get, headers: [.authorization: "Bearer \(token)"])
+                XCTAssertEqual(
+                    response.status, .unauthorized, "an access token is not taken by the admin API, and not counted as the agent")
+            }
+            let revoked = try await client.execute(
+                uri: "/oauth/revoke", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "token=\(token)&client_id=\(formEncode(agent.clientID))&client_secret=\(formEncode(agent.secret))")
+            )
+            XCTAssertEqual(revoked.status, .ok)
+            for _ in 0..<10 {
+                let response = try await client.execute(
+                    uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: [.authorization: "Bearer \(token)"])
+                XCTAssertEqual(response.status, .unauthorized, "a revoked token rotates nothing and spends no quota of the agent")
+            }
+            let own = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, agent.secret))
+            XCTAssertEqual(own.status, .ok, own.text)
+            XCTAssertEqual(
+                own.headers[HTTPField.Name("RateLimit")!].map { $0.hasPrefix("limit=5, remaining=2") }, true,
+                "only the agent's own three requests counted: \(own.headers[HTTPField.Name("RateLimit")!] ?? "-")")
+        }
+    }
+
     static func redisKeys(prefix: String) async throws -> [String] {
         let url = ProcessInfo.processInfo.environment["SIGNET_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379"
         let endpoint = try XCTUnwrap(RedisEndpoint(url: url))

@@ -77,6 +77,9 @@ final class AddressGateTests: XCTestCase {
         gate.block("new", milliseconds: 10_000, now: start + .seconds(1))
         XCTAssertNotNil(gate.retryAfter("live", now: start + .seconds(1)), "the expired entry made room")
         XCTAssertNotNil(gate.retryAfter("new", now: start + .seconds(1)))
+        gate.block("flood", milliseconds: 10_000, now: start + .seconds(1))
+        XCTAssertNil(gate.retryAfter("flood", now: start + .seconds(1)), "full of live entries: the newcomer is not held")
+        XCTAssertNotNil(gate.retryAfter("live", now: start + .seconds(1)), "and pushes nobody out")
     }
 }
 
@@ -124,5 +127,8 @@ final class EscapingLogHandlerTests: XCTestCase {
         XCTAssertEqual(event.metadata?["client.id"], .string("a\\r\\nb\\u{1B}[31m"))
         XCTAssertEqual(event.metadata?["nested"], .dictionary(["list": .array([.string("\\u{2028}")])]))
         XCTAssertEqual(event.metadata?["plain"], .string("sgc_AAAA"))
+        logger.info("x", metadata: ["fake": "a\\nb"])
+        XCTAssertEqual(
+            recorder.events.last?.metadata?["fake"], .string("a\\\\nb"), "a literal backslash-n cannot pass for an escaped newline")
     }
 }

@@ -120,10 +120,43 @@ final class RateLimitConfigurationTests: XCTestCase {
         XCTAssertNil(try SignetConfiguration.from(environment: environment).rateLimit.redis, "no Redis at all when disabled")
     }
 
+    func testBudgetsProxiesAndConnectionLimits() throws {
+        let defaults = try SignetConfiguration.from(environment: ConfigurationTests.valid)
+        XCTAssertEqual(defaults.rateLimit.addressMaxRequests, Defaults.rateLimitAddressMaxRequests)
+        XCTAssertEqual(defaults.rateLimit.adminMaxRequests, Defaults.rateLimitAdminMaxRequests)
+        XCTAssertEqual(defaults.rateLimit.discoveryMaxRequests, Defaults.rateLimitDiscoveryMaxRequests)
+        XCTAssertTrue(defaults.trustedProxies.isEmpty, "nobody's X-Forwarded-For is believed by default")
+        XCTAssertEqual(defaults.connections.idleTimeout, .milliseconds(30_000))
+        XCTAssertEqual(defaults.connections.maxConnections, Defaults.httpMaxConnections)
+
+        var environment = ConfigurationTests.valid
+        environment["RATE_LIMIT_ADDRESS_MAX_REQUESTS"] = "7"
+        environment["RATE_LIMIT_ADMIN_MAX_REQUESTS"] = "8"
+        environment["RATE_LIMIT_DISCOVERY_MAX_REQUESTS"] = "9"
+        environment["TRUSTED_PROXIES"] = "10.0.0.0/8, ::1"
+        environment["HTTP_IDLE_TIMEOUT_MS"] = "5000"
+        environment["HTTP_BODY_TIMEOUT_MS"] = "2000"
+        environment["HTTP_MAX_CONNECTIONS"] = "64"
+        let configuration = try SignetConfiguration.from(environment: environment)
+        XCTAssertEqual(
+            [
+                configuration.rateLimit.addressMaxRequests, configuration.rateLimit.adminMaxRequests,
+                configuration.rateLimit.discoveryMaxRequests,
+            ],
+            [7, 8, 9])
+        XCTAssertTrue(configuration.trustedProxies.contains("10.1.2.3"))
+        XCTAssertEqual(configuration.connections.idleTimeout, .seconds(5))
+        XCTAssertEqual(configuration.connections.bodyTimeout, .seconds(2))
+        XCTAssertEqual(configuration.connections.maxConnections, 64)
+    }
+
     func testBadRateLimitValuesNameTheirVariable() {
         let cases: [(String, String)] = [
             ("REDIS_URL", "http://cache:6379"), ("REDIS_RATE_LIMIT_ENABLED", "maybe"), ("RATE_LIMIT_WINDOW_MS", "0"),
-            ("RATE_LIMIT_MAX_REQUESTS", "-1"), ("REDIS_TIMEOUT_MS", "fast"),
+            ("RATE_LIMIT_MAX_REQUESTS", "-1"), ("REDIS_TIMEOUT_MS", "fast"), ("RATE_LIMIT_ADDRESS_MAX_REQUESTS", "0"),
+            ("RATE_LIMIT_ADMIN_MAX_REQUESTS", "x"), ("RATE_LIMIT_DISCOVERY_MAX_REQUESTS", "-5"), ("TRUSTED_PROXIES", "10.0.0.0/40"),
+            ("TRUSTED_PROXIES", "proxy.internal"), ("HTTP_IDLE_TIMEOUT_MS", "0"), ("HTTP_BODY_TIMEOUT_MS", "soon"),
+            ("HTTP_MAX_CONNECTIONS", "0"),
         ]
         for (variable, value) in cases {
             var environment = ConfigurationTests.valid

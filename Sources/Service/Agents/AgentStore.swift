@@ -5,13 +5,10 @@ import Foundation
 public struct AgentStore: Sendable {
     let pool: ConnectionPool
     let hasher: CredentialHasher
-    /// The one clock of token times (`Dependencies.now`): it stamps `tokens_valid_after`.
-    let now: @Sendable () -> Date
 
-    public init(pool: ConnectionPool, hasher: CredentialHasher, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(pool: ConnectionPool, hasher: CredentialHasher) {
         self.pool = pool
         self.hasher = hasher
-        self.now = now
     }
 
     /// The scopes of an agent row's `scopes::text` (a JSON array of strings).
@@ -113,15 +110,17 @@ public struct AgentStore: Sendable {
                         scopes = COALESCE($2::jsonb, a.scopes),
                         metadata = COALESCE($3::jsonb, a.metadata),
                         status = COALESCE($4, a.status),
-                        tokens_valid_after = CASE WHEN $4 IS NOT NULL AND $4 <> 'active' AND a.status = 'active'
-                            THEN to_timestamp($5::float8) ELSE a.tokens_valid_after END,
+                        -- Leaving active, or losing a scope, ends every token issued so far.
+                        token_generation = a.token_generation
+                            + CASE WHEN ($4 IS NOT NULL AND $4 <> 'active' AND a.status = 'active')
+                                     OR ($2::jsonb IS NOT NULL AND NOT $2::jsonb @> a.scopes) THEN 1 ELSE 0 END,
                         updated_at = now()
                     FROM target WHERE a.id = target.id AND target.status <> 'deactivated'
                     RETURNING \(Self.agentColumns)
                 )
                 SELECT target.status AS previous_status, updated.* FROM target LEFT JOIN updated ON true
                 """,
-                [id, scopes, metadata, patch.status?.rawValue, String(now().timeIntervalSince1970)]
+                [id, scopes, metadata, patch.status?.rawValue]
             ).records
             if records.first?["id"] != nil {
                 var changed: [String: JSONValue] = [:]
@@ -149,10 +148,10 @@ public struct AgentStore: Sendable {
             try connection.query(
                 """
                 UPDATE agents SET status = 'deactivated', deactivated_at = now(), updated_at = now(),
-                    tokens_valid_after = to_timestamp($2::float8)
+                    token_generation = token_generation + 1
                 WHERE id = $1::uuid
                 """,
-                [id, String(now().timeIntervalSince1970)]
+                [id]
             )
             let revoked = try connection.query(
                 "UPDATE agent_credentials SET revoked_at = now() WHERE agent_id = $1::uuid AND revoked_at IS NULL",

@@ -7,41 +7,70 @@ import Hummingbird
 /// limiter runs next and counts the request against the principal, or against the address when
 /// there is none; then a route or a guard (`RequireAdmin`, `RequireAdminOrScope`) decides.
 ///
+/// An access token is a principal only on the routes that act on its authority (credential
+/// rotation): there the authenticator checks it without the database, then its liveness is read
+/// (`TokenService.liveClaims`), so a revoked, suspended or descoped token counts against its
+/// sender's address, never against the agent's quota. Anywhere else a bearer token that is not
+/// the admin's is not even verified: those routes do not take it. The JWKS, the metadata and the
+/// health routes authenticate nothing.
+///
 /// While the address is over its budget (`AddressGate`), nothing that costs a signature
-/// verification or a database query is tried.
+/// verification or a database query is tried; a dependency failing during authentication is
+/// recorded (`.unavailable`) so the request is still counted before it is answered 503.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
     let admin: AdminAuthenticator
     let accessTokens: AccessTokenAuthenticator
     let clients: ClientCredentialsAuthenticator
+    let tokens: TokenService
     let trustedProxies: TrustedProxies
     let gate: AddressGate
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.clientAddress = trustedProxies.clientAddress(
-            peer: context.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor])
+        let address = trustedProxies.clientAddress(peer: context.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor])
+        context.clientAddress = address
+        context.limiterAddress = address.map(TrustedProxies.limiterKey) ?? "unknown"
         let path = request.uri.path
-        guard !path.hasPrefix("/health/"), path != "/metrics" else { return try await next(request, context) }
+        guard !Self.authenticatesNothing(path) else { return try await next(request, context) }
         let mayWork = gate.retryAfter(context.limiterAddress) == nil
-        if let bearer = request.bearerToken {
-            if admin.isAdmin(bearer) {
-                context.principal = .admin
-            } else if !mayWork {
-                context.authFailure = .notTried
-            } else if let claims = await accessTokens.authenticate(bearer) {
-                context.principal = .agent(claims)
-            } else {
-                context.authFailure = .invalidBearer
+        do {
+            if let bearer = request.bearerToken {
+                if admin.isAdmin(bearer) {
+                    context.principal = .admin
+                } else if !Self.takesAccessTokens(path) {
+                    context.authFailure = .invalidBearer
+                } else if !mayWork {
+                    context.authFailure = .notTried
+                } else if let claims = await accessTokens.authenticate(bearer), let live = try await tokens.liveClaims(claims) {
+                    context.principal = .agent(live)
+                } else {
+                    context.authFailure = .invalidBearer
+                }
+            } else if path.hasPrefix("/oauth/") {
+                switch try await clients.authenticate(request, form: context.form ?? OAuthForm(fields: [:]), mayQuery: mayWork) {
+                case .none: break
+                case .authenticated(let principal): context.principal = principal
+                case .failed(let failure): context.authFailure = failure
+                }
             }
-        } else if path.hasPrefix("/oauth/") {
-            switch try await clients.authenticate(request, form: context.form ?? OAuthForm(fields: [:]), mayQuery: mayWork) {
-            case .none: break
-            case .authenticated(let principal): context.principal = principal
-            case .failed(let failure): context.authFailure = failure
-            }
+        } catch {
+            context.principal = nil
+            context.authFailure = .unavailable(error)
         }
         return try await next(request, context)
+    }
+
+    /// Routes that need no principal and are not worth a verification: discovery and health.
+    static func authenticatesNothing(_ path: String) -> Bool {
+        path.hasPrefix("/health/") || path == "/metrics" || path.hasPrefix("/.well-known/")
+    }
+
+    /// Routes an agent may call with its access token: `/v1/agents/{id}/credentials/rotate`.
+    static func takesAccessTokens(_ path: String) -> Bool {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
+        return segments.count == 5 && segments[0] == "v1" && segments[1] == "agents" && segments[3] == "credentials"
+            && segments[4] == "rotate"
     }
 }
 
@@ -80,29 +109,25 @@ struct RequireAdmin: RouterMiddleware {
     }
 }
 
-/// Routes an agent may call on its own authority: the admin, or an access token that is still
-/// live (its credential not revoked or expired, its agent active and not re-activated since,
-/// its scopes narrowed to the agent's current ones) and carries `scope`. 401 otherwise (403 for a
-/// live token without the scope). The principal is replaced by the live claims.
+/// Routes an agent may call on its own authority: the admin, or a live access token (checked by
+/// `AuthMiddleware`) that carries `scope`. 401 otherwise (403 for a live token without the scope).
 struct RequireAdminOrScope: RouterMiddleware {
     typealias Context = SignetRequestContext
-    let tokens: TokenService
     let scope: String
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        var context = context
         switch context.principal {
         case .admin:
             break
         case .agent(let claims):
-            guard let live = try await tokens.liveClaims(claims) else { throw Self.unauthorized }
-            guard live.scopes.contains(scope) else {
+            // Already found live by the authentication layer.
+            guard claims.scopes.contains(scope) else {
                 throw SignetError(
                     .forbidden, "insufficient_scope", "the token lacks scope \(scope)",
                     headers: [.wwwAuthenticate: #"Bearer error="insufficient_scope", scope="\#(scope)""#])
             }
-            context.principal = .agent(live)
         case .client, nil:
+            if case .unavailable(let error) = context.authFailure { throw error }
             throw Self.unauthorized
         }
         return try await next(request, context)

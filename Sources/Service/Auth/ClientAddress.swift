@@ -70,6 +70,13 @@ public struct TrustedProxies: Sendable, Equatable {
         return client
     }
 
+    /// What a client's budget is keyed on: an IPv4 address as it is, an IPv6 address as its /64
+    /// (one site is given a whole /64, so counting /128s would give it 2^64 budgets).
+    static func limiterKey(_ address: String) -> String {
+        guard let bytes = bytes(of: address), bytes.count == 16 else { return address }
+        return text(of: Array(bytes[0..<8]) + Array(repeating: 0, count: 8)) + "/64"
+    }
+
     /// The address in one spelling (an IPv4-mapped IPv6 address as IPv4), so one client is one subject.
     static func canonical(_ address: String) -> String {
         bytes(of: address).map(text(of:)) ?? address

@@ -45,4 +45,6 @@ enum AuthFailure: Sendable {
     /// Not tried: the source address is over its budget, and checking would cost a signature
     /// verification or a database query.
     case notTried
+    /// A dependency failed while checking (the database): answered 503 once the request is counted.
+    case unavailable(any Error)
 }

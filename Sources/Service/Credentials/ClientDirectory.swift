@@ -18,8 +18,8 @@ public struct ClientRecord: Sendable {
     public let scopes: [String]
     /// Not revoked; possibly expired (checked at use).
     public let credentials: [Credential]
-    /// Tokens issued in or before this second are dead (set when the agent stopped being active).
-    public let tokensValidAfter: Date?
+    /// The agent's token generation: new tokens carry it (`AccessTokenClaims.generation`).
+    public let tokenGeneration: Int
 }
 
 /// Finds clients by `client_id` and verifies their secrets, with a short per-instance cache so
@@ -32,9 +32,17 @@ public struct ClientRecord: Sendable {
 /// later, and a flood of one id costs one query. A malformed id costs none.
 public final class ClientDirectory: Sendable {
     private struct Entry {
-        /// Nil: no such client.
-        let record: ClientRecord?
+        let record: ClientRecord
         let fetched: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var known: [String: Entry] = [:]
+        /// Ids that named no client, and when that was learnt: kept apart, so a flood of unknown
+        /// ids cannot push the real clients out.
+        var unknown: [String: ContinuousClock.Instant] = [:]
+        /// Lookups under way: concurrent requests for one id share one query.
+        var inFlight: [String: Task<ClientRecord?, any Error>] = [:]
     }
 
     private let pool: ConnectionPool
@@ -43,9 +51,9 @@ public final class ClientDirectory: Sendable {
     private let unknownTTL: Duration
     /// The one clock of credential expiry (`Dependencies.now`).
     private let now: @Sendable () -> Date
-    private let cache = Mutex<[String: Entry]>([:])
+    private let state = Mutex(State())
     private let onLookup: (@Sendable () -> Void)?
-    /// Most entries kept; past it the cache starts over.
+    /// Most entries of each kind kept; past it the stale ones are dropped, then the kind starts over.
     static let capacity = 100_000
 
     public init(
@@ -64,30 +72,45 @@ public final class ClientDirectory: Sendable {
         self.now = now
     }
 
+    private enum Cached {
+        case known(ClientRecord)
+        case unknown
+        case fetching(Task<ClientRecord?, any Error>)
+    }
+
     /// The client, from the cache when fresh.
     public func client(_ clientID: String) async throws -> ClientRecord? {
         // Not the shape Signet issues (`sgc_` + 22 base64url characters): unknown, without a query.
         guard CredentialHasher.isWellFormedClientID(clientID) else { return nil }
         let started = ContinuousClock.now
-        if let entry = fresh(clientID, at: started) { return entry.record }
-        onLookup?()
-        let record = try await fetch(clientID)
-        cache.withLock { cache in
-            if cache.count >= Self.capacity { cache.removeAll() }
-            cache[clientID] = Entry(record: record, fetched: started)
+        let cached: Cached = state.withLock { state in
+            if let cached = fresh(clientID, at: started, in: state) { return cached }
+            if let task = state.inFlight[clientID] { return .fetching(task) }
+            let task = Task { try await self.fetch(clientID) }
+            state.inFlight[clientID] = task
+            return .fetching(task)
         }
-        return record
+        switch cached {
+        case .known(let record): return record
+        case .unknown: return nil
+        case .fetching(let task): return try await task.value
+        }
     }
 
     /// The client when it is in the cache and fresh; nil when it is not (or is known not to
     /// exist). Never queries.
     public func cachedClient(_ clientID: String) -> ClientRecord? {
-        fresh(clientID, at: .now)?.record
+        let now = ContinuousClock.now
+        return state.withLock { state in
+            if case .known(let record) = fresh(clientID, at: now, in: state) { return record }
+            return nil
+        }
     }
 
-    private func fresh(_ clientID: String, at now: ContinuousClock.Instant) -> Entry? {
-        guard let entry = cache.withLock({ $0[clientID] }) else { return nil }
-        return now - entry.fetched < (entry.record == nil ? unknownTTL : ttl) ? entry : nil
+    private func fresh(_ clientID: String, at now: ContinuousClock.Instant, in state: State) -> Cached? {
+        if let entry = state.known[clientID], now - entry.fetched < ttl { return .known(entry.record) }
+        if let learnt = state.unknown[clientID], now - learnt < unknownTTL { return .unknown }
+        return nil
     }
 
     /// The live credential of `client` that `secret` matches at `now`, if any. Every live
@@ -102,16 +125,44 @@ public final class ClientDirectory: Sendable {
 
     /// Forgets a client, after a change made through this instance.
     public func invalidate(clientID: String) {
-        _ = cache.withLock { $0.removeValue(forKey: clientID) }
+        _ = state.withLock { $0.known.removeValue(forKey: clientID) }
     }
 
+    /// One query for `clientID`; its answer is cached and the lookup leaves the in-flight set.
     private func fetch(_ clientID: String) async throws -> ClientRecord? {
+        let started = ContinuousClock.now
+        onLookup?()
+        let result: Swift.Result<ClientRecord?, any Error>
+        do {
+            result = .success(try await query(clientID))
+        } catch {
+            result = .failure(error)
+        }
+        state.withLock { state in
+            state.inFlight[clientID] = nil
+            switch result {
+            case .success(let record?):
+                if state.known.count >= Self.capacity { state.known = state.known.filter { started - $0.value.fetched < ttl } }
+                if state.known.count >= Self.capacity { state.known.removeAll() }
+                state.known[clientID] = Entry(record: record, fetched: started)
+            case .success(nil):
+                if state.unknown.count >= Self.capacity { state.unknown = state.unknown.filter { started - $0.value < unknownTTL } }
+                if state.unknown.count >= Self.capacity { state.unknown.removeAll() }
+                state.unknown[clientID] = started
+            case .failure:
+                break
+            }
+        }
+        return try result.get()
+    }
+
+    private func query(_ clientID: String) async throws -> ClientRecord? {
         let nowSeconds = String(now().timeIntervalSince1970)
         let records = try await pool.withConnection { connection in
             try connection.query(
                 """
                 SELECT a.id::text AS agent_id, a.owner, a.status, a.scopes::text AS scopes,
-                       extract(epoch FROM a.tokens_valid_after)::float8 AS valid_after,
+                       a.token_generation,
                        c.id::text AS credential_id, encode(c.secret_hash, 'hex') AS digest,
                        extract(epoch FROM c.expires_at)::float8 AS expires_at
                 FROM agents a LEFT JOIN agent_credentials c
@@ -138,7 +189,7 @@ public final class ClientDirectory: Sendable {
             status: status,
             scopes: AgentStore.scopes(fromJSON: first["scopes"] ?? "[]"),
             credentials: credentials,
-            tokensValidAfter: first["valid_after"].flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
+            tokenGeneration: first["token_generation"].flatMap(Int.init) ?? 0
         )
     }
 }

@@ -86,11 +86,11 @@ enum Migrations {
         ),
         Migration(
             version: 3,
-            name: "tokens valid after",
+            name: "token generation",
             sql: """
-                -- Set when an agent stops being active: a token issued in or before that second
-                -- stays dead after the agent is re-activated.
-                ALTER TABLE agents ADD COLUMN tokens_valid_after timestamptz;
+                -- Every token carries the generation it was issued in; it is bumped when the agent
+                -- stops being active or loses a scope, so tokens issued before stay dead.
+                ALTER TABLE agents ADD COLUMN token_generation integer NOT NULL DEFAULT 0;
                 """
         ),
     ]

@@ -15,6 +15,9 @@ public struct SignetRequestContext: RequestContext {
     var authFailure: AuthFailure?
     /// The client's address: the socket's peer, or what a trusted proxy forwarded.
     public var clientAddress: String?
+    /// What the limiter counts requests without a principal against: the client's address, an
+    /// IPv6 one as its /64 (`TrustedProxies.limiterKey`).
+    var limiterAddress = "unknown"
 
     /// The socket peer's IP address.
     public let remoteAddress: String?
@@ -26,9 +29,6 @@ public struct SignetRequestContext: RequestContext {
 
     /// JSON bodies larger than this are refused with 413 before they are parsed.
     public var maxUploadSize: Int { Limits.maxRequestBodyBytes }
-
-    /// The address the limiter counts anonymous requests against.
-    var limiterAddress: String { clientAddress ?? "unknown" }
 
     /// The parsed form of a `POST /oauth/*`, or its error.
     func oauthForm() throws -> OAuthForm {

@@ -2,7 +2,8 @@ import Logging
 
 /// Wraps a line-oriented log handler so that nothing a client sends can forge a line: control
 /// characters in the message and in every metadata value (a `%0A` in a client id, a header) are
-/// written as escapes (`\n`, `\u{1B}`) before the wrapped handler sees them.
+/// written as escapes (`\n`, `\u{1B}`), and a backslash as two, before the wrapped handler sees
+/// them, so an escape in a line always means an escaped character.
 public struct EscapingLogHandler<Wrapped: LogHandler>: LogHandler {
     public var wrapped: Wrapped
 
@@ -53,13 +54,14 @@ public struct EscapingLogHandler<Wrapped: LogHandler>: LogHandler {
     /// The text with every control character (C0, DEL, C1, and the Unicode line and paragraph
     /// separators) escaped; anything else unchanged.
     public static func escape(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
+        guard text.unicodeScalars.contains(where: { needsEscape($0) || $0 == "\\" }) else { return text }
         var escaped = ""
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\n": escaped += "\\n"
             case "\r": escaped += "\\r"
             case "\t": escaped += "\\t"
+            case "\\": escaped += "\\\\"
             case _ where needsEscape(scalar): escaped += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
             default: escaped.unicodeScalars.append(scalar)
             }

@@ -11,7 +11,9 @@ public final class AddressGate: Sendable {
     }
 
     private let state = Mutex(State())
-    /// Most addresses remembered; past it the expired ones are dropped, then all.
+    /// Most addresses remembered; past it the expired ones are dropped, and when none has
+    /// expired a new one is not held (the shared limiter still refuses it): a flood of addresses
+    /// cannot push out the ones already held.
     let capacity: Int
 
     public init(capacity: Int = 100_000) {
@@ -34,9 +36,9 @@ public final class AddressGate: Sendable {
     /// Blocks `address` for `milliseconds` (the limiter's reset).
     public func block(_ address: String, milliseconds: Int64, now: ContinuousClock.Instant = .now) {
         state.withLock { state in
-            if state.until.count >= capacity {
+            if state.until.count >= capacity, state.until[address] == nil {
                 state.until = state.until.filter { $0.value > now }
-                if state.until.count >= capacity { state.until.removeAll() }
+                guard state.until.count < capacity else { return }
             }
             state.until[address] = now + .milliseconds(max(1, milliseconds))
         }

@@ -2,8 +2,10 @@ import Foundation
 import JWTKit
 import Spec
 
-/// The claims of a Signet access token (RFC 9068), plus `credential_id`: the credential the token
-/// was minted with, so revoking that credential ends the token at once on Signet's endpoints.
+/// The claims of a Signet access token (RFC 9068), plus `credential_id`, the credential the token
+/// was minted with, and `generation`, the agent's token generation when it was issued: revoking
+/// that credential, or a suspension or a removed scope (which bump the generation), ends the token
+/// at once on Signet's endpoints.
 public struct AccessTokenClaims: JWTPayload, Equatable {
     public var iss: String
     public var sub: String
@@ -15,13 +17,16 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
     public var jti: String
     /// Absent in tokens minted before tokens were bound to their credential.
     public var credential_id: String?
+    /// Absent in those tokens too: generation 0.
+    public var generation: Int?
     /// Not set by Signet; checked when present.
     public var nbf: Int64?
 
     public init(
         iss: String, sub: String, aud: String, client_id: String, scope: String, iat: Int64, exp: Int64, jti: String,
-        credential_id: String? = nil, nbf: Int64? = nil
+        credential_id: String? = nil, generation: Int? = nil, nbf: Int64? = nil
     ) {
+        self.generation = generation
         self.iss = iss
         self.sub = sub
         self.aud = aud

@@ -61,7 +61,9 @@ struct OAuthRoutes {
         guard let token = form["token"], !token.isEmpty else { throw OAuthError(.invalidRequest, "token is required") }
         // A client learns only about its own tokens (RFC 7662 §4): another client's token is
         // answered as inactive, whatever it is.
-        guard let claims = try await tokens.activeClaims(of: token), caller.mayInspect(claims) else {
+        guard let verified = await tokens.currentClaims(of: token), caller.mayInspect(verified),
+            let claims = try await tokens.liveClaims(verified)
+        else {
             return try jsonResponse(["active": false], headers: [.cacheControl: "no-store"])
         }
         return try jsonResponse(Introspection(claims: claims), headers: [.cacheControl: "no-store"])
@@ -116,8 +118,10 @@ struct OAuthRoutes {
     }
 
     /// The error for a request without an authenticated client (RFC 6749 §5.2).
-    static func clientAuthenticationError(_ context: SignetRequestContext, basicAttempted: Bool) -> OAuthError {
+    static func clientAuthenticationError(_ context: SignetRequestContext, basicAttempted: Bool) -> any Error {
         switch context.authFailure {
+        case .unavailable(let error):
+            return error
         case .malformed(let error):
             return error
         case .invalidClient(let method, let known):

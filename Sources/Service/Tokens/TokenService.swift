@@ -69,15 +69,7 @@ public struct TokenService: Sendable {
             throw OAuthError(
                 .invalidScope, requested.isEmpty ? "the agent holds no scope" : "none of the requested scopes is granted to this agent")
         }
-        var issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
-        if let validAfter = client.tokensValidAfter, issuedAt <= Self.wholeSecond(validAfter) {
-            // Re-activated within the second it was suspended in: a token stamped with that
-            // second would be dead on arrival (tokens are live only if issued after it), so wait
-            // for the next one (less than a second, and only in this case).
-            let next = Date(timeIntervalSince1970: Double(Self.wholeSecond(validAfter) + 1))
-            try await Task.sleep(for: .milliseconds(Int64(max(0, next.timeIntervalSince(now())) * 1000) + 1))
-            issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
-        }
+        let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
         let lifetime = ttl.components.seconds
         let claims = AccessTokenClaims(
             iss: issuer,
@@ -88,7 +80,8 @@ public struct TokenService: Sendable {
             iat: issuedAt,
             exp: issuedAt + lifetime,
             jti: CredentialHasher.randomBase64URL(byteCount: 16),
-            credential_id: credential.id
+            credential_id: credential.id,
+            generation: client.tokenGeneration
         )
         let token = try await keyRing.sign(claims)
         recorder.noteUse(of: credential.id)
@@ -110,27 +103,33 @@ public struct TokenService: Sendable {
         }
     }
 
-    /// The claims of `token` when it is active (`isCurrent` and `liveClaims`), nil otherwise.
+    /// The claims of `token` when it is active (`currentClaims` and `liveClaims`), nil otherwise.
     func activeClaims(of token: String) async throws -> AccessTokenClaims? {
+        guard let claims = await currentClaims(of: token) else { return nil }
+        return try await liveClaims(claims)
+    }
+
+    /// The claims of `token` when a published key signed it and it is current for this issuer
+    /// and audience (`AccessTokenClaims.isCurrent`); no database read.
+    func currentClaims(of token: String) async -> AccessTokenClaims? {
         guard let claims = await keyRing.verify(token), claims.isCurrent(issuer: issuer, audience: audience, at: now()) else {
             return nil
         }
-        return try await liveClaims(claims)
+        return claims
     }
 
     /// The claims of a verified, current token as they stand now, read from the database in one
     /// round trip (no cache: every instance sees a change at once): nil when the token is
-    /// revoked, its credential is revoked or expired, its agent is not active or was suspended
-    /// since the token was issued; else the claims with their scopes narrowed to the agent's
-    /// current ones (nil when none is left).
+    /// revoked, its credential is revoked or expired, its agent is not active, or the agent's
+    /// token generation moved on since it was issued (a suspension or a removed scope); else the
+    /// claims with their scopes narrowed to the agent's current ones (nil when none is left).
     func liveClaims(_ claims: AccessTokenClaims) async throws -> AccessTokenClaims? {
         let nowSeconds = now().timeIntervalSince1970
         let state = try await pool.withConnection { connection in
             try connection.query(
                 """
                 SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked,
-                       a.status, a.scopes::text AS scopes,
-                       extract(epoch FROM a.tokens_valid_after)::float8 AS valid_after,
+                       a.status, a.scopes::text AS scopes, a.token_generation,
                        ($4::uuid IS NULL OR EXISTS (
                            SELECT 1 FROM agent_credentials c
                            WHERE c.id = $4::uuid AND c.agent_id = a.id AND c.revoked_at IS NULL
@@ -140,25 +139,15 @@ public struct TokenService: Sendable {
                 [claims.jti, claims.sub, claims.client_id, claims.credential_id, String(nowSeconds)]
             ).records.first
         }
-        guard let state, state["revoked"] == "f", state["credential_live"] == "t", state["status"] == Agent.Status.active.rawValue
+        guard let state, state["revoked"] == "f", state["credential_live"] == "t", state["status"] == Agent.Status.active.rawValue,
+            state["token_generation"].flatMap(Int.init) == claims.generation ?? 0
         else { return nil }
-        if let validAfter = state["valid_after"].flatMap(Double.init),
-            claims.iat <= Self.wholeSecond(Date(timeIntervalSince1970: validAfter))
-        {
-            return nil
-        }
         let held = Set(AgentStore.scopes(fromJSON: state["scopes"] ?? "[]"))
         let live = claims.scopes.filter(held.contains)
         guard !live.isEmpty else { return nil }
         var narrowed = claims
         narrowed.scope = live.joined(separator: " ")
         return narrowed
-    }
-
-    /// The whole second `date` falls in: a token is live after a suspension only when issued in a
-    /// later second than it (`iat` has whole seconds).
-    static func wholeSecond(_ date: Date) -> Int64 {
-        Int64(date.timeIntervalSince1970.rounded(.down))
     }
 
     /// Revokes `token` until it expires; tokens that are not ours, or already expired, are ignored

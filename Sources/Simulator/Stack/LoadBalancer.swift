@@ -9,8 +9,10 @@ public final class LoadBalancer: Sendable {
 
     public var url: String { "http://127.0.0.1:\(port)" }
 
-    /// `TRUSTED_PROXIES` for instances behind a balancer: haproxy connects from loopback.
-    public static let trustedProxies = "127.0.0.1/32"
+    /// The loopback address haproxy connects to the instances from.
+    static let sourceAddress = "127.0.0.9"
+    /// `TRUSTED_PROXIES` for instances behind a balancer: haproxy's own source address only.
+    public static let trustedProxies = "\(sourceAddress)/32"
 
     private init(port: Int, process: ManagedProcess, configurationFile: URL) {
         self.port = port
@@ -37,6 +39,9 @@ public final class LoadBalancer: Sendable {
                 # The client's address, appended to X-Forwarded-For: Signet believes it from
                 # TRUSTED_PROXIES only (LoadBalancer.trustedProxies).
                 option forwardfor
+                # Connections to the instances come from an address of haproxy's own, so a client
+                # on 127.0.0.1 talking to an instance directly is not taken for the balancer.
+                source \(Self.sourceAddress)
             frontend signet
                 bind 127.0.0.1:\(port)
                 default_backend instances
