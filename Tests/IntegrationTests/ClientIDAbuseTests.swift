@@ -32,20 +32,27 @@ final class ClientIDAbuseTests: XCTestCase {
     }
 
     func testMalformedClientIDsAreUnknownAndShareTheAddressBudget() async throws {
-        let signet = try await TestSignet.make(["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "5", "REDIS_RATE_LIMIT_ENABLED": "false"])
+        let signet = try await TestSignet.make(["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "10", "REDIS_RATE_LIMIT_ENABLED": "false"])
         try await signet.test { client in
             let ids = [
-                "sgc_short", "sgc_" + String(repeating: "A", count: 23), "sgc_AAAAAAAAAAAAAAAAAAAAA=", "SGC_AAAAAAAAAAAAAAAAAAAAAA", "x",
+                "sgc_short", "sgc_" + String(repeating: "A", count: 23), "sgc_AAAAAAAAAAAAAAAAAAAAA=", "SGC_AAAAAAAAAAAAAAAAAAAAAA",
+                "sgc_" + String(repeating: "A", count: 4000),
             ]
             for id in ids {
-                let response = try await client.tokenRequest(
+                let posted = try await client.tokenRequest(
                     "grant_type=client_credentials&client_id=\(formEncode(id))&client_secret=whatever")
-                XCTAssertEqual(response.status, .unauthorized, "\(id): \(response.text)")
-                XCTAssertEqual(response.errorCode, "invalid_client")
+                XCTAssertEqual(posted.status, .unauthorized, "form \(id.prefix(40)): \(posted.text)")
+                XCTAssertEqual(posted.errorCode, "invalid_client")
+                XCTAssertNil(posted.object["access_token"])
+                let basic = try await client.tokenRequest("grant_type=client_credentials", basic: (id, "whatever"))
+                XCTAssertEqual(basic.status, .unauthorized, "Basic \(id.prefix(40)): \(basic.text)")
+                XCTAssertEqual(basic.errorCode, "invalid_client")
+                XCTAssertNil(basic.object["access_token"])
             }
-            // Five malformed ids spent the address's budget of five: they were one subject.
-            let sixth = try await client.tokenRequest("grant_type=client_credentials&client_id=sgc_other&client_secret=x")
-            XCTAssertEqual(sixth.status, .tooManyRequests, "malformed ids count against the address, not a fresh key each")
+            // Ten malformed ids, by form and by Basic, spent the address's budget of ten: they
+            // were one subject, not a fresh key each.
+            let eleventh = try await client.tokenRequest("grant_type=client_credentials&client_id=sgc_other&client_secret=x")
+            XCTAssertEqual(eleventh.status, .tooManyRequests, "malformed ids count against the address, not a fresh key each")
         }
     }
 
