@@ -86,6 +86,48 @@ final class AddressBudgetTests: XCTestCase {
         }
     }
 
+    func testABurstOfDistinctClientIDsIsNotLookedUpAllAtOnce() async throws {
+        let lookups = Atomic<Int>(0)
+        let answered = AnsweredCount()
+        let database = try await TestDatabase.create()
+        let signet = try await TestSignet.make(
+            ["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "25"], database: database, onClientLookup: { lookups.add(1, ordering: .relaxed) })
+        try await signet.live { port, _ in
+            // Lookups stall on a lock while the burst arrives: each one under way stays under way.
+            let locker = try PostgresConnection.connect(try TestDatabase.url(applicationName: "locker", database: database), settings: [])
+            defer { locker.close() }
+            _ = try locker.query("BEGIN")
+            _ = try locker.query("LOCK TABLE agents IN ACCESS EXCLUSIVE MODE")
+            let burst = Task {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for _ in 0..<200 {
+                        group.addTask {
+                            let status = try await offloaded {
+                                try RawConnection.request(
+                                    port: port, from: "127.0.0.7", "POST", "/oauth/token", headers: Self.form,
+                                    body: "grant_type=client_credentials&client_id=\(randomClientID())&client_secret=x"
+                                ).status
+                            }
+                            answered.value.add(1, ordering: .relaxed)
+                            return status
+                        }
+                    }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+            }
+            // All but the 8 lookups one address may have under way are answered while the lock holds.
+            try await eventually("the burst is answered but for the stalled lookups") {
+                answered.value.load(ordering: .relaxed) >= 192
+            }
+            XCTAssertEqual(lookups.load(ordering: .relaxed), 8, "8 queries under way for the address, not 200")
+            _ = try locker.query("ROLLBACK")
+            let statuses = try await burst.value
+            XCTAssertEqual(statuses.filter { $0 == 401 }.count, 25, "the address budget, whatever arrived at once")
+            XCTAssertEqual(statuses.filter { $0 == 429 }.count, 175)
+            XCTAssertLessThanOrEqual(lookups.load(ordering: .relaxed), 8 + 25)
+        }
+    }
+
     func testAnOverBudgetAddressIsRefusedBeforeAnyLookupButTheAdminStillWorks() async throws {
         let lookups = Atomic<Int>(0)
         let signet = try await TestSignet.make(
@@ -185,4 +227,9 @@ func randomClientID() -> String {
     let bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
     let base64URL = Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
     return "sgc_" + base64URL.prefix(22)
+}
+
+/// Requests of a burst answered so far.
+final class AnsweredCount: Sendable {
+    let value = Atomic<Int>(0)
 }

@@ -83,6 +83,18 @@ final class AddressGateTests: XCTestCase {
     }
 }
 
+extension AddressGateTests {
+    func testBoundsTheExpensiveChecksOneAddressHasUnderWay() {
+        let gate = AddressGate(concurrentWork: 2)
+        XCTAssertTrue(gate.beginWork("a"))
+        XCTAssertTrue(gate.beginWork("a"))
+        XCTAssertFalse(gate.beginWork("a"), "a third at once is refused")
+        XCTAssertTrue(gate.beginWork("b"), "other addresses are not affected")
+        gate.endWork("a")
+        XCTAssertTrue(gate.beginWork("a"), "a slot freed")
+    }
+}
+
 final class TokenTimeTests: XCTestCase {
     let claims = AccessTokenClaims(
         iss: "https://signet.test", sub: "s", aud: "https://signet.test", client_id: "c", scope: "read", iat: 1000, exp: 1900, jti: "j")

@@ -15,7 +15,9 @@ import Hummingbird
 /// health routes authenticate nothing.
 ///
 /// While the address is over its budget (`AddressGate`), nothing that costs a signature
-/// verification or a database query is tried; a dependency failing during authentication is
+/// verification or a database query is tried, and an address may have at most
+/// `AddressGate.concurrentWork` client lookups under way at once (a request past that is not
+/// authenticated and counts against the address); a dependency failing during authentication is
 /// recorded (`.unavailable`) so the request is still counted before it is answered 503.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
@@ -48,7 +50,11 @@ struct AuthMiddleware: RouterMiddleware {
                     context.authFailure = .invalidBearer
                 }
             } else if path.hasPrefix("/oauth/") {
-                switch try await clients.authenticate(request, form: context.form ?? OAuthForm(fields: [:]), mayQuery: mayWork) {
+                let address = context.limiterAddress
+                let admission = ClientDirectory.Admission(begin: { gate.beginWork(address) }, end: { gate.endWork(address) })
+                switch try await clients.authenticate(
+                    request, form: context.form ?? OAuthForm(fields: [:]), mayQuery: mayWork, admission: admission)
+                {
                 case .none: break
                 case .authenticated(let principal): context.principal = principal
                 case .failed(let failure): context.authFailure = failure

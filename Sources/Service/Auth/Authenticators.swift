@@ -62,7 +62,10 @@ struct ClientCredentialsAuthenticator: Sendable {
 
     /// - Parameter mayQuery: false while the source address is over its budget: only a client
     ///   already in the directory's cache is checked (an HMAC, no query).
-    func authenticate(_ request: Request, form: OAuthForm, mayQuery: Bool) async throws -> Outcome {
+    /// - Parameter admission: bounds the queries one address may have under way at once.
+    func authenticate(
+        _ request: Request, form: OAuthForm, mayQuery: Bool, admission: ClientDirectory.Admission? = nil
+    ) async throws -> Outcome {
         let credentials: ClientCredentials?
         do {
             credentials = try ClientCredentials.from(request, form: form)
@@ -75,7 +78,11 @@ struct ClientCredentialsAuthenticator: Sendable {
         }
         let client: ClientRecord?
         if mayQuery {
-            client = try await directory.client(credentials.clientID)
+            do {
+                client = try await directory.client(credentials.clientID, admission: admission)
+            } catch is ClientDirectory.LookupRefused {
+                return .failed(.notTried)
+            }
         } else {
             guard let cached = directory.cachedClient(credentials.clientID) else { return .failed(.notTried) }
             client = cached

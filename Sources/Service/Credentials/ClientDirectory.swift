@@ -76,17 +76,37 @@ public final class ClientDirectory: Sendable {
         case known(ClientRecord)
         case unknown
         case fetching(Task<ClientRecord?, any Error>)
+        case refused
     }
 
+    /// Who may start a query: `begin` says whether one more may start now (false: the lookup is
+    /// refused), `end` is called once it has finished. Joining a query under way needs neither.
+    public struct Admission: Sendable {
+        let begin: @Sendable () -> Bool
+        let end: @Sendable () -> Void
+
+        public init(begin: @escaping @Sendable () -> Bool, end: @escaping @Sendable () -> Void) {
+            self.begin = begin
+            self.end = end
+        }
+    }
+
+    /// Thrown by `client(_:admission:)` when a query was needed and `admission` refused it.
+    public struct LookupRefused: Error {}
+
     /// The client, from the cache when fresh.
-    public func client(_ clientID: String) async throws -> ClientRecord? {
+    public func client(_ clientID: String, admission: Admission? = nil) async throws -> ClientRecord? {
         // Not the shape Signet issues (`sgc_` + 22 base64url characters): unknown, without a query.
         guard CredentialHasher.isWellFormedClientID(clientID) else { return nil }
         let started = ContinuousClock.now
         let cached: Cached = state.withLock { state in
             if let cached = fresh(clientID, at: started, in: state) { return cached }
             if let task = state.inFlight[clientID] { return .fetching(task) }
-            let task = Task { try await self.fetch(clientID) }
+            if let admission, !admission.begin() { return .refused }
+            let task = Task {
+                defer { admission?.end() }
+                return try await self.fetch(clientID)
+            }
             state.inFlight[clientID] = task
             return .fetching(task)
         }
@@ -94,6 +114,7 @@ public final class ClientDirectory: Sendable {
         case .known(let record): return record
         case .unknown: return nil
         case .fetching(let task): return try await task.value
+        case .refused: throw LookupRefused()
         }
     }
 

@@ -8,6 +8,8 @@ import Synchronization
 public final class AddressGate: Sendable {
     private struct State {
         var until: [String: ContinuousClock.Instant] = [:]
+        /// Expensive checks (client lookups) under way per address.
+        var working: [String: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -16,8 +18,31 @@ public final class AddressGate: Sendable {
     /// cannot push out the ones already held.
     let capacity: Int
 
-    public init(capacity: Int = 100_000) {
+    /// Most expensive checks one address may have under way at once on this instance: a burst
+    /// of distinct client ids is not looked up all at once before the first of them is counted.
+    let concurrentWork: Int
+
+    public init(capacity: Int = 100_000, concurrentWork: Int = 8) {
         self.capacity = capacity
+        self.concurrentWork = concurrentWork
+    }
+
+    /// Starts an expensive check for `address` when fewer than `concurrentWork` are under way.
+    public func beginWork(_ address: String) -> Bool {
+        state.withLock { state in
+            let current = state.working[address, default: 0]
+            guard current < concurrentWork else { return false }
+            state.working[address] = current + 1
+            return true
+        }
+    }
+
+    /// Ends a check that `beginWork` started.
+    public func endWork(_ address: String) {
+        state.withLock { state in
+            let remaining = state.working[address, default: 1] - 1
+            state.working[address] = remaining > 0 ? remaining : nil
+        }
     }
 
     /// Whole seconds until `address` may retry (at least 1), or nil when it is not blocked.
