@@ -122,8 +122,9 @@ final class AddressBudgetTests: XCTestCase {
             XCTAssertEqual(lookups.load(ordering: .relaxed), 8, "8 queries under way for the address, not 200")
             _ = try locker.query("ROLLBACK")
             let statuses = try await burst.value
-            XCTAssertEqual(statuses.filter { $0 == 401 }.count, 25, "the address budget, whatever arrived at once")
-            XCTAssertEqual(statuses.filter { $0 == 429 }.count, 175)
+            XCTAssertEqual(statuses.filter { $0 == 429 }.count, 175, "past the address budget, whatever arrived at once")
+            XCTAssertTrue(
+                Set(statuses.filter { $0 != 429 }).isSubset(of: [401, 503]), "within it: 401, or 503 for a lookup past the 8: \(statuses)")
             XCTAssertLessThanOrEqual(lookups.load(ordering: .relaxed), 8 + 25)
         }
     }

@@ -16,8 +16,8 @@ import Hummingbird
 ///
 /// While the address is over its budget (`AddressGate`), nothing that costs a signature
 /// verification or a database query is tried, and an address may have at most
-/// `AddressGate.concurrentWork` client lookups under way at once (a request past that is not
-/// authenticated and counts against the address); a dependency failing during authentication is
+/// `AddressGate.concurrentWork` client lookups under way at once (a request past that is answered
+/// 503 with `Retry-After` and counts against the address); a dependency failing during authentication is
 /// recorded (`.unavailable`) so the request is still counted before it is answered 503.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext

@@ -81,7 +81,9 @@ struct ClientCredentialsAuthenticator: Sendable {
             do {
                 client = try await directory.client(credentials.clientID, admission: admission)
             } catch is ClientDirectory.LookupRefused {
-                return .failed(.notTried)
+                // Not the client's fault, and maybe a real client behind a busy NAT: 503 and a
+                // retry, never a 401 for a secret nobody checked.
+                return .failed(.unavailable(SignetError.unavailable("too many client lookups from this address at once; retry shortly")))
             }
         } else {
             guard let cached = directory.cachedClient(credentials.clientID) else { return .failed(.notTried) }
