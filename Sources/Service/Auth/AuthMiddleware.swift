@@ -50,8 +50,7 @@ struct AuthMiddleware: RouterMiddleware {
                     context.authFailure = .invalidBearer
                 }
             } else if path.hasPrefix("/oauth/") {
-                let address = context.limiterAddress
-                let admission = ClientDirectory.Admission(begin: { gate.beginWork(address) }, end: { gate.endWork(address) })
+                let admission = ClientDirectory.Admission(gate: gate, address: context.limiterAddress)
                 switch try await clients.authenticate(
                     request, form: context.form ?? OAuthForm(fields: [:]), mayQuery: mayWork, admission: admission)
                 {

@@ -58,9 +58,9 @@ public struct TrustedProxies: Sendable, Equatable {
     /// `X-Forwarded-For` value, in order). From a trusted peer, the list is read from the right:
     /// the first address that is not a trusted proxy is the client's (anything a client wrote
     /// itself is further left and never reached); from anyone else, the peer.
-    public func clientAddress(peer: String?, forwardedFor: [String]) -> String? {
+    public func clientAddress(peer: String?, forwardedFor: @autoclosure () -> [String]) -> String? {
         guard let peer, contains(peer) else { return peer.map(Self.canonical) }
-        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        let hops = forwardedFor().flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
         var client = Self.canonical(peer)
         for hop in hops.reversed() {
             guard let bytes = Self.bytes(of: hop) else { break }
@@ -73,13 +73,15 @@ public struct TrustedProxies: Sendable, Equatable {
     /// What a client's budget is keyed on: an IPv4 address as it is, an IPv6 address as its /64
     /// (one site is given a whole /64, so counting /128s would give it 2^64 budgets).
     static func limiterKey(_ address: String) -> String {
-        guard let bytes = bytes(of: address), bytes.count == 16 else { return address }
+        guard address.utf8.contains(UInt8(ascii: ":")), let bytes = bytes(of: address), bytes.count == 16 else { return address }
         return text(of: Array(bytes[0..<8]) + Array(repeating: 0, count: 8)) + "/64"
     }
 
     /// The address in one spelling (an IPv4-mapped IPv6 address as IPv4), so one client is one subject.
     static func canonical(_ address: String) -> String {
-        bytes(of: address).map(text(of:)) ?? address
+        // An IPv4 address from the socket is already in its one spelling: no parsing on the hot path.
+        guard address.utf8.contains(UInt8(ascii: ":")) else { return address }
+        return bytes(of: address).map(text(of:)) ?? address
     }
 
     /// 4 bytes for IPv4 (IPv4-mapped IPv6 included), 16 for IPv6; nil for anything else.

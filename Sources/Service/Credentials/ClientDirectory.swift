@@ -20,6 +20,8 @@ public struct ClientRecord: Sendable {
     public let credentials: [Credential]
     /// The agent's token generation: new tokens carry it (`AccessTokenClaims.generation`).
     public let tokenGeneration: Int
+    /// The agent's rate-limit subject, hashed once per lookup rather than once per request.
+    public let rateLimitSubject: RateLimitSubject
 }
 
 /// Finds clients by `client_id` and verifies their secrets, with a short per-instance cache so
@@ -79,15 +81,16 @@ public final class ClientDirectory: Sendable {
         case refused
     }
 
-    /// Who may start a query: `begin` says whether one more may start now (false: the lookup is
-    /// refused), `end` is called once it has finished. Joining a query under way needs neither.
+    /// Who may start a query: the address's slot in its gate (`AddressGate.beginWork`), taken
+    /// before the query and given back after it; refused when the address has too many under
+    /// way. Joining a query under way needs none.
     public struct Admission: Sendable {
-        let begin: @Sendable () -> Bool
-        let end: @Sendable () -> Void
+        let gate: AddressGate
+        let address: String
 
-        public init(begin: @escaping @Sendable () -> Bool, end: @escaping @Sendable () -> Void) {
-            self.begin = begin
-            self.end = end
+        public init(gate: AddressGate, address: String) {
+            self.gate = gate
+            self.address = address
         }
     }
 
@@ -102,9 +105,9 @@ public final class ClientDirectory: Sendable {
         let cached: Cached = state.withLock { state in
             if let cached = fresh(clientID, at: started, in: state) { return cached }
             if let task = state.inFlight[clientID] { return .fetching(task) }
-            if let admission, !admission.begin() { return .refused }
+            if let admission, !admission.gate.beginWork(admission.address) { return .refused }
             let task = Task {
-                defer { admission?.end() }
+                defer { admission.map { $0.gate.endWork($0.address) } }
                 return try await self.fetch(clientID)
             }
             state.inFlight[clientID] = task
@@ -210,7 +213,8 @@ public final class ClientDirectory: Sendable {
             status: status,
             scopes: AgentStore.scopes(fromJSON: first["scopes"] ?? "[]"),
             credentials: credentials,
-            tokenGeneration: first["token_generation"].flatMap(Int.init) ?? 0
+            tokenGeneration: first["token_generation"].flatMap(Int.init) ?? 0,
+            rateLimitSubject: RateLimitSubject(.agent, try first.required("agent_id"))
         )
     }
 }

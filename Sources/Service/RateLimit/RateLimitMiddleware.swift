@@ -65,7 +65,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         switch context.principal {
         case .admin: return admin.subject
         case .agent(let claims): return RateLimitSubject(.agent, claims.sub)
-        case .client(let client, _): return RateLimitSubject(.agent, client.agentID)
+        case .client(let client, _): return client.rateLimitSubject
         case nil: return RateLimitSubject(.address, context.limiterAddress)
         }
     }
