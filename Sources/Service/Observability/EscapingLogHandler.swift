@@ -28,7 +28,8 @@ public struct EscapingLogHandler<Wrapped: LogHandler>: LogHandler {
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { wrapped[metadataKey: key] }
-        set { wrapped[metadataKey: key] = newValue }
+        // In place: every request sets its id on a copy of the logger.
+        _modify { yield &wrapped[metadataKey: key] }
     }
 
     public func log(event: LogEvent) {
