@@ -1,8 +1,9 @@
 import Foundation
 
 /// Who a request proved to be: set once, by the authentication layer (`AuthMiddleware`), before
-/// the rate limiter; routes and the limiter read it and nothing else.
-public enum Principal: Sendable, CustomStringConvertible {
+/// the rate limiter; routes and the limiter read it and nothing else. `indirect`, so it is one
+/// pointer in the request context, which every middleware copies.
+public indirect enum Principal: Sendable, CustomStringConvertible {
     /// The admin token.
     case admin
     /// An agent, by one of its access tokens: signature, `exp`, `nbf`, `iat`, `iss` and `aud`
@@ -33,8 +34,8 @@ public enum Principal: Sendable, CustomStringConvertible {
 }
 
 /// Why a request that carried credentials has no principal. Routes turn it into their error;
-/// the limiter counts the request against its source address.
-enum AuthFailure: Sendable {
+/// the limiter counts the request against its source address. `indirect` for the same reason.
+indirect enum AuthFailure: Sendable {
     /// A bearer token that is neither the admin token nor a current access token of this issuer.
     case invalidBearer
     /// Client credentials that do not authenticate: an unknown or malformed client id, or a
