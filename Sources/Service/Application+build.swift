@@ -138,12 +138,12 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let admin = AdminAuthenticator(adminToken: configuration.adminToken)
     let gate = AddressGate()
 
-    // In order: request id; errors of the layers below as JSON; the OAuth form read once;
-    // authentication (one principal, or none); the limiter (keyed on it, or on the address);
-    // errors of the routes as JSON, so they carry the limiter's headers.
+    // In order: request id; the OAuth form read once; authentication (one principal, or none);
+    // the limiter (keyed on it, or on the address); errors of the routes as JSON, so they carry
+    // the limiter's headers. The form and authentication layers never throw: what fails there
+    // is kept in the context and answered by the route once the limiter has counted it.
     let router = Router(context: SignetRequestContext.self)
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
-    router.add(middleware: ErrorMiddleware())
     router.add(middleware: FormBodyMiddleware())
     router.add(
         middleware: AuthMiddleware(

@@ -48,7 +48,8 @@ public final class AddressGate: Sendable {
     /// Whole seconds until `address` may retry (at least 1), or nil when it is not blocked.
     public func retryAfter(_ address: String, now: ContinuousClock.Instant = .now) -> Int? {
         state.withLock { state in
-            guard let until = state.until[address] else { return nil }
+            // The common case, nobody held: no hashing.
+            guard !state.until.isEmpty, let until = state.until[address] else { return nil }
             guard until > now else {
                 state.until[address] = nil
                 return nil

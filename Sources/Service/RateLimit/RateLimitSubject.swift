@@ -30,6 +30,32 @@ public struct RateLimitSubject: Hashable, Sendable {
     }
 }
 
+extension RateLimitSubject {
+    /// A value for each kind, read without hashing (on every request).
+    public struct PerKind<Value: Sendable>: Sendable {
+        private let agent: Value
+        private let admin: Value
+        private let address: Value
+        private let discovery: Value
+
+        public init(_ make: (Kind) -> Value) {
+            agent = make(.agent)
+            admin = make(.admin)
+            address = make(.address)
+            discovery = make(.discovery)
+        }
+
+        public subscript(_ kind: Kind) -> Value {
+            switch kind {
+            case .agent: agent
+            case .admin: admin
+            case .address: address
+            case .discovery: discovery
+            }
+        }
+    }
+}
+
 /// The requests each kind of subject may make per window.
 public struct RateLimitBudgets: Sendable, Equatable {
     public var agent: Int

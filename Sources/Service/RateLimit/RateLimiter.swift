@@ -20,15 +20,12 @@ public final class RateLimiter: Service, Sendable {
 
     /// Each kind of subject's requests per window.
     public let budgets: RateLimitBudgets
-    private let policies: [RateLimitSubject.Kind: String]
+    private let policies: RateLimitSubject.PerKind<String>
 
     public init(configuration: RateLimitConfiguration, logger: Logger) {
         budgets = RateLimitBudgets(configuration)
         let seconds = max(1, (configuration.windowMilliseconds + 999) / 1000)
-        policies = Dictionary(
-            uniqueKeysWithValues: RateLimitSubject.Kind.allCases.map { [budgets] kind in
-                (kind, "\(budgets.limit(kind));w=\(seconds)")
-            })
+        policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets.limit(kind));w=\(seconds)" }
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
         redis = configuration.redis.map { RedisWindow(endpoint: $0, configuration: configuration) }
@@ -40,7 +37,7 @@ public final class RateLimiter: Service, Sendable {
 
     /// The `RateLimit-Policy` header's value (draft 07) for a kind of subject:
     /// `<limit>;w=<window in whole seconds>`.
-    public func policy(_ kind: RateLimitSubject.Kind) -> String { policies[kind] ?? "" }
+    public func policy(_ kind: RateLimitSubject.Kind) -> String { policies[kind] }
 
     public func decide(_ subject: RateLimitSubject) async -> RateLimitDecision {
         guard let redis, breaker.withLock({ $0.allowsRequests }) else { return decideInMemory(subject) }

@@ -81,7 +81,7 @@ private final class Calls: Sendable {
     let keyStart: [UInt8]
     let windowArgument: [UInt8]
     let budgets: RateLimitBudgets
-    let limitArguments: [RateLimitSubject.Kind: [UInt8]]
+    let limitArguments: RateLimitSubject.PerKind<[UInt8]>
     /// This process's random prefix of the members it adds, so no two calls share a member.
     let memberPrefix = Array(Encoding.base64URL(Encoding.randomBytes(6)).utf8) + [UInt8(ascii: ":")]
     let sequence = Atomic<UInt64>(0)
@@ -91,8 +91,7 @@ private final class Calls: Sendable {
         windowArgument = Array(String(configuration.windowMilliseconds).utf8)
         let budgets = RateLimitBudgets(configuration)
         self.budgets = budgets
-        limitArguments = Dictionary(
-            uniqueKeysWithValues: RateLimitSubject.Kind.allCases.map { ($0, Array(String(budgets.limit($0)).utf8)) })
+        limitArguments = RateLimitSubject.PerKind { Array(String(budgets.limit($0)).utf8) }
     }
     /// One pipeline of EVALSHA, one per subject in the batch (requests of the same subject are
     /// decided by one call, in arrival order); on NOSCRIPT (after a restart or `SCRIPT FLUSH`) the
@@ -129,7 +128,7 @@ private final class Calls: Sendable {
         let call = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         let members = memberPrefix + String(call).utf8 + [UInt8(ascii: ":")]
         return RedisWindow.windowScript.call(
-            keys: [key], arguments: [windowArgument, limitArguments[subject.kind] ?? [], Array(String(requests).utf8), members])
+            keys: [key], arguments: [windowArgument, limitArguments[subject.kind], Array(String(requests).utf8), members])
     }
 
     /// The decisions of `requests` requests of one subject from one script reply: the first
