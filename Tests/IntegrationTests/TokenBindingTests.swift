@@ -137,17 +137,3 @@ final class TokenBindingTests: XCTestCase {
         }
     }
 }
-
-extension TestClientProtocol {
-    /// `POST /oauth/introspect` as the admin; the whole answer.
-    func introspect(_ token: String) async throws -> [String: Any] {
-        let response = try await execute(
-            uri: "/oauth/introspect",
-            method: .post,
-            headers: [.authorization: "Bearer \(TestSignet.adminToken)", .contentType: "application/x-www-form-urlencoded"],
-            body: ByteBuffer(string: "token=\(formEncode(token))")
-        )
-        XCTAssertEqual(response.status, .ok, response.text)
-        return response.object
-    }
-}

@@ -46,8 +46,8 @@ extension TestClientProtocol {
         return try XCTUnwrap(response.object["access_token"] as? String, response.text)
     }
 
-    /// `POST /oauth/introspect` as the admin; the `active` member.
-    func isActive(_ token: String) async throws -> Bool {
+    /// `POST /oauth/introspect` as the admin; the whole answer.
+    func introspect(_ token: String) async throws -> [String: Any] {
         let response = try await execute(
             uri: "/oauth/introspect",
             method: .post,
@@ -55,7 +55,13 @@ extension TestClientProtocol {
             body: ByteBuffer(string: "token=\(formEncode(token))")
         )
         XCTAssertEqual(response.status, .ok, response.text)
-        return try XCTUnwrap(response.object["active"] as? Bool)
+        return response.object
+    }
+
+    /// `POST /oauth/introspect` as the admin; the `active` member.
+    func isActive(_ token: String) async throws -> Bool {
+        let answer = try await introspect(token)
+        return try XCTUnwrap(answer["active"] as? Bool)
     }
 }
 

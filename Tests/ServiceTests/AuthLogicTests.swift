@@ -49,11 +49,11 @@ final class RateLimitSubjectTests: XCTestCase {
     }
 
     func testEachKindHasItsBudget() {
-        let budgets = RateLimitBudgets(
-            RateLimitConfiguration(
+        let budgets =
+            (RateLimitConfiguration(
                 maxRequests: 1, windowMilliseconds: 1000, redis: nil, redisTimeout: .seconds(1), addressMaxRequests: 2, adminMaxRequests: 3,
-                discoveryMaxRequests: 4))
-        XCTAssertEqual(RateLimitSubject.Kind.allCases.map(budgets.limit), [1, 3, 2, 4])
+                discoveryMaxRequests: 4)).budgets
+        XCTAssertEqual(RateLimitSubject.Kind.allCases.map { budgets[$0] }, [1, 3, 2, 4])
     }
 }
 

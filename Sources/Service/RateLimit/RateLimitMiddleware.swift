@@ -29,7 +29,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         let decision: RateLimitDecision
         if subject.kind == .address, let retryAfter = gate.retryAfter(context.limiterAddress) {
             decision = RateLimitDecision(
-                allowed: false, limit: limiter.budgets.address, remaining: 0, resetMilliseconds: Int64(retryAfter) * 1000)
+                allowed: false, limit: limiter.budgets[.address], remaining: 0, resetMilliseconds: Int64(retryAfter) * 1000)
         } else {
             decision = await limiter.decide(subject)
             if !decision.allowed, subject.kind == .address {

@@ -56,26 +56,16 @@ extension RateLimitSubject {
     }
 }
 
-/// The requests each kind of subject may make per window.
-public struct RateLimitBudgets: Sendable, Equatable {
-    public var agent: Int
-    public var admin: Int
-    public var address: Int
-    public var discovery: Int
-
-    public init(_ configuration: RateLimitConfiguration) {
-        agent = configuration.maxRequests
-        admin = configuration.adminMaxRequests
-        address = configuration.addressMaxRequests
-        discovery = configuration.discoveryMaxRequests
-    }
-
-    public func limit(_ kind: RateLimitSubject.Kind) -> Int {
-        switch kind {
-        case .agent: agent
-        case .admin: admin
-        case .address: address
-        case .discovery: discovery
+extension RateLimitConfiguration {
+    /// The requests each kind of subject may make per window.
+    public var budgets: RateLimitSubject.PerKind<Int> {
+        RateLimitSubject.PerKind { kind in
+            switch kind {
+            case .agent: maxRequests
+            case .admin: adminMaxRequests
+            case .address: addressMaxRequests
+            case .discovery: discoveryMaxRequests
+            }
         }
     }
 }

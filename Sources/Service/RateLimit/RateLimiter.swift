@@ -19,13 +19,13 @@ public final class RateLimiter: Service, Sendable {
     private let origin = ContinuousClock.now
 
     /// Each kind of subject's requests per window.
-    public let budgets: RateLimitBudgets
+    public let budgets: RateLimitSubject.PerKind<Int>
     private let policies: RateLimitSubject.PerKind<String>
 
     public init(configuration: RateLimitConfiguration, logger: Logger) {
-        budgets = RateLimitBudgets(configuration)
+        budgets = configuration.budgets
         let seconds = max(1, (configuration.windowMilliseconds + 999) / 1000)
-        policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets.limit(kind));w=\(seconds)" }
+        policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets[kind]);w=\(seconds)" }
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
         redis = configuration.redis.map { RedisWindow(endpoint: $0, configuration: configuration) }
@@ -58,7 +58,7 @@ public final class RateLimiter: Service, Sendable {
 
     private func decideInMemory(_ subject: RateLimitSubject) -> RateLimitDecision {
         let now = (clock.now - origin).milliseconds
-        let limit = budgets.limit(subject.kind)
+        let limit = budgets[subject.kind]
         return memory.withLock { $0.decide(subject.key, limit: limit, now: now) }
     }
 

@@ -80,7 +80,7 @@ final class RedisWindow: Sendable {
 private final class Calls: Sendable {
     let keyStart: [UInt8]
     let windowArgument: [UInt8]
-    let budgets: RateLimitBudgets
+    let budgets: RateLimitSubject.PerKind<Int>
     let limitArguments: RateLimitSubject.PerKind<[UInt8]>
     /// This process's random prefix of the members it adds, so no two calls share a member.
     let memberPrefix = Array(Encoding.base64URL(Encoding.randomBytes(6)).utf8) + [UInt8(ascii: ":")]
@@ -89,9 +89,9 @@ private final class Calls: Sendable {
     init(configuration: RateLimitConfiguration) {
         keyStart = Array("\(configuration.keyPrefix)rl:{".utf8)
         windowArgument = Array(String(configuration.windowMilliseconds).utf8)
-        let budgets = RateLimitBudgets(configuration)
+        let budgets = configuration.budgets
         self.budgets = budgets
-        limitArguments = RateLimitSubject.PerKind { Array(String(budgets.limit($0)).utf8) }
+        limitArguments = RateLimitSubject.PerKind { Array(String(budgets[$0]).utf8) }
     }
     /// One pipeline of EVALSHA, one per subject in the batch (requests of the same subject are
     /// decided by one call, in arrival order); on NOSCRIPT (after a restart or `SCRIPT FLUSH`) the
@@ -111,7 +111,7 @@ private final class Calls: Sendable {
         let replies = try RedisWindow.windowScript.run(commands, on: connection)
         var results = [Result<RateLimitDecision, any Error>](repeating: .failure(RedisError.protocolError("no reply")), count: batch.count)
         for (group, reply) in zip(groups, replies) {
-            let limit = budgets.limit(batch[group[0]].kind)
+            let limit = budgets[batch[group[0]].kind]
             for (position, decision) in decisions(reply, requests: group.count, limit: limit).enumerated() {
                 results[group[position]] = decision
             }

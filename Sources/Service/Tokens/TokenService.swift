@@ -103,12 +103,6 @@ public struct TokenService: Sendable {
         }
     }
 
-    /// The claims of `token` when it is active (`currentClaims` and `liveClaims`), nil otherwise.
-    func activeClaims(of token: String) async throws -> AccessTokenClaims? {
-        guard let claims = await currentClaims(of: token) else { return nil }
-        return try await liveClaims(claims)
-    }
-
     /// The claims of `token` when a published key signed it and it is current for this issuer
     /// and audience (`AccessTokenClaims.isCurrent`); no database read.
     func currentClaims(of token: String) async -> AccessTokenClaims? {
