@@ -1,4 +1,5 @@
 import Foundation
+import Simulator
 import XCTest
 
 /// Connections cannot be held open for free (issue 10, point 4): an idle one is closed, a body
@@ -8,8 +9,8 @@ final class ConnectionLimitTests: XCTestCase {
     func testAnIdleConnectionIsClosedWithinTheIdleTimeout() async throws {
         let signet = try await TestSignet.make(["HTTP_IDLE_TIMEOUT_MS": "1000", "PORT": String(try freePort())])
         try await signet.serving { port in
-            let (closed, elapsed) = try await offloaded {
-                let connection = try RawConnection(port: port)
+            let (closed, elapsed) = try await blocking {
+                let connection = try LoopbackConnection(port: port)
                 let started = ContinuousClock.now
                 let (_, closed) = connection.readUntilClosed(timeout: .seconds(5))
                 return (closed, ContinuousClock.now - started)
@@ -25,8 +26,8 @@ final class ConnectionLimitTests: XCTestCase {
             "HTTP_IDLE_TIMEOUT_MS": "10000", "HTTP_BODY_TIMEOUT_MS": "1500", "PORT": String(try freePort()),
         ])
         try await signet.serving { port in
-            let (closed, elapsed) = try await offloaded {
-                let connection = try RawConnection(port: port)
+            let (closed, elapsed) = try await blocking {
+                let connection = try LoopbackConnection(port: port)
                 try connection.send(
                     "POST /oauth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\n"
                 )
@@ -49,22 +50,22 @@ final class ConnectionLimitTests: XCTestCase {
             "HTTP_MAX_CONNECTIONS": "4", "HTTP_IDLE_TIMEOUT_MS": "30000", "PORT": String(try freePort()),
         ])
         try await signet.serving { port in
-            try await offloaded {
-                var held: [RawConnection] = []
+            try await blocking {
+                var held: [LoopbackConnection] = []
                 for _ in 0..<4 {
-                    let connection = try RawConnection(port: port)
+                    let connection = try LoopbackConnection(port: port)
                     // Answered, and kept open: the server holds it.
                     XCTAssertEqual(try connection.exchangeKeepingAlive("GET", "/health/live").status, 200)
                     held.append(connection)
                 }
-                let waiting = try RawConnection(port: port)
+                let waiting = try LoopbackConnection(port: port)
                 try waiting.send("GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 let (early, _) = waiting.readUntilClosed(timeout: .seconds(1))
                 XCTAssertTrue(early.isEmpty, "past the maximum a connection is not served")
                 held.removeAll()  // load drops
                 let (late, _) = waiting.readUntilClosed(timeout: .seconds(5))
-                XCTAssertEqual(try RawConnection.parse(late).status, 200, "served once a slot frees")
-                XCTAssertEqual(try RawConnection.request(port: port, "GET", "/health/live").status, 200, "and fresh connections too")
+                XCTAssertEqual(HTTP.Response.parse(late)?.status, 200, "served once a slot frees")
+                XCTAssertEqual(try LoopbackConnection(port: port).exchange("GET", "/health/live").status, 200, "and fresh connections too")
             }
         }
     }

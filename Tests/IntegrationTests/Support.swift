@@ -5,6 +5,7 @@ import InMemoryLogging
 import Logging
 import NIOCore
 import Service
+import Simulator
 import XCTest
 
 /// The real PostgreSQL that `ci/test` starts, and helpers to boot Signet against it in-process
@@ -115,7 +116,7 @@ struct TestSignet {
         let server = Task { try await application.runService(gracefulShutdownSignals: []) }
         defer { server.cancel() }
         try await eventually("the server listens on \(port)") {
-            (try? await offloaded { try RawConnection.request(port: port, "GET", "/health/live").status }) == 200
+            (try? await blocking { try LoopbackConnection(port: port).exchange("GET", "/health/live").status }) == 200
         }
         let value = try await body(port)
         server.cancel()

@@ -3,6 +3,10 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// A small HTTP client for checks: one call, the status, headers and body as text.
 public enum HTTP {
     /// One client for the process (never shut down, like `HTTPClient.shared`), allowing enough
@@ -78,30 +82,39 @@ extension HTTP {
         body: String? = nil,
         timeout: Duration = .seconds(10)
     ) async throws -> Response {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n"
-        for (name, value) in headers { head += "\(name): \(value)\r\n" }
-        if let body { head += "Content-Length: \(body.utf8.count)\r\n" }
-        let request = Array((head + "\r\n" + (body ?? "")).utf8)
-        let bytes = try await blocking { try exchange(from: source, port: port, request: request, timeout: timeout) }
+        try await blocking {
+            try LoopbackConnection(port: port, from: source).exchange(method, path, headers: headers, body: body, timeout: timeout)
+        }
+    }
+}
+
+extension HTTP.Response {
+    /// The response in `bytes` (status line, headers, and whatever body followed); nil when
+    /// they hold no whole header.
+    public static func parse(_ bytes: [UInt8]) -> HTTP.Response? {
         let text = String(decoding: bytes, as: UTF8.self)
         guard let split = text.range(of: "\r\n\r\n"),
             let status = text[..<split.lowerBound].split(separator: " ").dropFirst().first.flatMap({ Int($0) })
-        else { throw SimulatorError.setupFailed("no HTTP response from port \(port) (got \(text.prefix(120)))") }
+        else { return nil }
         let headers = text[..<split.lowerBound].components(separatedBy: "\r\n").dropFirst().compactMap { line -> (String, String)? in
             guard let colon = line.firstIndex(of: ":") else { return nil }
             return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
-        return Response(status: status, headers: Array(headers), body: String(text[split.upperBound...]))
+        return HTTP.Response(status: status, headers: Array(headers), body: String(text[split.upperBound...]))
     }
+}
 
-    /// Connects from `source` to 127.0.0.1:`port`, sends `request`, reads until the server closes.
-    private static func exchange(from source: String, port: Int, request: [UInt8], timeout: Duration) throws -> [UInt8] {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
-        defer { close(descriptor) }
-        let milliseconds = Int(timeout.components.seconds * 1000)
-        var interval = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
-        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &interval, socklen_t(MemoryLayout<timeval>.size))
+/// A blocking HTTP/1.1 connection over a plain socket from a chosen loopback source address to
+/// 127.0.0.1: for per-address budgets, and for what a server does with a connection held idle,
+/// a body sent slowly, or connections past its maximum. Call it off the cooperative pool
+/// (`blocking`).
+public final class LoopbackConnection {
+    private let socket: Int32
+
+    /// Connects from `source` to 127.0.0.1:`port`.
+    public init(port: Int, from source: String = "127.0.0.1") throws {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { throw SimulatorError.setupFailed("socket() failed") }
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)
         local.sin_addr.s_addr = inet_addr(source)
@@ -110,21 +123,73 @@ extension HTTP {
         remote.sin_addr.s_addr = inet_addr("127.0.0.1")
         remote.sin_port = UInt16(port).bigEndian
         let size = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, size) } }
+        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, size) } }
         let connected = withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, size) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, size) }
         }
-        guard bound == 0, connected == 0 else { throw SimulatorError.setupFailed("cannot connect from \(source) to port \(port)") }
-        guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
-            throw SimulatorError.setupFailed("cannot send to port \(port)")
+        guard bound == 0, connected == 0 else {
+            close(socket)
+            throw SimulatorError.setupFailed("cannot connect from \(source) to port \(port) (errno \(errno))")
         }
+    }
+
+    deinit { close(socket) }
+
+    public func send(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        let sent = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        guard sent == bytes.count else { throw SimulatorError.setupFailed("send failed (errno \(errno))") }
+    }
+
+    /// Everything received until the server closes the connection or `timeout` passes, and
+    /// whether it closed.
+    public func readUntilClosed(timeout: Duration) -> (bytes: [UInt8], closed: Bool) {
+        let deadline = ContinuousClock.now + timeout
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = recv(descriptor, &buffer, buffer.count, 0)
+        while ContinuousClock.now < deadline {
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 50) > 0 else { continue }
+            let count = recv(socket, &buffer, buffer.count, 0)
+            if count <= 0 { return (received, true) }
+            received += buffer[0..<count]
+        }
+        return (received, false)
+    }
+
+    /// Sends a request with `Connection: close` and reads the whole response.
+    public func exchange(
+        _ method: String, _ path: String, headers: [(String, String)] = [], body: String? = nil, timeout: Duration = .seconds(10)
+    ) throws -> HTTP.Response {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if let body { head += "Content-Length: \(body.utf8.count)\r\n" }
+        try send(head + "\r\n" + (body ?? ""))
+        let (bytes, _) = readUntilClosed(timeout: timeout)
+        guard let response = HTTP.Response.parse(bytes) else {
+            throw SimulatorError.setupFailed("no HTTP response (got \(String(decoding: bytes.prefix(120), as: UTF8.self)))")
+        }
+        return response
+    }
+
+    /// Sends a request and reads one response, leaving the connection open.
+    public func exchangeKeepingAlive(_ method: String, _ path: String, timeout: Duration = .seconds(10)) throws -> HTTP.Response {
+        try send("\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        let deadline = ContinuousClock.now + timeout
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while ContinuousClock.now < deadline {
+            if let response = HTTP.Response.parse(received), let length = response.header("Content-Length").flatMap(Int.init),
+                response.body.utf8.count >= length
+            {
+                return response
+            }
+            var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 50) > 0 else { continue }
+            let count = recv(socket, &buffer, buffer.count, 0)
             guard count > 0 else { break }
             received += buffer[0..<count]
         }
-        return received
+        throw SimulatorError.setupFailed("no whole response within \(timeout)")
     }
 }

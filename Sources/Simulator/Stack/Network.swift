@@ -68,7 +68,7 @@ public func waitUntil(
 }
 
 /// Runs blocking work (sockets, libpq) on a thread of its own, off the cooperative pool.
-func blocking<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
+public func blocking<Value: Sendable>(_ work: @escaping @Sendable () throws -> Value) async throws -> Value {
     try await withCheckedThrowingContinuation { continuation in
         Thread.detachNewThread {
             continuation.resume(with: Result { try work() })
