@@ -143,4 +143,19 @@ final class EscapingLogHandlerTests: XCTestCase {
         XCTAssertEqual(
             recorder.events.last?.metadata?["fake"], .string("a\\\\nb"), "a literal backslash-n cannot pass for an escaped newline")
     }
+
+    func testTheLoggersOwnMetadataIsMergedIntoEachEventEscapedAndNeverRenderedByTheWrappedHandler() throws {
+        let recorder = Recorder()
+        var logger = Logger(label: "t") { _ in EscapingLogHandler(recorder) }
+        logger[metadataKey: "hb.request.id"] = "id\nforged"
+        logger[metadataKey: "instance"] = "signet-0"
+        XCTAssertEqual(logger[metadataKey: "instance"], "signet-0")
+        XCTAssertTrue(recorder.metadata.isEmpty, "setting metadata does not reach the wrapped handler")
+        logger.info("one", metadata: ["instance": "override"])
+        logger.info("two")
+        XCTAssertEqual(recorder.events.count, 2)
+        XCTAssertEqual(recorder.events[0].metadata?["hb.request.id"], .string("id\\nforged"))
+        XCTAssertEqual(recorder.events[0].metadata?["instance"], .string("override"), "the event's own value wins")
+        XCTAssertEqual(recorder.events[1].metadata?["instance"], .string("signet-0"))
+    }
 }

@@ -133,3 +133,19 @@ final class EncodingTests: XCTestCase {
         XCTAssertNil(Encoding.formDecode(Array("%ff".utf8)), "not UTF-8")
     }
 }
+
+final class CredentialHasherTests: XCTestCase {
+    func testTheDigestIsHMACSHA256UnderTheServerKeyAndOnlyTheSecretVerifies() {
+        let key = SymmetricKey(data: Array(repeating: UInt8(7), count: 32))
+        let hasher = CredentialHasher(key: key)
+        let secret = CredentialHasher.newSecret()
+        let digest = hasher.digest(of: secret)
+        XCTAssertEqual(digest, Data(HMAC<SHA256>.authenticationCode(for: Data(secret.utf8), using: key)))
+        XCTAssertEqual(hasher.digest(of: secret), digest, "a keyed copy is used each time, never the shared state")
+        XCTAssertTrue(hasher.verify(secret, against: digest))
+        XCTAssertFalse(hasher.verify(secret + "x", against: digest))
+        XCTAssertFalse(hasher.verify("", against: digest))
+        XCTAssertFalse(hasher.verify(secret, against: digest.prefix(31)), "a stored value of another length never matches")
+        XCTAssertFalse(CredentialHasher(key: SymmetricKey(size: .bits256)).verify(secret, against: digest), "another key")
+    }
+}

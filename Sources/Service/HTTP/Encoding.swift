@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Byte-level encodings on the request path, where Foundation's string APIs cost too much.
@@ -23,7 +24,7 @@ enum Encoding {
         return String(decoding: output, as: UTF8.self)
     }
 
-    private static let hexDigits = Array("0123456789abcdef".utf8)
+    static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// Lower-case hexadecimal, two digits per byte.
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
@@ -49,20 +50,19 @@ enum Encoding {
         return bytes
     }
 
-    /// `count` bytes from the system's cryptographic generator, eight at a time.
+    /// `count` bytes from BoringSSL's cryptographic generator (swift-crypto), which the kernel
+    /// seeds: one call, where the system generator made a system call per eight bytes.
     static func randomBytes(_ count: Int) -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(count + 8)
-        while bytes.count < count {
-            withUnsafeBytes(of: generator.next()) { bytes += $0 }
-        }
-        return Array(bytes.prefix(count))
+        SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
     }
 
     /// Decodes one `application/x-www-form-urlencoded` name or value: `+` is a space, `%XX` a
     /// byte; the result must be UTF-8. Nil when it is not.
     static func formDecode(_ bytes: some Collection<UInt8>) -> String? {
+        // Most fields (ids, secrets, grant types) have nothing to decode: no copy then.
+        if !bytes.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) {
+            return String(validating: bytes, as: UTF8.self)
+        }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
         var iterator = bytes.makeIterator()

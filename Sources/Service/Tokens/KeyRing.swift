@@ -52,7 +52,9 @@ public final class KeyRing: Service, Sendable {
         if let installed, installed.kids == kids, installed.current.kid == current.kid { return }
         let collection = JWTKeyCollection()
         for key in keys {
-            await collection.add(ecdsa: try ES256PrivateKey(backing: key.privateKey), kid: JWKIdentifier(string: key.kid))
+            await collection.add(
+                ecdsa: try ES256PrivateKey(backing: key.privateKey), kid: JWKIdentifier(string: key.kid),
+                serializer: DefaultJWTSerializer(jsonEncoder: TokenJSONEncoder()))
         }
         let jwks = try JSONSerialization.data(
             withJSONObject: ["keys": keys.map(\.publicJWK)], options: [.sortedKeys, .withoutEscapingSlashes])

@@ -39,17 +39,18 @@ public struct TokenService: Sendable {
         }
     }
 
-    /// The client-credentials grant for an authenticated client (RFC 6749 §4.4).
+    /// The client-credentials grant for an authenticated client (RFC 6749 §4.4). `audit` is made
+    /// only for a refusal: most requests are granted and need none.
     func issue(
         for client: ClientRecord,
         credential: ClientRecord.Credential,
         requestedScope: String?,
         clientAddress: String? = nil,
-        audit: AuditContext,
+        audit: @autoclosure () -> AuditContext,
         logger: Logger
     ) async throws -> Issued {
         guard client.status == .active else {
-            await deny(client, reason: "agent is \(client.status.rawValue)", audit: audit, logger: logger)
+            await deny(client, reason: "agent is \(client.status.rawValue)", audit: audit(), logger: logger)
             throw OAuthError(.unauthorizedClient, "the agent is \(client.status.rawValue)")
         }
         var requested: [String] = []
@@ -65,7 +66,7 @@ public struct TokenService: Sendable {
             agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes, clientAddress: clientAddress)
         let granted = try await policy.grantedScopes(for: subject, requested: requested)
         guard !granted.isEmpty else {
-            await deny(client, reason: "no requested scope is granted", audit: audit, logger: logger)
+            await deny(client, reason: "no requested scope is granted", audit: audit(), logger: logger)
             throw OAuthError(
                 .invalidScope, requested.isEmpty ? "the agent holds no scope" : "none of the requested scopes is granted to this agent")
         }
