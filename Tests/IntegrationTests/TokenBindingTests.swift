@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Service
 import Synchronization
 import XCTest
 
@@ -21,6 +22,35 @@ final class TestWallClock: Sendable {
 /// Tokens are bound to what minted them (issue 10, point 3): the credential, the agent's status
 /// and its scopes, read at once by introspection and by the routes that act on a token.
 final class TokenBindingTests: XCTestCase {
+    /// Rotation without downtime across instances: the second instance has the client cached
+    /// (from a token request a moment ago) when the first one rotates; the new secret works on
+    /// the second at once, not only once its cache entry ages out, and a wrong secret still fails.
+    func testASecretRotatedOnAnotherInstanceWorksAtOnce() async throws {
+        let database = try await TestDatabase.create()
+        let lookups = Atomic<Int>(0)
+        let first = try await TestSignet.make(["SIGNET_INSTANCE_ID": "first"], database: database)
+        let second = try await TestSignet.make(
+            ["SIGNET_INSTANCE_ID": "second"], database: database, onClientLookup: { lookups.add(1, ordering: .relaxed) })
+        try await first.test { one in
+            try await second.test { two in
+                let agent = try await one.agent()
+                _ = try await two.accessToken(for: agent)  // cached on the second instance now
+                let rotated = try await one.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":60}"#)
+                let newSecret = try XCTUnwrap(rotated.object["client_secret"] as? String)
+                // A cached entry is read again for an unknown secret once it is this old (the bound
+                // on reads a wrong-secret flood can cause); a real client's next request comes later.
+                try await Task.sleep(for: ClientDirectory.refetchInterval)
+                let before = lookups.load(ordering: .relaxed)
+                _ = try await two.accessToken(for: agent, secret: newSecret)
+                _ = try await two.accessToken(for: agent)  // the old secret, in its grace period
+                XCTAssertEqual(lookups.load(ordering: .relaxed) - before, 1, "one read for the unknown secret, none after")
+                let wrong = try await two.tokenRequest(
+                    "grant_type=client_credentials&client_id=\(formEncode(agent.clientID))&client_secret=sgs_wrong")
+                XCTAssertEqual(wrong.status, .unauthorized, wrong.text)
+            }
+        }
+    }
+
     func testRevokingTheMintingCredentialEndsItsTokensOnEveryInstance() async throws {
         let database = try await TestDatabase.create()
         let first = try await TestSignet.make(["SIGNET_INSTANCE_ID": "first"], database: database)

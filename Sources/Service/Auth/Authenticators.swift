@@ -76,10 +76,20 @@ struct ClientCredentialsAuthenticator: Sendable {
         guard CredentialHasher.isWellFormedClientID(credentials.clientID) else {
             return .failed(.invalidClient(method: credentials.method, known: nil))
         }
-        let client: ClientRecord?
+        var client: ClientRecord?
+        var credential: ClientRecord.Credential?
         if mayQuery {
             do {
                 client = try await directory.client(credentials.clientID, admission: admission)
+                credential = client.flatMap { directory.credential(of: $0, matching: credentials.secret, at: now()) }
+                if client != nil, credential == nil {
+                    // The cached client may predate a rotation made on another instance, whose new
+                    // secret this is: read it again before refusing (at most once per
+                    // `refetchInterval`; a read that fresh is not repeated).
+                    client = try await directory.client(
+                        credentials.clientID, admission: admission, maxAge: ClientDirectory.refetchInterval)
+                    credential = client.flatMap { directory.credential(of: $0, matching: credentials.secret, at: now()) }
+                }
             } catch is ClientDirectory.LookupRefused {
                 // Not the client's fault, and maybe a real client behind a busy NAT: 503 and a
                 // retry, never a 401 for a secret nobody checked.
@@ -88,11 +98,10 @@ struct ClientCredentialsAuthenticator: Sendable {
         } else {
             guard let cached = directory.cachedClient(credentials.clientID) else { return .failed(.notTried) }
             client = cached
+            credential = directory.credential(of: cached, matching: credentials.secret, at: now())
         }
         guard let client else { return .failed(.invalidClient(method: credentials.method, known: nil)) }
-        guard let credential = directory.credential(of: client, matching: credentials.secret, at: now()) else {
-            return .failed(.invalidClient(method: credentials.method, known: client))
-        }
+        guard let credential else { return .failed(.invalidClient(method: credentials.method, known: client)) }
         return .authenticated(.client(client, credential))
     }
 }

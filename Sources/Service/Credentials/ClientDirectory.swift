@@ -97,13 +97,20 @@ public final class ClientDirectory: Sendable {
     /// Thrown by `client(_:admission:)` when a query was needed and `admission` refused it.
     public struct LookupRefused: Error {}
 
-    /// The client, from the cache when fresh.
-    public func client(_ clientID: String, admission: Admission? = nil) async throws -> ClientRecord? {
+    /// How old a cached client must be before a secret it does not know makes it read again
+    /// (`client(_:admission:maxAge:)`): a flood of wrong secrets for one client costs at most
+    /// one query per this interval, whoever sends it.
+    public static let refetchInterval = Duration.milliseconds(5)
+
+    /// The client, from the cache when fresh: fetched less than `maxAge` ago (the cache's TTL
+    /// unless said otherwise).
+    public func client(_ clientID: String, admission: Admission? = nil, maxAge: Duration? = nil) async throws -> ClientRecord? {
         // Not the shape Signet issues (`sgc_` + 22 base64url characters): unknown, without a query.
         guard CredentialHasher.isWellFormedClientID(clientID) else { return nil }
         let started = ContinuousClock.now
+        let maxAge = maxAge.map { min($0, ttl) } ?? ttl
         let cached: Cached = state.withLock { state in
-            if let cached = fresh(clientID, at: started, in: state) { return cached }
+            if let cached = fresh(clientID, at: started, maxAge: maxAge, in: state) { return cached }
             if let task = state.inFlight[clientID] { return .fetching(task) }
             if let admission, !admission.gate.beginWork(admission.address) { return .refused }
             let task = Task {
@@ -126,13 +133,13 @@ public final class ClientDirectory: Sendable {
     public func cachedClient(_ clientID: String) -> ClientRecord? {
         let now = ContinuousClock.now
         return state.withLock { state in
-            if case .known(let record) = fresh(clientID, at: now, in: state) { return record }
+            if case .known(let record) = fresh(clientID, at: now, maxAge: ttl, in: state) { return record }
             return nil
         }
     }
 
-    private func fresh(_ clientID: String, at now: ContinuousClock.Instant, in state: State) -> Cached? {
-        if let entry = state.known[clientID], now - entry.fetched < ttl { return .known(entry.record) }
+    private func fresh(_ clientID: String, at now: ContinuousClock.Instant, maxAge: Duration, in state: State) -> Cached? {
+        if let entry = state.known[clientID], now - entry.fetched < maxAge { return .known(entry.record) }
         if let learnt = state.unknown[clientID], now - learnt < unknownTTL { return .unknown }
         return nil
     }
