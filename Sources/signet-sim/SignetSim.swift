@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Simulator
+import Spec
 
 /// `signet-sim`: run the spec scenarios, bring up a local stack by hand, or check a deployment.
 @main
@@ -8,7 +9,7 @@ struct SignetSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signet-sim",
         abstract: "Signet's Simulator: spec scenarios against real PostgreSQL and Redis, with fault injection.",
-        subcommands: [List.self, Run.self, Stack.self, Chaos.self]
+        subcommands: [List.self, Run.self, Stack.self, Chaos.self, K6ConfigCommand.self]
     )
 }
 
@@ -78,6 +79,9 @@ struct Stack: AsyncParsableCommand {
         @Option(help: "Extra Signet variables, NAME=VALUE; repeatable.")
         var env: [String] = []
 
+        @Flag(help: "Run the instances with the load model's settings (Spec.LoadModel.stackEnvironment), as ci/load does.")
+        var loadModel = false
+
         func validate() throws {
             guard (1...16).contains(instances) else { throw ValidationError("--instances must be from 1 to 16") }
             for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE (got \(pair))") }
@@ -104,6 +108,7 @@ struct Stack: AsyncParsableCommand {
                 // haproxy (on loopback) appends the client's address to X-Forwarded-For; only it is believed.
                 variables["TRUSTED_PROXIES"] = LoadBalancer.trustedProxies
             }
+            if loadModel { variables.merge(LoadModel.stackEnvironment) { _, model in model } }
             for pair in env {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 variables[parts[0]] = parts.count > 1 ? parts[1] : ""
@@ -152,5 +157,33 @@ struct Chaos: AsyncParsableCommand {
         print(report.rendered)
         print(report.totals)
         if !report.passed { throw ExitCode.failure }
+    }
+}
+
+struct K6ConfigCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "k6-config",
+        abstract: "Write the k6 load model (Sources/Spec/LoadModel.swift) to tests/load/config.json, which the scripts read."
+    )
+
+    @Option(help: "Where to write it.")
+    var output = K6Config.path
+
+    @Flag(help: "Write nothing; exit 1 when the file differs from what Spec generates.")
+    var check = false
+
+    func run() async throws {
+        let rendered = try K6Config.rendered()
+        if check {
+            let current = try? String(contentsOfFile: output, encoding: .utf8)
+            guard current == rendered else {
+                print("\(output) differs from Sources/Spec/LoadModel.swift; run swift run signet-sim k6-config")
+                throw ExitCode.failure
+            }
+            print("\(output) is up to date")
+            return
+        }
+        try rendered.write(toFile: output, atomically: true, encoding: .utf8)
+        print("wrote \(output)")
     }
 }
