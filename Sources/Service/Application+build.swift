@@ -5,6 +5,7 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
+import Spec
 
 /// What the service talks to, made once per process. Tests build their own to reach into the
 /// pool (to hold leases, read statistics) while running the same application.
@@ -19,6 +20,8 @@ public struct Dependencies: Sendable {
     public var lastUsedFlushInterval: Duration = .seconds(5)
     /// Called before each database lookup of a client id (tests count them).
     public var onClientLookup: (@Sendable () -> Void)?
+    /// How long a client read from the database is answered from memory on this instance.
+    public var credentialCacheTTL: Duration = .milliseconds(Defaults.credentialCacheMilliseconds)
 
     public init(
         pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }
@@ -118,7 +121,8 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let keyRing = KeyRing(store: secrets, logger: logger)
     try await keyRing.install(signingKeys)
     let now = dependencies.now
-    let directory = ClientDirectory(pool: pool, hasher: hasher, now: now, onLookup: dependencies.onClientLookup)
+    let directory = ClientDirectory(
+        pool: pool, hasher: hasher, ttl: dependencies.credentialCacheTTL, now: now, onLookup: dependencies.onClientLookup)
     let recorder = LastUsedRecorder(pool: pool, logger: logger, flushInterval: dependencies.lastUsedFlushInterval)
     let tokens = TokenService(
         keyRing: keyRing,

@@ -51,6 +51,12 @@ public enum LoadModel {
 
     public static let scenarios = [agentRegistration, tokenIssuance, credentialRotation]
 
+    /// Each pause is the think time ± this share, drawn afresh, and each virtual user starts
+    /// after a random part of one think time: real agents do not act in lock step, and a
+    /// thousand users that did would arrive as one burst a second. Over a rate-limit window the
+    /// pauses average out to the think time, which the budgets are computed from.
+    public static let thinkTimeJitter = 0.2
+
     /// The spec's bars, the same for every scenario: p95 below 500 ms, under 1 % failed requests.
     public static let p95Milliseconds = 500
     public static let maxFailedRate = 0.01

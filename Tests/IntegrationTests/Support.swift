@@ -69,7 +69,8 @@ struct TestSignet {
         database: String? = nil,
         lastUsedFlushInterval: Duration = .milliseconds(50),
         now: @escaping @Sendable () -> Date = { Date() },
-        onClientLookup: (@Sendable () -> Void)? = nil
+        onClientLookup: (@Sendable () -> Void)? = nil,
+        credentialCacheTTL: Duration? = nil
     ) async throws -> TestSignet {
         var variables = [
             "DATABASE_URL": try TestDatabase.url(applicationName: applicationName, database: database),
@@ -92,6 +93,7 @@ struct TestSignet {
         dependencies.now = now
         dependencies.lastUsedFlushInterval = lastUsedFlushInterval
         dependencies.onClientLookup = onClientLookup
+        if let credentialCacheTTL { dependencies.credentialCacheTTL = credentialCacheTTL }
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)
     }

@@ -158,4 +158,20 @@ final class EscapingLogHandlerTests: XCTestCase {
         XCTAssertEqual(recorder.events[0].metadata?["instance"], .string("override"), "the event's own value wins")
         XCTAssertEqual(recorder.events[1].metadata?["instance"], .string("signet-0"))
     }
+
+    func testAMetadataProvidersValuesAreEscapedAndSitBetweenTheLoggersAndTheEvents() throws {
+        let recorder = Recorder()
+        let provider = Logger.MetadataProvider { ["trace": "t\r\n", "instance": "provided", "event": "provided"] }
+        var logger = Logger(label: "t") { _ in
+            var handler = EscapingLogHandler(recorder)
+            handler.metadataProvider = provider
+            return handler
+        }
+        logger[metadataKey: "instance"] = "signet-0"
+        logger.info("x", metadata: ["event": "own"])
+        let event = try XCTUnwrap(recorder.events.first)
+        XCTAssertEqual(event.metadata?["trace"], .string("t\\r\\n"))
+        XCTAssertEqual(event.metadata?["instance"], .string("provided"), "the provider over the logger's metadata")
+        XCTAssertEqual(event.metadata?["event"], .string("own"), "the event's own over the provider")
+    }
 }

@@ -3,7 +3,7 @@
 // Run: SIGNET_URL=... SIGNET_ADMIN_TOKEN=... k6 run tests/load/agent-registration.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { adminHeaders, baseURL, limited, optionsFor, requireSignet, thinkTime } from './lib/signet.js';
+import { adminHeaders, baseURL, limited, optionsFor, requireSignet, spreadStart, thinkTime } from './lib/signet.js';
 
 const config = JSON.parse(open('./config.json'));
 const name = 'agent-registration';
@@ -14,6 +14,7 @@ export function setup() {
 }
 
 export default function () {
+  spreadStart(config, name);
   const agentName = `load-${Date.now()}-${__VU}-${__ITER}`;
   const created = http.post(
     `${baseURL}/v1/agents`,

@@ -80,14 +80,16 @@ struct ClientCredentialsAuthenticator: Sendable {
         var credential: ClientRecord.Credential?
         if mayQuery {
             do {
-                client = try await directory.client(credentials.clientID, admission: admission)
+                let found = try await directory.lookup(credentials.clientID, admission: admission)
+                client = found.record
                 credential = client.flatMap { directory.credential(of: $0, matching: credentials.secret, at: now()) }
-                if client != nil, credential == nil {
+                if client != nil, credential == nil, !found.read {
                     // The cached client may predate a rotation made on another instance, whose new
-                    // secret this is: read it again before refusing (at most once per
-                    // `refetchInterval`; a read that fresh is not repeated).
-                    client = try await directory.client(
-                        credentials.clientID, admission: admission, maxAge: ClientDirectory.refetchInterval)
+                    // secret this is: read it again before refusing, unless it was read within
+                    // `refetchInterval` (a bound on what wrong secrets cost). A client this request
+                    // waited to read is not read twice.
+                    let readSince = ContinuousClock.now - ClientDirectory.refetchInterval
+                    client = try await directory.lookup(credentials.clientID, admission: admission, readSince: readSince).record
                     credential = client.flatMap { directory.credential(of: $0, matching: credentials.secret, at: now()) }
                 }
             } catch is ClientDirectory.LookupRefused {

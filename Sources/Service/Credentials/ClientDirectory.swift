@@ -43,8 +43,9 @@ public final class ClientDirectory: Sendable {
         /// Ids that named no client, and when that was learnt: kept apart, so a flood of unknown
         /// ids cannot push the real clients out.
         var unknown: [String: ContinuousClock.Instant] = [:]
-        /// Lookups under way: concurrent requests for one id share one query.
-        var inFlight: [String: Task<ClientRecord?, any Error>] = [:]
+        /// Lookups under way, numbered: concurrent requests for one id share one query.
+        var inFlight: [String: (number: UInt64, task: Task<ClientRecord?, any Error>)] = [:]
+        var fetches: UInt64 = 0
     }
 
     private let pool: ConnectionPool
@@ -98,32 +99,41 @@ public final class ClientDirectory: Sendable {
     public struct LookupRefused: Error {}
 
     /// How old a cached client must be before a secret it does not know makes it read again
-    /// (`client(_:admission:maxAge:)`): a flood of wrong secrets for one client costs at most
+    /// (`lookup(_:admission:readSince:)`): a flood of wrong secrets for one client costs at most
     /// one query per this interval, whoever sends it.
     public static let refetchInterval = Duration.milliseconds(5)
 
-    /// The client, from the cache when fresh: fetched less than `maxAge` ago (the cache's TTL
-    /// unless said otherwise).
-    public func client(_ clientID: String, admission: Admission? = nil, maxAge: Duration? = nil) async throws -> ClientRecord? {
+    /// The client, from the cache when fresh.
+    public func client(_ clientID: String, admission: Admission? = nil) async throws -> ClientRecord? {
+        try await lookup(clientID, admission: admission).record
+    }
+
+    /// The client, and whether this call waited for a database read (its own or one under way)
+    /// rather than answering from the cache. A cached entry counts only when fresh and, with
+    /// `readSince`, read at or after that instant.
+    func lookup(_ clientID: String, admission: Admission?, readSince: ContinuousClock.Instant? = nil) async throws -> (
+        record: ClientRecord?, read: Bool
+    ) {
         // Not the shape Signet issues (`sgc_` + 22 base64url characters): unknown, without a query.
-        guard CredentialHasher.isWellFormedClientID(clientID) else { return nil }
+        guard CredentialHasher.isWellFormedClientID(clientID) else { return (nil, false) }
         let started = ContinuousClock.now
-        let maxAge = maxAge.map { min($0, ttl) } ?? ttl
         let cached: Cached = state.withLock { state in
-            if let cached = fresh(clientID, at: started, maxAge: maxAge, in: state) { return cached }
-            if let task = state.inFlight[clientID] { return .fetching(task) }
+            if let cached = fresh(clientID, at: started, readSince: readSince, in: state) { return cached }
+            if let fetching = state.inFlight[clientID] { return .fetching(fetching.task) }
             if let admission, !admission.gate.beginWork(admission.address) { return .refused }
+            state.fetches &+= 1
+            let fetch = state.fetches
             let task = Task {
                 defer { admission.map { $0.gate.endWork($0.address) } }
-                return try await self.fetch(clientID)
+                return try await self.fetch(clientID, number: fetch)
             }
-            state.inFlight[clientID] = task
+            state.inFlight[clientID] = (fetch, task)
             return .fetching(task)
         }
         switch cached {
-        case .known(let record): return record
-        case .unknown: return nil
-        case .fetching(let task): return try await task.value
+        case .known(let record): return (record, false)
+        case .unknown: return (nil, false)
+        case .fetching(let task): return (try await task.value, true)
         case .refused: throw LookupRefused()
         }
     }
@@ -133,13 +143,17 @@ public final class ClientDirectory: Sendable {
     public func cachedClient(_ clientID: String) -> ClientRecord? {
         let now = ContinuousClock.now
         return state.withLock { state in
-            if case .known(let record) = fresh(clientID, at: now, maxAge: ttl, in: state) { return record }
+            if case .known(let record) = fresh(clientID, at: now, readSince: nil, in: state) { return record }
             return nil
         }
     }
 
-    private func fresh(_ clientID: String, at now: ContinuousClock.Instant, maxAge: Duration, in state: State) -> Cached? {
-        if let entry = state.known[clientID], now - entry.fetched < maxAge { return .known(entry.record) }
+    private func fresh(_ clientID: String, at now: ContinuousClock.Instant, readSince: ContinuousClock.Instant?, in state: State)
+        -> Cached?
+    {
+        if let entry = state.known[clientID], now - entry.fetched < ttl, entry.fetched >= readSince ?? entry.fetched {
+            return .known(entry.record)
+        }
         if let learnt = state.unknown[clientID], now - learnt < unknownTTL { return .unknown }
         return nil
     }
@@ -154,13 +168,18 @@ public final class ClientDirectory: Sendable {
         return match
     }
 
-    /// Forgets a client, after a change made through this instance.
+    /// Forgets a client, after a change made through this instance: its cached entry, and a read
+    /// under way, which may have begun before the change and must not be cached after it.
     public func invalidate(clientID: String) {
-        _ = state.withLock { $0.known.removeValue(forKey: clientID) }
+        state.withLock { state in
+            state.known[clientID] = nil
+            state.inFlight[clientID] = nil
+        }
     }
 
-    /// One query for `clientID`; its answer is cached and the lookup leaves the in-flight set.
-    private func fetch(_ clientID: String) async throws -> ClientRecord? {
+    /// One query for `clientID`; its answer is cached (unless `invalidate` dropped this read
+    /// meanwhile) and the lookup leaves the in-flight set.
+    private func fetch(_ clientID: String, number: UInt64) async throws -> ClientRecord? {
         let started = ContinuousClock.now
         onLookup?()
         let result: Swift.Result<ClientRecord?, any Error>
@@ -170,6 +189,7 @@ public final class ClientDirectory: Sendable {
             result = .failure(error)
         }
         state.withLock { state in
+            guard state.inFlight[clientID]?.number == number else { return }
             state.inFlight[clientID] = nil
             switch result {
             case .success(let record?):

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// Byte-level encodings on the request path, where Foundation's string APIs cost too much.
@@ -50,10 +49,15 @@ enum Encoding {
         return bytes
     }
 
-    /// `count` bytes from BoringSSL's cryptographic generator (swift-crypto), which the kernel
-    /// seeds: one call, where the system generator made a system call per eight bytes.
+    /// `count` bytes from the system's cryptographic generator, eight at a time.
     static func randomBytes(_ count: Int) -> [UInt8] {
-        SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
+        var generator = SystemRandomNumberGenerator()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(count + 8)
+        while bytes.count < count {
+            withUnsafeBytes(of: generator.next()) { bytes += $0 }
+        }
+        return Array(bytes.prefix(count))
     }
 
     /// Decodes one `application/x-www-form-urlencoded` name or value: `+` is a space, `%XX` a

@@ -15,6 +15,9 @@ public struct EscapingLogHandler<Wrapped: LogHandler>: LogHandler {
 
     public init(_ wrapped: Wrapped) {
         self.wrapped = wrapped
+        metadataProvider = wrapped.metadataProvider
+        // Asked of the wrapped handler only when it has one: one without support logs a complaint.
+        if metadataProvider != nil { self.wrapped.metadataProvider = nil }
     }
 
     public var logLevel: Logger.Level {
@@ -22,10 +25,9 @@ public struct EscapingLogHandler<Wrapped: LogHandler>: LogHandler {
         set { wrapped.logLevel = newValue }
     }
 
-    public var metadataProvider: Logger.MetadataProvider? {
-        get { wrapped.metadataProvider }
-        set { wrapped.metadataProvider = newValue }
-    }
+    /// Kept here too, and its values merged and escaped like the rest (between the logger's
+    /// metadata and the event's, as swift-log orders them).
+    public var metadataProvider: Logger.MetadataProvider?
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -35,7 +37,9 @@ public struct EscapingLogHandler<Wrapped: LogHandler>: LogHandler {
     public func log(event: LogEvent) {
         var event = event
         event.message = Logger.Message(stringLiteral: Self.escape(event.message.description))
-        let merged = event.metadata.map { metadata.merging($0) { _, event in event } } ?? metadata
+        var merged = metadata
+        if let provided = metadataProvider?.get(), !provided.isEmpty { merged.merge(provided) { _, provided in provided } }
+        if let own = event.metadata { merged.merge(own) { _, event in event } }
         event.metadata = merged.isEmpty ? nil : Self.escape(merged)
         wrapped.log(event: event)
     }

@@ -30,6 +30,7 @@ public enum K6Config {
                 "minChecksRate": LoadModel.minChecksRate,
             ],
             "targetP95Milliseconds": LoadModel.targetP95Milliseconds,
+            "thinkTimeJitter": LoadModel.thinkTimeJitter,
             "rotationGraceSeconds": LoadModel.rotationGraceSeconds,
             "stackEnvironment": LoadModel.stackEnvironment,
         ]

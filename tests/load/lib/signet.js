@@ -38,17 +38,19 @@ export function optionsFor(config, name) {
   };
 }
 
-// The model's pause after an iteration. SIGNET_LOAD_THINK_SECONDS replaces it for a saturation run
-// (0: no pause), which needs the rate limits raised to match (docs/performance.md).
-export function virtualUsers(config, name) {
-  const scenario = config.scenarios[name];
-  if (!scenario) throw new Error(`config.json has no scenario ${name}`);
-  return Number(__ENV.SIGNET_LOAD_TEST_VUS || scenario.virtualUsers);
+// The model's pause after an iteration: the think time ± config.thinkTimeJitter, drawn afresh.
+// SIGNET_LOAD_THINK_SECONDS replaces it for a saturation run (0: no pause), which needs the rate
+// limits raised to match (docs/performance.md).
+export function thinkTime(config, name) {
+  const fixed = __ENV.SIGNET_LOAD_THINK_SECONDS;
+  const seconds = fixed !== undefined ? Number(fixed) : config.scenarios[name].thinkTimeSeconds * (1 + config.thinkTimeJitter * (2 * Math.random() - 1));
+  if (seconds > 0) sleep(seconds);
 }
 
-export function thinkTime(config, name) {
-  const seconds = __ENV.SIGNET_LOAD_THINK_SECONDS !== undefined ? Number(__ENV.SIGNET_LOAD_THINK_SECONDS) : config.scenarios[name].thinkTimeSeconds;
-  if (seconds > 0) sleep(seconds);
+// Before a virtual user's first iteration: a random part of one think time, so the users do not
+// start (and then keep arriving) as one burst.
+export function spreadStart(config, name) {
+  if (__ITER === 0 && __ENV.SIGNET_LOAD_THINK_SECONDS === undefined) sleep(Math.random() * config.scenarios[name].thinkTimeSeconds);
 }
 
 // Stops the run at once, with one line, when nothing answers at SIGNET_URL or the admin token is
