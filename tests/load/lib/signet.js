@@ -38,6 +38,12 @@ export function optionsFor(config, name) {
   };
 }
 
+export function virtualUsers(config, name) {
+  const scenario = config.scenarios[name];
+  if (!scenario) throw new Error(`config.json has no scenario ${name}`);
+  return Number(__ENV.SIGNET_LOAD_TEST_VUS || scenario.virtualUsers);
+}
+
 // The model's pause after an iteration: the think time ± config.thinkTimeJitter, drawn afresh.
 // SIGNET_LOAD_THINK_SECONDS replaces it for a saturation run (0: no pause), which needs the rate
 // limits raised to match (docs/performance.md).
