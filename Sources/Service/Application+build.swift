@@ -22,6 +22,8 @@ public struct Dependencies: Sendable {
     public var onClientLookup: (@Sendable () -> Void)?
     /// How long a client read from the database is answered from memory on this instance.
     public var credentialCacheTTL: Duration = .milliseconds(Defaults.credentialCacheMilliseconds)
+    /// Most client lookups one source address may have under way on this instance.
+    public var lookupsPerAddress = AddressGate.defaultConcurrentWork
 
     public init(
         pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }
@@ -140,7 +142,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger)
     let health = healthMonitor(configuration: configuration, pool: pool, limiter: limiter, logger: logger)
     let admin = AdminAuthenticator(adminToken: configuration.adminToken)
-    let gate = AddressGate()
+    let gate = AddressGate(concurrentWork: dependencies.lookupsPerAddress)
 
     // In order: request id; the OAuth form read once; authentication (one principal, or none);
     // the limiter (keyed on it, or on the address); errors of the routes as JSON, so they carry

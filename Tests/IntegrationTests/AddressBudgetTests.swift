@@ -92,7 +92,8 @@ final class AddressBudgetTests: XCTestCase {
         let answered = AnsweredCount()
         let database = try await TestDatabase.create()
         let signet = try await TestSignet.make(
-            ["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "25"], database: database, onClientLookup: { lookups.add(1, ordering: .relaxed) })
+            ["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "25"], database: database, onClientLookup: { lookups.add(1, ordering: .relaxed) },
+            lookupsPerAddress: 8)
         try await signet.live { port, _ in
             // Lookups stall on a lock while the burst arrives: each one under way stays under way.
             let locker = try PostgresConnection.connect(try TestDatabase.url(applicationName: "locker", database: database), settings: [])
@@ -117,7 +118,7 @@ final class AddressBudgetTests: XCTestCase {
                 }
             }
             // All but the lookups one address may have under way are answered while the lock holds.
-            let bound = AddressGate.defaultConcurrentWork
+            let bound = 8
             try await eventually("the burst is answered but for the stalled lookups") {
                 answered.value.load(ordering: .relaxed) >= 200 - bound
             }

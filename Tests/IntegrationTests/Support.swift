@@ -70,7 +70,8 @@ struct TestSignet {
         lastUsedFlushInterval: Duration = .milliseconds(50),
         now: @escaping @Sendable () -> Date = { Date() },
         onClientLookup: (@Sendable () -> Void)? = nil,
-        credentialCacheTTL: Duration? = nil
+        credentialCacheTTL: Duration? = nil,
+        lookupsPerAddress: Int? = nil
     ) async throws -> TestSignet {
         var variables = [
             "DATABASE_URL": try TestDatabase.url(applicationName: applicationName, database: database),
@@ -94,6 +95,7 @@ struct TestSignet {
         dependencies.lastUsedFlushInterval = lastUsedFlushInterval
         dependencies.onClientLookup = onClientLookup
         if let credentialCacheTTL { dependencies.credentialCacheTTL = credentialCacheTTL }
+        if let lookupsPerAddress { dependencies.lookupsPerAddress = lookupsPerAddress }
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)
     }

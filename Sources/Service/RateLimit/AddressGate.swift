@@ -20,12 +20,14 @@ public final class AddressGate: Sendable {
 
     /// Most expensive checks one address may have under way at once on this instance: a burst
     /// of distinct client ids is not looked up all at once before the first of them is counted.
-    /// Not much lower: a thousand real agents behind one NAT (the k6 token load) keep a few dozen
-    /// lookups under way on an instance at their busiest, and a lookup past the bound is a 503.
+    /// Generous by default: a lookup is one indexed query, while real agents behind one NAT (the
+    /// k6 token load: a thousand, on a busy 2-core machine) had more than 32 under way on an
+    /// instance, and a lookup past the bound is a 503 counted against the address, so a low
+    /// bound turned a busy moment into the address being held.
     let concurrentWork: Int
 
     /// The default `concurrentWork`.
-    public static let defaultConcurrentWork = 32
+    public static let defaultConcurrentWork = 512
 
     public init(capacity: Int = 100_000, concurrentWork: Int = AddressGate.defaultConcurrentWork) {
         self.capacity = capacity
