@@ -3,7 +3,7 @@
 // Run: SIGNET_URL=... SIGNET_ADMIN_TOKEN=... k6 run tests/load/agent-registration.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { adminHeaders, baseURL, limited, optionsFor, requireSignet, spreadStart, thinkTime } from './lib/signet.js';
+import { adminHeaders, baseURL, bodyOf, limited, optionsFor, requireSignet, spreadStart, thinkTime } from './lib/signet.js';
 
 const config = JSON.parse(open('./config.json'));
 const name = 'agent-registration';
@@ -21,12 +21,7 @@ export default function () {
     JSON.stringify({ name: agentName, owner: 'k6-load', scopes: ['reports:read'], metadata: { vu: __VU } }),
     { headers: adminHeaders(), tags: { name: 'POST /v1/agents' } },
   );
-  let agent = {};
-  try {
-    agent = created.json();
-  } catch (error) {
-    agent = {};
-  }
+  const agent = bodyOf(created);
   const registered = check(created, {
     'register: 201': (r) => r.status === 201,
     'register: RateLimit header': limited,
@@ -36,12 +31,7 @@ export default function () {
   });
   if (registered) {
     const read = http.get(`${baseURL}/v1/agents/${agent.id}`, { headers: adminHeaders(), tags: { name: 'GET /v1/agents/{id}' } });
-    let body = {};
-    try {
-      body = read.json();
-    } catch (error) {
-      body = {};
-    }
+    const body = bodyOf(read);
     check(read, {
       'read: 200': (r) => r.status === 200,
       'read: RateLimit header': limited,

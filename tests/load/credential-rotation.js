@@ -5,7 +5,7 @@
 // Run: SIGNET_URL=... SIGNET_ADMIN_TOKEN=... k6 run tests/load/credential-rotation.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { baseURL, limited, optionsFor, registerAgents, requestToken, requireSignet, spreadStart, thinkTime, virtualUsers } from './lib/signet.js';
+import { baseURL, bodyOf, limited, optionsFor, registerAgents, requestToken, requireSignet, spreadStart, thinkTime, virtualUsers } from './lib/signet.js';
 
 const config = JSON.parse(open('./config.json'));
 const name = 'credential-rotation';
@@ -35,12 +35,7 @@ export default function (context) {
     JSON.stringify({ graceSeconds: config.rotationGraceSeconds }),
     { headers: { Authorization: `Bearer ${bearer}`, 'Content-Type': 'application/json' }, tags: { name: 'POST /v1/agents/{id}/credentials/rotate' } },
   );
-  let body = {};
-  try {
-    body = rotated.json();
-  } catch (error) {
-    body = {};
-  }
+  const body = bodyOf(rotated);
   const ok = check(rotated, {
     'rotate: 201': (r) => r.status === 201,
     'rotate: RateLimit header': limited,

@@ -72,6 +72,15 @@ export function requireSignet() {
   return { issuer: metadata.json('issuer') };
 }
 
+// The JSON body of a response, or {} when it has none (a check on it then fails, not the script).
+export function bodyOf(response) {
+  try {
+    return response.json() || {};
+  } catch (error) {
+    return {};
+  }
+}
+
 export function adminHeaders() {
   return { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' };
 }
