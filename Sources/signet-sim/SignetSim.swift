@@ -169,20 +169,8 @@ struct K6ConfigCommand: AsyncParsableCommand {
     @Option(help: "Where to write it.")
     var output = K6Config.path
 
-    @Flag(help: "Write nothing; exit 1 when the file differs from what Spec generates.")
-    var check = false
-
     func run() async throws {
         let rendered = try K6Config.rendered()
-        if check {
-            let current = try? String(contentsOfFile: output, encoding: .utf8)
-            guard current == rendered else {
-                print("\(output) differs from Sources/Spec/LoadModel.swift; run swift run signet-sim k6-config")
-                throw ExitCode.failure
-            }
-            print("\(output) is up to date")
-            return
-        }
         try rendered.write(toFile: output, atomically: true, encoding: .utf8)
         print("wrote \(output)")
     }

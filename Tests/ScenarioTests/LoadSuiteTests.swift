@@ -46,7 +46,6 @@ final class LoadSuiteTests: XCTestCase {
                 "DATABASE_URL": stack.postgres.url(database: database), "SIGNET_ADMIN_TOKEN": adminToken, "REDIS_URL": stack.redis.url,
                 "LOG_LEVEL": "warning", "REDIS_KEY_PREFIX": "k6-test:",
             ])
-        defer { Task { await instance.stop() } }
         let script = Self.root.appendingPathComponent("tests/load/token-issuance.js").path
         var environment = impossible
         environment["SIGNET_URL"] = instance.url
@@ -58,6 +57,7 @@ final class LoadSuiteTests: XCTestCase {
         environment["SIGNET_LOAD_TEST_P95_MS"] = nil
         let passing = try await run(try k6(), ["run", "--quiet", script], environment: environment, timeout: .seconds(120))
         XCTAssertEqual(passing.status, 0, passing.output)
+        await instance.stop()
     }
 
     func testATargetWhereNothingListensEndsTheRunAtOnceWithOneLine() async throws {

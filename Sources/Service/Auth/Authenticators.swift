@@ -76,13 +76,16 @@ struct ClientCredentialsAuthenticator: Sendable {
         guard CredentialHasher.isWellFormedClientID(credentials.clientID) else {
             return .failed(.invalidClient(method: credentials.method, known: nil))
         }
+        func matching(_ client: ClientRecord?) -> ClientRecord.Credential? {
+            client.flatMap { directory.credential(of: $0, matching: credentials.secret, at: now()) }
+        }
         var client: ClientRecord?
         var credential: ClientRecord.Credential?
         if mayQuery {
             do {
                 let found = try await directory.lookup(credentials.clientID, admission: admission)
                 client = found.record
-                credential = client.flatMap { directory.credential(of: $0, matching: credentials.secret, at: now()) }
+                credential = matching(client)
                 if client != nil, credential == nil, !found.read {
                     // The cached client may predate a rotation made on another instance, whose new
                     // secret this is: read it again before refusing, unless it was read within
@@ -90,7 +93,7 @@ struct ClientCredentialsAuthenticator: Sendable {
                     // waited to read is not read twice.
                     let readSince = ContinuousClock.now - ClientDirectory.refetchInterval
                     client = try await directory.lookup(credentials.clientID, admission: admission, readSince: readSince).record
-                    credential = client.flatMap { directory.credential(of: $0, matching: credentials.secret, at: now()) }
+                    credential = matching(client)
                 }
             } catch is ClientDirectory.LookupRefused {
                 // Not the client's fault, and maybe a real client behind a busy NAT: 503 and a
@@ -100,7 +103,7 @@ struct ClientCredentialsAuthenticator: Sendable {
         } else {
             guard let cached = directory.cachedClient(credentials.clientID) else { return .failed(.notTried) }
             client = cached
-            credential = directory.credential(of: cached, matching: credentials.secret, at: now())
+            credential = matching(cached)
         }
         guard let client else { return .failed(.invalidClient(method: credentials.method, known: nil)) }
         guard let credential else { return .failed(.invalidClient(method: credentials.method, known: client)) }

@@ -95,7 +95,7 @@ public final class ClientDirectory: Sendable {
         }
     }
 
-    /// Thrown by `client(_:admission:)` when a query was needed and `admission` refused it.
+    /// Thrown by `lookup(_:admission:readSince:)` when a query was needed and `admission` refused it.
     public struct LookupRefused: Error {}
 
     /// How old a cached client must be before a secret it does not know makes it read again
@@ -103,12 +103,7 @@ public final class ClientDirectory: Sendable {
     /// one query per this interval, whoever sends it.
     public static let refetchInterval = Duration.milliseconds(5)
 
-    /// The client, from the cache when fresh.
-    public func client(_ clientID: String, admission: Admission? = nil) async throws -> ClientRecord? {
-        try await lookup(clientID, admission: admission).record
-    }
-
-    /// The client, and whether this call waited for a database read (its own or one under way)
+    /// The client, from the cache when fresh, and whether this call waited for a database read (its own or one under way)
     /// rather than answering from the cache. A cached entry counts only when fresh and, with
     /// `readSince`, read at or after that instant.
     func lookup(_ clientID: String, admission: Admission?, readSince: ContinuousClock.Instant? = nil) async throws -> (
