@@ -20,8 +20,14 @@ public struct Dependencies: Sendable {
     public var lastUsedFlushInterval: Duration = .seconds(5)
     /// Called before each database lookup of a client id (tests count them).
     public var onClientLookup: (@Sendable () -> Void)?
-    /// How long a client read from the database is answered from memory on this instance.
-    public var credentialCacheTTL: Duration = .milliseconds(Defaults.credentialCacheMilliseconds)
+    /// How long a client read from the database is answered from memory on this instance while
+    /// the change listener is not current (tests set a long one to prove an answer did not come
+    /// from an expired entry).
+    public var credentialCacheFallbackTTL: Duration = .milliseconds(Defaults.credentialCacheMilliseconds)
+    /// How often the change listener sends its heartbeat.
+    public var changeListenerHeartbeat = ChangeListener.defaultHeartbeat
+    /// False: no change listener, as if PostgreSQL never let it listen (tests of the fallback).
+    public var listensForChanges = true
     /// Most client lookups one source address may have under way on this instance.
     public var lookupsPerAddress = AddressGate.defaultConcurrentWork
 
@@ -124,7 +130,14 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     try await keyRing.install(signingKeys)
     let now = dependencies.now
     let directory = ClientDirectory(
-        pool: pool, hasher: hasher, ttl: dependencies.credentialCacheTTL, now: now, onLookup: dependencies.onClientLookup)
+        pool: pool, hasher: hasher, ttl: configuration.credentialCacheTTL, fallbackTTL: dependencies.credentialCacheFallbackTTL,
+        capacity: configuration.credentialCacheSize, listenerGrace: dependencies.changeListenerHeartbeat * 2, now: now,
+        onLookup: dependencies.onClientLookup)
+    let listener = ChangeListener(directory: directory, heartbeat: dependencies.changeListenerHeartbeat, logger: logger) {
+        try PostgresConnection.connect(databaseURL, settings: settings)
+    }
+    // Listening before the first request, so the cache starts long-lived when PostgreSQL answers.
+    if dependencies.listensForChanges { await listener.start() }
     let recorder = LastUsedRecorder(pool: pool, logger: logger, flushInterval: dependencies.lastUsedFlushInterval)
     let tokens = TokenService(
         keyRing: keyRing,
@@ -140,7 +153,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let credentials = CredentialRoutes(store: CredentialStore(pool: pool, hasher: hasher, now: now), directory: directory)
 
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger)
-    let health = healthMonitor(configuration: configuration, pool: pool, limiter: limiter, logger: logger)
+    let health = healthMonitor(configuration: configuration, pool: pool, limiter: limiter, directory: directory, logger: logger)
     let admin = AdminAuthenticator(adminToken: configuration.adminToken)
     let gate = AddressGate(concurrentWork: dependencies.lookupsPerAddress)
 
@@ -189,7 +202,8 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
             serverName: "signet",
             availableConnectionsDelegate: MaximumAvailableConnections(connections.maxConnections, logger: logger)
         ),
-        services: [pool, keyRing, recorder, limiter, Housekeeping(pool: pool, logger: logger, now: now)],
+        services: [pool, keyRing, recorder, limiter, Housekeeping(pool: pool, logger: logger, now: now)]
+            + (dependencies.listensForChanges ? [listener] : []),
         logger: logger
     )
 }
@@ -197,7 +211,9 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
 /// The checks of `/health/detailed` and `/health/ready`: a pooled `SELECT 1`; `PING` on a Redis
 /// connection of its own (unless `REDIS_RATE_LIMIT_ENABLED=false`); Vault's `sys/health` and
 /// OPA's `/health` when they are configured.
-func healthMonitor(configuration: SignetConfiguration, pool: ConnectionPool, limiter: RateLimiter, logger: Logger) -> HealthMonitor {
+func healthMonitor(
+    configuration: SignetConfiguration, pool: ConnectionPool, limiter: RateLimiter, directory: ClientDirectory, logger: Logger
+) -> HealthMonitor {
     let database: HealthMonitor.Check = { timeout in
         do {
             try await pool.withConnection(timeout: timeout) { connection in _ = try connection.query("SELECT 1") }
@@ -245,6 +261,7 @@ func healthMonitor(configuration: SignetConfiguration, pool: ConnectionPool, lim
         redis: redis,
         vault: vault,
         opa: opa,
+        credentialCache: { HealthRules.credentialCache(directory.status()) },
         timeout: configuration.healthCheckTimeout,
         degradedAfter: configuration.healthDegradedLatency,
         logger: logger

@@ -73,9 +73,22 @@ public enum Defaults {
     /// How long a rotated-out client secret stays valid unless the request says otherwise.
     public static let credentialRotationGraceSeconds = 86_400
 
-    /// How long a verified client's agent and credentials are cached per instance: a revocation
-    /// or deactivation made on another instance is seen within this time.
+    /// How long a verified client's agent and credentials are cached per instance while its
+    /// change listener is not current (disconnected, or its heartbeat late): a revocation or
+    /// deactivation made on another instance is then seen within this time.
     public static let credentialCacheMilliseconds = 1_000
+    /// How long they are cached while the listener is current (`CREDENTIAL_CACHE_TTL_MS`): every
+    /// change is announced by `NOTIFY` and drops the entry at once on every instance.
+    public static let credentialCacheTTLMilliseconds = 300_000
+    /// Most clients cached per instance (`CREDENTIAL_CACHE_SIZE`), least recently used out first;
+    /// the same bound again for ids known to name no client.
+    public static let credentialCacheSize = 100_000
+    /// How often the change listener proves its connection with a round trip; it counts as
+    /// current for two of these after the last one was sent (the second is its bound).
+    public static let changeListenerHeartbeatMilliseconds = 1_000
+    /// Cross-instance revocation must take effect within this on the token path (issue 14's
+    /// `revocation-propagation` scenario, p99).
+    public static let revocationPropagationMilliseconds = 100
     /// How often each instance re-reads the signing keys, so a key rotation on one instance is
     /// used by all within this time.
     public static let signingKeyRefreshMilliseconds = 2_000

@@ -70,7 +70,8 @@ struct TestSignet {
         lastUsedFlushInterval: Duration = .milliseconds(50),
         now: @escaping @Sendable () -> Date = { Date() },
         onClientLookup: (@Sendable () -> Void)? = nil,
-        credentialCacheTTL: Duration? = nil,
+        credentialCacheFallbackTTL: Duration? = nil,
+        listensForChanges: Bool = true,
         lookupsPerAddress: Int? = nil
     ) async throws -> TestSignet {
         var variables = [
@@ -94,7 +95,8 @@ struct TestSignet {
         dependencies.now = now
         dependencies.lastUsedFlushInterval = lastUsedFlushInterval
         dependencies.onClientLookup = onClientLookup
-        if let credentialCacheTTL { dependencies.credentialCacheTTL = credentialCacheTTL }
+        if let credentialCacheFallbackTTL { dependencies.credentialCacheFallbackTTL = credentialCacheFallbackTTL }
+        dependencies.listensForChanges = listensForChanges
         if let lookupsPerAddress { dependencies.lookupsPerAddress = lookupsPerAddress }
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)

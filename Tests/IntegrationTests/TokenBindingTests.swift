@@ -23,16 +23,18 @@ final class TestWallClock: Sendable {
 /// and its scopes, read at once by introspection and by the routes that act on a token.
 final class TokenBindingTests: XCTestCase {
     /// Rotation without downtime across instances: the second instance has the client cached
-    /// (for a minute here, so only a new read can know the new secret) when the first one
+    /// (for a minute here, and not listening for changes, so only a new read can know the new
+    /// secret) when the first one
     /// rotates; the new secret works on the second at once, and wrong secrets never cost more
     /// than one read each.
     func testASecretRotatedOnAnotherInstanceWorksAtOnce() async throws {
         let database = try await TestDatabase.create()
         let lookups = Atomic<Int>(0)
-        let first = try await TestSignet.make(["SIGNET_INSTANCE_ID": "first"], database: database, credentialCacheTTL: .seconds(60))
+        let first = try await TestSignet.make(["SIGNET_INSTANCE_ID": "first"], database: database)
+        // Not listening, so no notification drops the entry: only the read again can help.
         let second = try await TestSignet.make(
             ["SIGNET_INSTANCE_ID": "second"], database: database, onClientLookup: { lookups.add(1, ordering: .relaxed) },
-            credentialCacheTTL: .seconds(60))
+            credentialCacheFallbackTTL: .seconds(60), listensForChanges: false)
         try await first.test { one in
             try await second.test { two in
                 let agent = try await one.agent()

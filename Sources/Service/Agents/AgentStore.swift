@@ -91,7 +91,7 @@ public struct AgentStore: Sendable {
     func agent(id: String) async throws -> Agent? {
         guard let id = Self.normalisedID(id) else { return nil }
         let records = try await pool.withConnection { connection in
-            try connection.query("SELECT \(Self.agentColumns) FROM agents a WHERE a.id = $1::uuid", [id]).records
+            try connection.query(Statements.agentByID, [id]).records
         }
         return try records.first.map(Self.agent(from:))
     }

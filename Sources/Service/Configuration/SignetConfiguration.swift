@@ -28,6 +28,11 @@ public struct SignetConfiguration: Sendable {
     public var tokenAudience: String
     /// Access token lifetime (`TOKEN_TTL_SECONDS`).
     public var tokenTTL: Duration
+    /// How long a client stays in this instance's cache while the change listener is current
+    /// (`CREDENTIAL_CACHE_TTL_MS`).
+    public var credentialCacheTTL: Duration
+    /// Most clients in this instance's cache (`CREDENTIAL_CACHE_SIZE`).
+    public var credentialCacheSize: Int
     /// The rate limiter (`RATE_LIMIT_*`, `REDIS_URL`, `REDIS_RATE_LIMIT_ENABLED`, `REDIS_TIMEOUT_MS`).
     public var rateLimit: RateLimitConfiguration
     /// A health check answering slower than this is `degraded` (`HEALTH_DEGRADED_LATENCY_MS`).
@@ -134,6 +139,11 @@ public struct SignetConfiguration: Sendable {
         try Self.validateHTTPURL(issuer, variable: "SIGNET_ISSUER", trailingSlash: false)
         tokenAudience = try env.string("SIGNET_TOKEN_AUDIENCE", default: issuer)
         tokenTTL = .seconds(try env.integer("TOKEN_TTL_SECONDS", default: Defaults.tokenTTLSeconds, in: 1...86_400))
+        credentialCacheTTL = .milliseconds(
+            try env.integer(
+                "CREDENTIAL_CACHE_TTL_MS", default: Defaults.credentialCacheTTLMilliseconds,
+                in: Defaults.credentialCacheMilliseconds...86_400_000))
+        credentialCacheSize = try env.integer("CREDENTIAL_CACHE_SIZE", default: Defaults.credentialCacheSize, in: 1...10_000_000)
 
         let redisEnabled = try env.boolean("REDIS_RATE_LIMIT_ENABLED", default: Defaults.redisRateLimitEnabled)
         let redisURL = try env.string("REDIS_URL", default: Defaults.redisURL)

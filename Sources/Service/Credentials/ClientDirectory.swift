@@ -24,55 +24,77 @@ public struct ClientRecord: Sendable {
     public let rateLimitSubject: RateLimitSubject
 }
 
-/// Finds clients by `client_id` and verifies their secrets, with a short per-instance cache so
-/// the token path does not query PostgreSQL on every request.
+/// Finds clients by `client_id` and verifies their secrets, with a per-instance cache so the
+/// token path does not query PostgreSQL on every request.
 ///
-/// A change made through this instance (rotation, revocation, deactivation) invalidates the
-/// entry at once; one made on another instance is seen within `ttl`
-/// (`Spec.Defaults.credentialCacheMilliseconds`). A well-formed id that names no client is
-/// remembered as unknown for `unknownTTL`: ids are random, so one unknown now is not registered
-/// later, and a flood of one id costs one query. A malformed id costs none.
+/// Every change to a client commits a `NOTIFY` (migration 4's triggers), and every instance
+/// listens (`ChangeListener`): an entry is dropped as soon as its notification arrives, so while
+/// the listener is confirmed current an entry lives `ttl` (`CREDENTIAL_CACHE_TTL_MS`, minutes).
+/// When the listener is not current (not connected, or its last heartbeat too old) entries live
+/// only `fallbackTTL` (`Spec.Defaults.credentialCacheMilliseconds`), and an entry read before the
+/// listener last started listening never counts as long-lived: a change it missed cannot outlive
+/// the fallback. A change made through this instance invalidates the entry at once too.
+///
+/// Entries are bounded by `capacity` (`CREDENTIAL_CACHE_SIZE`), least recently used first out.
+/// A well-formed id that names no client is remembered as unknown for `unknownTTL` in a bound of
+/// its own, so a flood of unknown ids cannot push the real clients out, and costs one query per
+/// id. A malformed id costs none.
 public final class ClientDirectory: Sendable {
     private struct Entry {
         let record: ClientRecord
         let fetched: ContinuousClock.Instant
     }
 
+    /// The listener's state, as the cache relies on it.
+    private struct Listening {
+        /// When it last started listening: entries read before are short-lived.
+        let since: ContinuousClock.Instant
+        /// When its last heartbeat was sent: every change committed before has been seen.
+        var confirmed: ContinuousClock.Instant
+    }
+
     private struct State {
-        var known: [String: Entry] = [:]
-        /// Ids that named no client, and when that was learnt: kept apart, so a flood of unknown
-        /// ids cannot push the real clients out.
-        var unknown: [String: ContinuousClock.Instant] = [:]
+        var known: LRUCache<String, Entry>
+        /// Ids that named no client, and when that was learnt.
+        var unknown: LRUCache<String, ContinuousClock.Instant>
         /// Lookups under way, numbered: concurrent requests for one id share one query.
         var inFlight: [String: (number: UInt64, task: Task<ClientRecord?, any Error>)] = [:]
         var fetches: UInt64 = 0
+        var listening: Listening?
     }
 
     private let pool: ConnectionPool
     private let hasher: CredentialHasher
     private let ttl: Duration
+    private let fallbackTTL: Duration
     private let unknownTTL: Duration
+    /// How long after its last heartbeat the listener still counts as current.
+    private let listenerGrace: Duration
     /// The one clock of credential expiry (`Dependencies.now`).
     private let now: @Sendable () -> Date
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let onLookup: (@Sendable () -> Void)?
-    /// Most entries of each kind kept; past it the stale ones are dropped, then the kind starts over.
-    static let capacity = 100_000
 
     public init(
         pool: ConnectionPool,
         hasher: CredentialHasher,
-        ttl: Duration = .milliseconds(Defaults.credentialCacheMilliseconds),
+        ttl: Duration = .milliseconds(Defaults.credentialCacheTTLMilliseconds),
+        fallbackTTL: Duration = .milliseconds(Defaults.credentialCacheMilliseconds),
+        capacity: Int = Defaults.credentialCacheSize,
         unknownTTL: Duration = .milliseconds(Defaults.unknownClientCacheMilliseconds),
+        listenerGrace: Duration = ChangeListener.defaultHeartbeat * 2,
         now: @escaping @Sendable () -> Date = { Date() },
         onLookup: (@Sendable () -> Void)? = nil
     ) {
         self.onLookup = onLookup
         self.pool = pool
         self.hasher = hasher
-        self.ttl = ttl
+        self.ttl = max(ttl, fallbackTTL)
+        self.fallbackTTL = fallbackTTL
         self.unknownTTL = unknownTTL
+        self.listenerGrace = listenerGrace
         self.now = now
+        self.state = Mutex(State(known: LRUCache(capacity: capacity), unknown: LRUCache(capacity: capacity)))
     }
 
     private enum Cached {
@@ -113,7 +135,7 @@ public final class ClientDirectory: Sendable {
         guard CredentialHasher.isWellFormedClientID(clientID) else { return (nil, false) }
         let started = ContinuousClock.now
         let cached: Cached = state.withLock { state in
-            if let cached = fresh(clientID, at: started, readSince: readSince, in: state) { return cached }
+            if let cached = fresh(clientID, at: started, readSince: readSince, in: &state) { return cached }
             if let fetching = state.inFlight[clientID] { return .fetching(fetching.task) }
             if let admission, !admission.gate.beginWork(admission.address) { return .refused }
             state.fetches &+= 1
@@ -138,19 +160,27 @@ public final class ClientDirectory: Sendable {
     public func cachedClient(_ clientID: String) -> ClientRecord? {
         let now = ContinuousClock.now
         return state.withLock { state in
-            if case .known(let record) = fresh(clientID, at: now, readSince: nil, in: state) { return record }
+            if case .known(let record) = fresh(clientID, at: now, readSince: nil, in: &state) { return record }
             return nil
         }
     }
 
-    private func fresh(_ clientID: String, at now: ContinuousClock.Instant, readSince: ContinuousClock.Instant?, in state: State)
+    private func fresh(_ clientID: String, at now: ContinuousClock.Instant, readSince: ContinuousClock.Instant?, in state: inout State)
         -> Cached?
     {
-        if let entry = state.known[clientID], now - entry.fetched < ttl, entry.fetched >= readSince ?? entry.fetched {
+        if let entry = state.known.value(for: clientID), entry.fetched >= readSince ?? entry.fetched,
+            now - entry.fetched < lifetime(of: entry, at: now, state.listening)
+        {
             return .known(entry.record)
         }
-        if let learnt = state.unknown[clientID], now - learnt < unknownTTL { return .unknown }
+        if let learnt = state.unknown.peek(clientID), now - learnt < unknownTTL { return .unknown }
         return nil
+    }
+
+    /// `ttl` for an entry read while the listener was listening and still current; else `fallbackTTL`.
+    private func lifetime(of entry: Entry, at now: ContinuousClock.Instant, _ listening: Listening?) -> Duration {
+        guard let listening, entry.fetched >= listening.since, now - listening.confirmed < listenerGrace else { return fallbackTTL }
+        return ttl
     }
 
     /// The live credential of `client` that `secret` matches at `now`, if any. Every live
@@ -163,12 +193,60 @@ public final class ClientDirectory: Sendable {
         return match
     }
 
-    /// Forgets a client, after a change made through this instance: its cached entry, and a read
-    /// under way, which may have begun before the change and must not be cached after it.
+    /// Forgets a client, after a change made through this instance or announced by the listener:
+    /// its cached entry, and a read under way, which may have begun before the change and must
+    /// not be cached after it.
     public func invalidate(clientID: String) {
         state.withLock { state in
-            state.known[clientID] = nil
+            state.known.remove(clientID)
+            state.unknown.remove(clientID)
             state.inFlight[clientID] = nil
+        }
+    }
+
+    /// Forgets every client and every read under way.
+    public func invalidateAll() {
+        state.withLock { state in
+            state.known.removeAll()
+            state.unknown.removeAll()
+            state.inFlight.removeAll()
+        }
+    }
+
+    /// The listener listens from now: what was cached before may have missed a change, so it
+    /// goes, and what is read from now on may live `ttl`.
+    func listenerStarted(at instant: ContinuousClock.Instant) {
+        invalidateAll()
+        state.withLock { $0.listening = Listening(since: instant, confirmed: instant) }
+    }
+
+    /// A heartbeat sent at `instant` came back: every change committed before it has been seen.
+    func listenerConfirmed(at instant: ContinuousClock.Instant) {
+        state.withLock { state in
+            guard var listening = state.listening else { return }
+            listening.confirmed = max(listening.confirmed, instant)
+            state.listening = listening
+        }
+    }
+
+    /// The listener stopped: changes may go unseen, so everything cached goes, and new entries
+    /// live `fallbackTTL` until it listens again.
+    func listenerLost() {
+        state.withLock { $0.listening = nil }
+        invalidateAll()
+    }
+
+    /// How the cache stands, for `/health/detailed`.
+    public struct Status: Sendable {
+        public let listening: Bool
+        public let entries: Int
+        public let ttl: Duration
+    }
+
+    public func status(at now: ContinuousClock.Instant = .now) -> Status {
+        state.withLock { state in
+            let current = state.listening.map { now - $0.confirmed < listenerGrace } ?? false
+            return Status(listening: current, entries: state.known.count, ttl: current ? ttl : fallbackTTL)
         }
     }
 
@@ -188,13 +266,9 @@ public final class ClientDirectory: Sendable {
             state.inFlight[clientID] = nil
             switch result {
             case .success(let record?):
-                if state.known.count >= Self.capacity { state.known = state.known.filter { started - $0.value.fetched < ttl } }
-                if state.known.count >= Self.capacity { state.known.removeAll() }
-                state.known[clientID] = Entry(record: record, fetched: started)
+                state.known.set(clientID, Entry(record: record, fetched: started))
             case .success(nil):
-                if state.unknown.count >= Self.capacity { state.unknown = state.unknown.filter { started - $0.value < unknownTTL } }
-                if state.unknown.count >= Self.capacity { state.unknown.removeAll() }
-                state.unknown[clientID] = started
+                state.unknown.set(clientID, started)
             case .failure:
                 break
             }
@@ -205,19 +279,7 @@ public final class ClientDirectory: Sendable {
     private func query(_ clientID: String) async throws -> ClientRecord? {
         let nowSeconds = String(now().timeIntervalSince1970)
         let records = try await pool.withConnection { connection in
-            try connection.query(
-                """
-                SELECT a.id::text AS agent_id, a.owner, a.status, a.scopes::text AS scopes,
-                       a.token_generation,
-                       c.id::text AS credential_id, encode(c.secret_hash, 'hex') AS digest,
-                       extract(epoch FROM c.expires_at)::float8 AS expires_at
-                FROM agents a LEFT JOIN agent_credentials c
-                  ON c.agent_id = a.id AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($2::float8))
-                WHERE a.client_id = $1
-                ORDER BY c.created_at
-                """,
-                [clientID, nowSeconds]
-            ).records
+            try connection.query(Statements.clientLookup, [clientID, nowSeconds]).records
         }
         guard let first = records.first, let status = first["status"].flatMap(Agent.Status.init(rawValue:)) else { return nil }
         let credentials: [ClientRecord.Credential] = records.compactMap { record in

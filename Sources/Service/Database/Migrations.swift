@@ -93,6 +93,48 @@ enum Migrations {
                 ALTER TABLE agents ADD COLUMN token_generation integer NOT NULL DEFAULT 0;
                 """
         ),
+        Migration(
+            version: 4,
+            name: "client change notifications",
+            sql: """
+                -- Every change a cached client depends on announces its client_id on channel
+                -- signet_clients, delivered when the transaction commits (and once per id and
+                -- transaction) to every instance listening (ChangeListener). last_used_at, metadata
+                -- and name do not announce anything.
+                CREATE FUNCTION signet_agent_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                        PERFORM pg_notify('signet_clients', OLD.client_id);
+                    END IF;
+                    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                        PERFORM pg_notify('signet_clients', NEW.client_id);
+                    END IF;
+                    RETURN NULL;
+                END
+                $$;
+                CREATE TRIGGER agents_changed
+                    AFTER INSERT OR DELETE OR UPDATE OF status, scopes, owner, client_id, token_generation ON agents
+                    FOR EACH ROW EXECUTE FUNCTION signet_agent_changed();
+                CREATE FUNCTION signet_credential_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+                DECLARE
+                    changed text;
+                BEGIN
+                    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                        SELECT client_id INTO changed FROM agents WHERE id = OLD.agent_id;
+                        IF changed IS NOT NULL THEN PERFORM pg_notify('signet_clients', changed); END IF;
+                    END IF;
+                    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                        SELECT client_id INTO changed FROM agents WHERE id = NEW.agent_id;
+                        IF changed IS NOT NULL THEN PERFORM pg_notify('signet_clients', changed); END IF;
+                    END IF;
+                    RETURN NULL;
+                END
+                $$;
+                CREATE TRIGGER agent_credentials_changed
+                    AFTER INSERT OR DELETE OR UPDATE OF agent_id, secret_hash, expires_at, revoked_at ON agent_credentials
+                    FOR EACH ROW EXECUTE FUNCTION signet_credential_changed();
+                """
+        ),
     ]
 
     /// An arbitrary constant: the advisory lock every instance takes while migrating.

@@ -5,7 +5,8 @@ import Synchronization
 /// One libpq connection. Not thread-safe: the pool leases it to one caller at a time, and every
 /// call on it blocks, so it runs on the pool's thread pool, never on an event loop.
 ///
-/// Queries are parameterised (`PQsendQueryParams`, text format); values come back as text.
+/// Queries are parameterised (`PQsendQueryParams`, text format), or prepared once per session
+/// (`PreparedStatement`, `PQsendPrepare` / `PQsendQueryPrepared`); values come back as text.
 ///
 /// Every statement has a client-side deadline (`timeout`), enforced here with `poll` on the
 /// socket in non-blocking mode: a frozen server (processes stopped, the kernel still
@@ -22,6 +23,8 @@ public final class PostgresConnection: @unchecked Sendable {
     public var timeout: Duration = .seconds(60)
     /// Set when a statement missed its deadline: the connection's state is unknown.
     private var abandoned = false
+    /// Names of the `PreparedStatement`s this session has prepared.
+    private var prepared: Set<String> = []
 
     private init(handle: OpaquePointer) {
         self.handle = handle
@@ -77,17 +80,62 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Runs one parameterised statement (`$1`, `$2`, ... bound to `parameters`, `nil` = NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(DatabaseError) -> QueryResult {
-        // libpq text parameters end at the first NUL: `a\0junk` would be sent as `a`, so a value
-        // would be stored or matched as something other than what the client sent. Refused.
-        if parameters.contains(where: { $0?.utf8.contains(0) == true }) {
-            throw .invalidParameter("a value contains a NUL character")
-        }
+        try Self.refuseNUL(parameters)
         let handle = try usableHandle()
         let sent = withOptionalCStrings(parameters) { values in
             PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
         guard sent == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
         return try consume(try awaitResult(handle))
+    }
+
+    /// Runs a prepared statement by name, preparing it on this session first when it is not yet
+    /// (one extra round trip per statement and connection). A session that lost it (`DEALLOCATE
+    /// ALL`, `DISCARD ALL`, a pooler handing over another session) prepares it again, once,
+    /// unless that happened inside a transaction, which the server has aborted by then.
+    @discardableResult
+    public func query(_ statement: PreparedStatement, _ parameters: [String?] = []) throws(DatabaseError) -> QueryResult {
+        try Self.refuseNUL(parameters)
+        let handle = try usableHandle()
+        if !prepared.contains(statement.name) { try prepare(statement, handle) }
+        do {
+            return try executePrepared(statement, parameters, handle)
+        } catch {
+            guard case .server(let state, _, _) = error, state == "26000", !isInTransaction else { throw error }
+            prepared.remove(statement.name)
+            try prepare(statement, handle)
+            return try executePrepared(statement, parameters, handle)
+        }
+    }
+
+    /// Whether this session has prepared `statement` (tests).
+    public func hasPrepared(_ statement: PreparedStatement) -> Bool {
+        prepared.contains(statement.name)
+    }
+
+    private func prepare(_ statement: PreparedStatement, _ handle: OpaquePointer) throws(DatabaseError) {
+        guard PQsendPrepare(handle, statement.name, statement.sql, 0, nil) == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
+        // Preparing changes nothing a retry elsewhere could repeat: it is not counted as a statement.
+        try consume(try awaitResult(handle), counted: false)
+        prepared.insert(statement.name)
+    }
+
+    private func executePrepared(_ statement: PreparedStatement, _ parameters: [String?], _ handle: OpaquePointer) throws(DatabaseError)
+        -> QueryResult
+    {
+        let sent = withOptionalCStrings(parameters) { values in
+            PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
+        }
+        guard sent == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
+        return try consume(try awaitResult(handle))
+    }
+
+    /// libpq text parameters end at the first NUL: `a\0junk` would be sent as `a`, so a value
+    /// would be stored or matched as something other than what the client sent. Refused.
+    private static func refuseNUL(_ parameters: [String?]) throws(DatabaseError) {
+        if parameters.contains(where: { $0?.utf8.contains(0) == true }) {
+            throw .invalidParameter("a value contains a NUL character")
+        }
     }
 
     /// Runs a trusted script of several statements (migrations only: it takes no parameters).
@@ -192,6 +240,42 @@ public final class PostgresConnection: @unchecked Sendable {
         return PQstatus(handle) == CONNECTION_OK && PQtransactionStatus(handle) == PQTRANS_IDLE
     }
 
+    /// One `NOTIFY` this session received (it ran `LISTEN channel`).
+    public struct Notification: Sendable, Equatable {
+        public let channel: String
+        public let payload: String
+    }
+
+    /// The notifications received so far, waiting up to `timeout` for the first when there are
+    /// none yet. For a listening connection only: it reads whatever the server sends while idle.
+    /// Throws `connectionLost` when the session ended (terminated, the server gone).
+    public func notifications(waitingUpTo timeout: Duration) throws(DatabaseError) -> [Notification] {
+        let handle = try usableHandle()
+        var received = Self.drainNotifications(handle)
+        guard received.isEmpty else { return received }
+        let socket = PQsocket(handle)
+        guard socket >= 0 else { throw .connectionLost("the connection has no socket") }
+        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let ready = poll(&descriptor, 1, Int32(clamping: max(0, timeout.milliseconds)))
+        if ready < 0, errno != EINTR { throw .connectionLost("poll failed (errno \(errno))") }
+        if ready > 0 {
+            guard PQconsumeInput(handle) == 1 else { throw .connectionLost(Self.errorMessage(handle)) }
+            received = Self.drainNotifications(handle)
+        }
+        guard PQstatus(handle) == CONNECTION_OK else { throw .connectionLost(Self.errorMessage(handle)) }
+        return received
+    }
+
+    private static func drainNotifications(_ handle: OpaquePointer) -> [Notification] {
+        var received: [Notification] = []
+        while let notify = PQnotifies(handle) {
+            received.append(
+                Notification(channel: String(cString: notify.pointee.relname), payload: String(cString: notify.pointee.extra)))
+            PQfreemem(notify)
+        }
+        return received
+    }
+
     /// True while the session can still take a statement: open, not abandoned after a missed
     /// deadline, and not broken. Unlike `isUsable` it may be inside a transaction (to roll it back).
     public var canSendStatements: Bool {
@@ -207,7 +291,7 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     @discardableResult
-    private func consume(_ result: OpaquePointer?) throws(DatabaseError) -> QueryResult {
+    private func consume(_ result: OpaquePointer?, counted: Bool = true) throws(DatabaseError) -> QueryResult {
         guard let handle else { throw .connectionLost("the connection is closed") }
         guard let result else {
             throw lostOrFailed(Self.errorMessage(handle))
@@ -215,10 +299,10 @@ public final class PostgresConnection: @unchecked Sendable {
         defer { PQclear(result) }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-            statementsSucceeded += 1
+            if counted { statementsSucceeded += 1 }
             return QueryResult(columns: [], rows: [], affectedRows: Self.affectedRows(result))
         case PGRES_TUPLES_OK:
-            statementsSucceeded += 1
+            if counted { statementsSucceeded += 1 }
             return Self.read(result)
         default:
             if let state = field(result, "C") {

@@ -61,6 +61,16 @@ public enum HealthRules {
         return "healthy"
     }
 
+    /// The credential cache: `healthy` while its change listener is current (entries may live
+    /// `CREDENTIAL_CACHE_TTL_MS`), `degraded` while it is not (entries live the short fallback).
+    public static func credentialCache(_ status: ClientDirectory.Status) -> DependencyHealth {
+        let entries = "\(status.entries) entries, each kept up to \(status.ttl.milliseconds) ms"
+        guard status.listening else {
+            return DependencyHealth(status: .degraded, latencyMs: 0, message: "not listening for client changes; \(entries)")
+        }
+        return DependencyHealth(status: .healthy, latencyMs: 0, message: "listening for client changes; \(entries)")
+    }
+
     /// 200 all healthy; 207 any degraded and none unreachable; 503 any unreachable.
     public static func httpStatus(_ dependencies: some Collection<DependencyHealth>) -> Int {
         switch overall(dependencies) {
@@ -79,17 +89,24 @@ public struct HealthReport: Sendable, Encodable {
     public var redis: DependencyHealth?
     public var vault: DependencyHealth?
     public var opa: DependencyHealth?
+    /// The credential cache's change listener (`HealthRules.credentialCache`): never
+    /// `unreachable`, since the cache then falls back to a short lifetime and tokens still flow.
+    public var credentialCache: DependencyHealth?
 
-    public init(checkedAt: Date, database: DependencyHealth, redis: DependencyHealth?, vault: DependencyHealth?, opa: DependencyHealth?) {
+    public init(
+        checkedAt: Date, database: DependencyHealth, redis: DependencyHealth?, vault: DependencyHealth?, opa: DependencyHealth?,
+        credentialCache: DependencyHealth? = nil
+    ) {
         self.checkedAt = checkedAt.formatted(.iso8601)
         self.database = database
         self.redis = redis
         self.vault = vault
         self.opa = opa
-        self.status = HealthRules.overall(Self.present(database, redis, vault, opa))
+        self.credentialCache = credentialCache
+        self.status = HealthRules.overall(Self.present(database, redis, vault, opa, credentialCache))
     }
 
-    var dependencies: [DependencyHealth] { Self.present(database, redis, vault, opa) }
+    var dependencies: [DependencyHealth] { Self.present(database, redis, vault, opa, credentialCache) }
 
     public var httpStatus: Int { HealthRules.httpStatus(dependencies) }
 

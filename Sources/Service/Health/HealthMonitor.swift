@@ -33,6 +33,7 @@ public final class HealthMonitor: Sendable {
     private let redis: Check?
     private let vault: Check?
     private let opa: Check?
+    private let credentialCache: (@Sendable () -> DependencyHealth)?
     private let timeout: Duration
     private let degradedAfter: Duration
     private let sharedFor: Duration
@@ -44,6 +45,7 @@ public final class HealthMonitor: Sendable {
         redis: Check?,
         vault: Check?,
         opa: Check?,
+        credentialCache: (@Sendable () -> DependencyHealth)? = nil,
         timeout: Duration,
         degradedAfter: Duration,
         sharedFor: Duration = .seconds(1),
@@ -53,6 +55,7 @@ public final class HealthMonitor: Sendable {
         self.redis = redis
         self.vault = vault
         self.opa = opa
+        self.credentialCache = credentialCache
         self.timeout = timeout
         self.degradedAfter = degradedAfter
         self.sharedFor = sharedFor
@@ -95,7 +98,7 @@ public final class HealthMonitor: Sendable {
         async let opa = run("opa", self.opa)
         let report = HealthReport(
             checkedAt: Date(), database: await database ?? unreachable("not checked"), redis: await redis, vault: await vault,
-            opa: await opa)
+            opa: await opa, credentialCache: credentialCache?())
         state.withLock { state in
             state.latest = (report, ContinuousClock.now)
             state.round = nil

@@ -122,16 +122,7 @@ public struct TokenService: Sendable {
         let nowSeconds = now().timeIntervalSince1970
         let state = try await pool.withConnection { connection in
             try connection.query(
-                """
-                SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked,
-                       a.status, a.scopes::text AS scopes, a.token_generation,
-                       ($4::uuid IS NULL OR EXISTS (
-                           SELECT 1 FROM agent_credentials c
-                           WHERE c.id = $4::uuid AND c.agent_id = a.id AND c.revoked_at IS NULL
-                             AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($5::float8)))) AS credential_live
-                FROM agents a WHERE a.id = $2::uuid AND a.client_id = $3
-                """,
-                [claims.jti, claims.sub, claims.client_id, claims.credential_id, String(nowSeconds)]
+                Statements.tokenState, [claims.jti, claims.sub, claims.client_id, claims.credential_id, String(nowSeconds)]
             ).records.first
         }
         guard let state, state["revoked"] == "f", state["credential_live"] == "t", state["status"] == Agent.Status.active.rawValue,
@@ -151,10 +142,7 @@ public struct TokenService: Sendable {
         guard let claims = await keyRing.verify(token), claims.exp > Int64(now().timeIntervalSince1970) else { return }
         if let clientID, clientID != claims.client_id { return }
         try await pool.transaction { connection in
-            let inserted = try connection.query(
-                "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, to_timestamp($2::bigint)) ON CONFLICT (jti) DO NOTHING",
-                [claims.jti, String(claims.exp)]
-            ).affectedRows
+            let inserted = try connection.query(Statements.revokeToken, [claims.jti, String(claims.exp)]).affectedRows
             if inserted == 1 {
                 try AuditLog.append(
                     .tokenRevoke, agentID: claims.sub, context: audit, details: ["jti": .string(claims.jti)], on: connection)
