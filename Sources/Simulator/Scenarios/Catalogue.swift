@@ -19,6 +19,8 @@ public enum Catalogue {
         VaultScenarios.secretsInVault,
         VaultScenarios.importFromPostgres,
         AbuseScenarios.lockoutThroughBalancer,
+        CacheScenarios.revocationPropagation,
+        CacheScenarios.listenerLost,
     ]
 
     public static func named(_ name: String) -> Scenario? {
