@@ -9,7 +9,7 @@ struct SignetSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signet-sim",
         abstract: "Signet's Simulator: spec scenarios against real PostgreSQL and Redis, with fault injection.",
-        subcommands: [List.self, Run.self, Stack.self, Chaos.self, K6ConfigCommand.self]
+        subcommands: [List.self, Run.self, Stack.self, Chaos.self, K6ConfigCommand.self, QueryBenchCommand.self]
     )
 }
 
@@ -173,5 +173,29 @@ struct K6ConfigCommand: AsyncParsableCommand {
         let rendered = try K6Config.rendered()
         try rendered.write(toFile: output, atomically: true, encoding: .utf8)
         print("wrote \(output)")
+    }
+}
+
+struct QueryBenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query-bench",
+        abstract: "Each hot statement's cost on one connection, unprepared and prepared (ci/bench runs it).")
+
+    @Option(help: "A migrated Signet database with at least one agent.")
+    var databaseURL: String
+
+    @Option(help: "Timed executions of each statement, each way.")
+    var iterations = 5_000
+
+    func run() async throws {
+        let results = try QueryBench.run(databaseURL: databaseURL, iterations: iterations)
+        func micro(_ duration: Duration) -> String { String(format: "%6.0f µs", Double(duration.components.attoseconds) / 1e12 + Double(duration.components.seconds) * 1e6) }
+        print("statement                 unprepared p50 / p99      prepared p50 / p99     p50 saved")
+        for result in results {
+            let saved = 1 - Double(result.preparedMedian.components.attoseconds) / Double(result.unnamedMedian.components.attoseconds)
+            print(
+                "\(result.statement.padding(toLength: 24, withPad: " ", startingAt: 0)) \(micro(result.unnamedMedian)) / \(micro(result.unnamedP99))"
+                    + "    \(micro(result.preparedMedian)) / \(micro(result.preparedP99))    \(String(format: "%5.1f %%", saved * 100))")
+        }
     }
 }
