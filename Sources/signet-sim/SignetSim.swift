@@ -189,12 +189,15 @@ struct QueryBenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         let results = try QueryBench.run(databaseURL: databaseURL, iterations: iterations)
-        func micro(_ duration: Duration) -> String { String(format: "%6.0f µs", Double(duration.components.attoseconds) / 1e12 + Double(duration.components.seconds) * 1e6) }
+        func micro(_ duration: Duration) -> String {
+            String(format: "%6.0f µs", Double(duration.components.attoseconds) / 1e12 + Double(duration.components.seconds) * 1e6)
+        }
         print("statement                 unprepared p50 / p99      prepared p50 / p99     p50 saved")
         for result in results {
             let saved = 1 - Double(result.preparedMedian.components.attoseconds) / Double(result.unnamedMedian.components.attoseconds)
+            let name = result.statement.padding(toLength: 24, withPad: " ", startingAt: 0)
             print(
-                "\(result.statement.padding(toLength: 24, withPad: " ", startingAt: 0)) \(micro(result.unnamedMedian)) / \(micro(result.unnamedP99))"
+                "\(name) \(micro(result.unnamedMedian)) / \(micro(result.unnamedP99))"
                     + "    \(micro(result.preparedMedian)) / \(micro(result.preparedP99))    \(String(format: "%5.1f %%", saved * 100))")
         }
     }
