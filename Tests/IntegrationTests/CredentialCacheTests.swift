@@ -33,9 +33,21 @@ final class PreparedStatementTests: XCTestCase {
             counts.append(try preparedOnServer())
             XCTAssertEqual(try connection.query(Statements.agentByID, [missing]).rows.count, 0, "prepared again")
             counts.append(try preparedOnServer())
+            // Lost inside a transaction: the transaction is aborted, so the error is thrown; the
+            // session forgets what it prepared, and after the rollback the statement works again.
+            try connection.query("BEGIN")
+            try connection.query("DEALLOCATE ALL")
+            XCTAssertThrowsError(try connection.query(Statements.agentByID, [missing])) { error in
+                guard case DatabaseError.server(let state, _, _) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(state, "26000")
+            }
+            XCTAssertFalse(connection.hasPrepared(Statements.agentByID))
+            try connection.query("ROLLBACK")
+            XCTAssertEqual(try connection.query(Statements.agentByID, [missing]).rows.count, 0, "prepared again after the rollback")
+            counts.append(try preparedOnServer())
             return counts
         }.value
-        XCTAssertEqual(counts, [0, 1, 0, 1])
+        XCTAssertEqual(counts, [0, 1, 0, 1, 1])
     }
 
     /// Every name is unique, so no statement replaces another on a session.
@@ -147,13 +159,13 @@ final class CredentialCacheTests: XCTestCase {
     }
 
     /// The listener's session is terminated: the cache is flushed, the listener connects again,
-    /// flushes once more (changes went unannounced meanwhile) and entries live long again. With
-    /// no fallback lifetime here, an entry is answered from memory only while it listens.
+    /// flushes once more (changes went unannounced meanwhile) and entries live long again. The
+    /// fallback lifetime is a minute here, so only a flush can make the entry go.
     func testALostListenerFlushesTheCacheAndRecovers() async throws {
         let name = unique("listener-lost")
         let lookups = Atomic<Int>(0)
         let signet = try await TestSignet.make(
-            applicationName: name, onClientLookup: { lookups.add(1, ordering: .relaxed) }, credentialCacheFallbackTTL: .zero)
+            applicationName: name, onClientLookup: { lookups.add(1, ordering: .relaxed) }, credentialCacheFallbackTTL: .seconds(60))
         try await signet.test { client in
             let agent = try await client.agent()
             _ = try await client.accessToken(for: agent)
@@ -175,7 +187,42 @@ final class CredentialCacheTests: XCTestCase {
             let before = lookups.load(ordering: .relaxed)
             _ = try await client.accessToken(for: agent)
             _ = try await client.accessToken(for: agent)
-            XCTAssertEqual(lookups.load(ordering: .relaxed) - before, 1, "flushed once, then cached again")
+            XCTAssertEqual(lookups.load(ordering: .relaxed) - before, 1, "flushed, then cached again")
+        }
+    }
+
+    /// Changes no row trigger sees, and triggers someone disabled: a `TRUNCATE` announces every
+    /// client, and with a change trigger not enabled `ALWAYS` the listener does not count as
+    /// current (health degraded, entries the short fallback) until it is again.
+    func testTruncateAnnouncesEveryClientAndADisabledTriggerEndsTheLongLifetime() async throws {
+        let database = try await TestDatabase.create()
+        let url = try TestDatabase.url(applicationName: unique("operator"), database: database)
+        let first = try await TestSignet.make(["SIGNET_INSTANCE_ID": "first"], database: database)
+        let second = try await TestSignet.make(
+            ["SIGNET_INSTANCE_ID": "second"], database: database, credentialCacheFallbackTTL: .seconds(60))
+        try await first.test { one in
+            try await second.test { two in
+                func cacheStatus() async throws -> String? {
+                    let health = try await two.execute(uri: "/health/detailed", method: .get)
+                    return (health.object["credentialCache"] as? [String: Any])?["status"] as? String
+                }
+                let agent = try await one.agent()
+                _ = try await two.accessToken(for: agent)
+                _ = try await TestDatabase.query("TRUNCATE agents, agent_credentials CASCADE", url: url)
+                try await eventually("the second instance forgets every client", timeout: .seconds(2)) {
+                    let form =
+                        "grant_type=client_credentials&client_id=\(formEncode(agent.clientID))&client_secret=\(formEncode(agent.secret))"
+                    return try await two.tokenRequest(form).status == .unauthorized
+                }
+
+                _ = try await TestDatabase.query("ALTER TABLE agents DISABLE TRIGGER agents_changed", url: url)
+                try await eventually("health reports the cache degraded", timeout: .seconds(8)) { try await cacheStatus() == "degraded" }
+                XCTAssertTrue(second.logs.entries.contains { "\($0.message)".hasPrefix("a client change trigger is not enabled") })
+                _ = try await TestDatabase.query("ALTER TABLE agents ENABLE ALWAYS TRIGGER agents_changed", url: url)
+                try await eventually("health reports the cache healthy again", timeout: .seconds(8)) {
+                    try await cacheStatus() == "healthy"
+                }
+            }
         }
     }
 

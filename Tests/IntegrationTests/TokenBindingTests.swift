@@ -43,7 +43,7 @@ final class TokenBindingTests: XCTestCase {
                 let newSecret = try XCTUnwrap(rotated.object["client_secret"] as? String)
                 // A cached entry is read again for an unknown secret once it is this old (the bound
                 // on reads a wrong-secret flood can cause); a real client's next request comes later.
-                try await Task.sleep(for: ClientDirectory.refetchInterval)
+                try await Task.sleep(for: ClientDirectory.refetchIntervalWithoutListener)
                 let before = lookups.load(ordering: .relaxed)
                 _ = try await two.accessToken(for: agent, secret: newSecret)
                 _ = try await two.accessToken(for: agent)  // the old secret, in its grace period

@@ -91,7 +91,7 @@ struct ClientCredentialsAuthenticator: Sendable {
                     // secret this is: read it again before refusing, unless it was read within
                     // `refetchInterval` (a bound on what wrong secrets cost). A client this request
                     // waited to read is not read twice.
-                    let readSince = ContinuousClock.now - ClientDirectory.refetchInterval
+                    let readSince = directory.refetchCutoff()
                     client = try await directory.lookup(credentials.clientID, admission: admission, readSince: readSince).record
                     credential = matching(client)
                 }

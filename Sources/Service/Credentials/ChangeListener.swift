@@ -9,18 +9,27 @@ import Synchronization
 /// (`ClientDirectory`) as each one arrives.
 ///
 /// It holds a PostgreSQL connection of its own, not one from the pool, on a thread of its own
-/// (libpq blocks). Every `heartbeat` it sends `SELECT 1`: the answer proves the session alive and
-/// that every notification committed before it was delivered, and the cache's long lifetime
-/// holds only while the last proof is recent. When the connection fails (terminated, the server
-/// gone or frozen past the heartbeat's bound), the cache is flushed and falls back to its short
-/// lifetime; the listener reconnects with backoff and, once it listens again, flushes once more
-/// (changes made meanwhile went unannounced) before entries may live long again.
+/// (libpq blocks). Every `heartbeat` it notifies a channel of its own and checks that the
+/// triggers are enabled; the notification coming back proves that notifications reach it and
+/// that every change committed before was delivered (PostgreSQL delivers in commit order), and
+/// the cache's long lifetime holds only while the last proof is recent (`ClientDirectory`'s
+/// grace). When the connection fails (terminated, the server gone, a heartbeat not back within
+/// `heartbeatTimeout`), the cache is flushed and falls back to its short lifetime; the listener
+/// reconnects with backoff and, once it listens again, flushes once more (changes made meanwhile
+/// went unannounced) before entries may live long again.
 public final class ChangeListener: Service, Sendable {
     public static let channel = "signet_clients"
     public static let defaultHeartbeat = Duration.milliseconds(Defaults.changeListenerHeartbeatMilliseconds)
     /// What the listener's session adds to its `application_name`, so an operator (or a
     /// scenario) can tell it from the pool's sessions in `pg_stat_activity`.
     public static let applicationNameSuffix = " listener"
+    /// The payload that announces a change to every client (a `TRUNCATE`).
+    static let everyClient = "*"
+    /// The triggers that announce changes (migrations 4 and 5); all must be enabled `ALWAYS`.
+    static let triggers = ["agents_changed", "agent_credentials_changed", "agents_truncated", "agent_credentials_truncated"]
+    /// How long a heartbeat may take to come back before the session is given up for a new one.
+    /// Shorter stalls only end the cache's long lifetime (its grace), without a flush.
+    public static let heartbeatTimeout = Duration.seconds(10)
 
     /// What the thread runs; the listener stops it when it goes away, so an application built
     /// and never run does not keep a connection open.
@@ -45,12 +54,14 @@ public final class ChangeListener: Service, Sendable {
         await core.start()
     }
 
-    /// Listens until graceful shutdown, then stops the thread and waits for it to close its
-    /// connection.
+    /// Listens until graceful shutdown (or cancellation), then stops the thread and waits up to
+    /// 2 s for it to close its connection: a thread blocked connecting to a frozen server ends on
+    /// its own at libpq's `connect_timeout`, without holding the shutdown.
     public func run() async throws {
         await core.start()
         try? await gracefulShutdown()
-        await core.stop()
+        core.stopping.store(true, ordering: .relaxed)
+        _ = await withDeadline(.seconds(2)) { [core] in await core.finished() }
     }
 }
 
@@ -68,6 +79,8 @@ private final class Core: Sendable {
         var waitingForFinish: [CheckedContinuation<Void, Never>] = []
     }
     private let progress = Mutex(Progress())
+    /// This listener's own channel for its heartbeats.
+    private let heartbeatChannel = "signet_heartbeat_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
 
     init(directory: ClientDirectory, heartbeat: Duration, logger: Logger, connect: @escaping @Sendable () throws -> PostgresConnection) {
         self.directory = directory
@@ -92,8 +105,8 @@ private final class Core: Sendable {
         }
     }
 
-    func stop() async {
-        stopping.store(true, ordering: .relaxed)
+    /// Returns once the thread has ended (after `stopping` was set).
+    func finished() async {
         await withCheckedContinuation { continuation in
             let done = progress.withLock { progress in
                 if progress.finished { return true }
@@ -105,41 +118,37 @@ private final class Core: Sendable {
     }
 
     private func listen() {
+        // Failed or short-lived sessions in a row: the backoff grows with them. An outage is one
+        // warning when it begins and one info line when a heartbeat comes back after it.
         var failures = 0
+        var inOutage = false
         while !stopping.load(ordering: .relaxed) {
-            var listening = false
+            var listeningSince: ContinuousClock.Instant?
             do {
                 let connection = try connect()
                 defer { connection.close() }
-                connection.timeout = heartbeat
+                connection.timeout = ChangeListener.heartbeatTimeout
                 try connection.query(
                     "SELECT set_config('application_name', left(current_setting('application_name'), 50) || $1, false)",
                     [ChangeListener.applicationNameSuffix])
                 try connection.query("LISTEN \(ChangeListener.channel)")
+                try connection.query("LISTEN \(heartbeatChannel)")
                 directory.listenerStarted(at: .now)
-                listening = true
-                if failures > 0 { logger.info("listening for client changes again", metadata: ["failedAttempts": "\(failures)"]) }
-                failures = 0
-                markAttempted()
-                var lastBeat = ContinuousClock.now
-                while !stopping.load(ordering: .relaxed) {
-                    let untilBeat = heartbeat - (ContinuousClock.now - lastBeat)
-                    if untilBeat <= .zero {
-                        let sent = ContinuousClock.now
-                        try connection.query("SELECT 1")
-                        apply(try connection.notifications(waitingUpTo: .zero))
-                        directory.listenerConfirmed(at: sent)
-                        lastBeat = sent
-                    } else {
-                        // Short waits, so a stop is noticed soon.
-                        apply(try connection.notifications(waitingUpTo: min(untilBeat, .milliseconds(100))))
-                    }
+                listeningSince = .now
+                try beat(on: connection) {
+                    guard inOutage else { return }
+                    inOutage = false
+                    logger.info("listening for client changes again", metadata: ["failedAttempts": "\(failures)"])
                 }
             } catch {
-                if listening || failures == 0 {
-                    logger.warning(
-                        "not listening for client changes: cached credentials are kept 1 s until it listens again",
-                        metadata: ["error": "\(error)"])
+                let lived = listeningSince.map { ContinuousClock.now - $0 } ?? .zero
+                if lived >= ChangeListener.heartbeatTimeout { failures = 0 }
+                let message = "not listening for client changes: cached credentials are kept only the short fallback until it listens again"
+                if failures == 0 {
+                    logger.warning("\(message)", metadata: ["error": "\(error)"])
+                    inOutage = true
+                } else {
+                    logger.debug("\(message)", metadata: ["error": "\(error)", "failedAttempts": "\(failures)"])
                 }
                 failures += 1
             }
@@ -147,6 +156,7 @@ private final class Core: Sendable {
             markAttempted()
             pause(for: min(.seconds(5), .milliseconds(100) * (1 << min(failures, 6))))
         }
+        markAttempted()
         let waiting = progress.withLock { progress in
             progress.finished = true
             defer { progress.waitingForFinish = [] }
@@ -155,9 +165,56 @@ private final class Core: Sendable {
         waiting.forEach { $0.resume() }
     }
 
-    private func apply(_ notifications: [PostgresConnection.Notification]) {
-        for notification in notifications where notification.channel == ChangeListener.channel {
-            directory.invalidate(clientID: notification.payload)
+    /// Every `heartbeat`: a notification to this listener's own channel, committed after every
+    /// change before it, and a look at the triggers. When it comes back (notifications arrive
+    /// in commit order) and every trigger is enabled, every change committed before it has been
+    /// seen: the cache may count on the listener up to then. One not back within
+    /// `heartbeatTimeout` ends the session; until then only the cache's grace decides.
+    private func beat(on connection: PostgresConnection, onConfirmed: () -> Void) throws {
+        var outstanding: (nonce: String, sent: ContinuousClock.Instant, triggersEnabled: Bool)?
+        var lastSent: ContinuousClock.Instant?
+        var nonce: UInt64 = 0
+        var warnedAboutTriggers = false
+        while !stopping.load(ordering: .relaxed) {
+            let now = ContinuousClock.now
+            if outstanding == nil, lastSent.map({ now - $0 >= heartbeat }) ?? true {
+                nonce &+= 1
+                let enabled = try connection.query(
+                    """
+                    SELECT pg_notify($1, $2),
+                           (SELECT count(DISTINCT tgname) FROM pg_trigger WHERE tgname = ANY($3::text[]) AND tgenabled = 'A') AS enabled
+                    """,
+                    [heartbeatChannel, String(nonce), "{\(ChangeListener.triggers.joined(separator: ","))}"]
+                ).records.first?["enabled"]
+                outstanding = (String(nonce), now, enabled == String(ChangeListener.triggers.count))
+                lastSent = now
+            }
+            if let sent = outstanding?.sent, now - sent > ChangeListener.heartbeatTimeout {
+                throw DatabaseError.timedOut(ChangeListener.heartbeatTimeout)
+            }
+            // Short waits, so a stop is noticed soon.
+            for notification in try connection.notifications(waitingUpTo: .milliseconds(100)) {
+                if notification.channel == ChangeListener.channel {
+                    if notification.payload == ChangeListener.everyClient {
+                        directory.invalidateAll()
+                    } else {
+                        directory.invalidate(clientID: notification.payload)
+                    }
+                } else if notification.channel == heartbeatChannel, let beat = outstanding, notification.payload == beat.nonce {
+                    outstanding = nil
+                    if beat.triggersEnabled {
+                        directory.listenerConfirmed(at: beat.sent)
+                        onConfirmed()
+                        warnedAboutTriggers = false
+                    } else if !warnedAboutTriggers {
+                        logger.warning(
+                            "a client change trigger is not enabled (ENABLE ALWAYS): cached credentials are kept only the short fallback",
+                            metadata: ["triggers": "\(ChangeListener.triggers.joined(separator: ", "))"])
+                        warnedAboutTriggers = true
+                    }
+                    markAttempted()
+                }
+            }
         }
     }
 

@@ -36,9 +36,9 @@ public struct ClientRecord: Sendable {
 /// the fallback. A change made through this instance invalidates the entry at once too.
 ///
 /// Entries are bounded by `capacity` (`CREDENTIAL_CACHE_SIZE`), least recently used first out.
-/// A well-formed id that names no client is remembered as unknown for `unknownTTL` in a bound of
-/// its own, so a flood of unknown ids cannot push the real clients out, and costs one query per
-/// id. A malformed id costs none.
+/// A well-formed id that names no client is remembered as unknown for `unknownTTL` in a smaller
+/// bound of its own (`unknownCapacity`), so a flood of unknown ids cannot push the real clients
+/// out, and costs one query per id. A malformed id costs none.
 public final class ClientDirectory: Sendable {
     private struct Entry {
         let record: ClientRecord
@@ -49,8 +49,9 @@ public final class ClientDirectory: Sendable {
     private struct Listening {
         /// When it last started listening: entries read before are short-lived.
         let since: ContinuousClock.Instant
-        /// When its last heartbeat was sent: every change committed before has been seen.
-        var confirmed: ContinuousClock.Instant
+        /// When its last confirmed heartbeat was sent: every change committed before has been
+        /// seen. Nil until the first one comes back.
+        var confirmed: ContinuousClock.Instant?
     }
 
     private struct State {
@@ -63,7 +64,8 @@ public final class ClientDirectory: Sendable {
         var listening: Listening?
     }
 
-    private let pool: ConnectionPool
+    /// One read of a client from PostgreSQL (tests give their own).
+    private let read: @Sendable (String) async throws -> ClientRecord?
     private let hasher: CredentialHasher
     private let ttl: Duration
     private let fallbackTTL: Duration
@@ -72,10 +74,15 @@ public final class ClientDirectory: Sendable {
     private let listenerGrace: Duration
     /// The one clock of credential expiry (`Dependencies.now`).
     private let now: @Sendable () -> Date
+    /// The clock of cache ages (tests give their own).
+    private let clock: @Sendable () -> ContinuousClock.Instant
     private let state: Mutex<State>
     private let onLookup: (@Sendable () -> Void)?
+    /// Most ids remembered as naming no client: anyone can send fresh ones (at one query each),
+    /// so they get a smaller bound of their own than real clients.
+    static let unknownCapacity = 10_000
 
-    public init(
+    public convenience init(
         pool: ConnectionPool,
         hasher: CredentialHasher,
         ttl: Duration = .milliseconds(Defaults.credentialCacheTTLMilliseconds),
@@ -86,15 +93,36 @@ public final class ClientDirectory: Sendable {
         now: @escaping @Sendable () -> Date = { Date() },
         onLookup: (@Sendable () -> Void)? = nil
     ) {
+        self.init(
+            hasher: hasher, ttl: ttl, fallbackTTL: fallbackTTL, capacity: capacity, unknownTTL: unknownTTL, listenerGrace: listenerGrace,
+            now: now, clock: { .now }, onLookup: onLookup
+        ) { clientID in try await Self.query(clientID, pool: pool, at: now()) }
+    }
+
+    /// A directory reading clients with `read` and ageing its entries by `clock` (tests).
+    init(
+        hasher: CredentialHasher,
+        ttl: Duration,
+        fallbackTTL: Duration,
+        capacity: Int,
+        unknownTTL: Duration,
+        listenerGrace: Duration,
+        now: @escaping @Sendable () -> Date,
+        clock: @escaping @Sendable () -> ContinuousClock.Instant,
+        onLookup: (@Sendable () -> Void)?,
+        read: @escaping @Sendable (String) async throws -> ClientRecord?
+    ) {
         self.onLookup = onLookup
-        self.pool = pool
+        self.read = read
+        self.clock = clock
         self.hasher = hasher
         self.ttl = max(ttl, fallbackTTL)
         self.fallbackTTL = fallbackTTL
         self.unknownTTL = unknownTTL
         self.listenerGrace = listenerGrace
         self.now = now
-        self.state = Mutex(State(known: LRUCache(capacity: capacity), unknown: LRUCache(capacity: capacity)))
+        self.state = Mutex(
+            State(known: LRUCache(capacity: capacity), unknown: LRUCache(capacity: min(capacity, Self.unknownCapacity))))
     }
 
     private enum Cached {
@@ -122,8 +150,15 @@ public final class ClientDirectory: Sendable {
 
     /// How old a cached client must be before a secret it does not know makes it read again
     /// (`lookup(_:admission:readSince:)`): a flood of wrong secrets for one client costs at most
-    /// one query per this interval, whoever sends it.
-    public static let refetchInterval = Duration.milliseconds(5)
+    /// one query per this interval, whoever sends it. While the listener is current a rotation
+    /// elsewhere arrives within milliseconds anyway, so the bound is wider then.
+    public var refetchInterval: Duration {
+        status().listening ? Self.refetchIntervalWhileListening : Self.refetchIntervalWithoutListener
+    }
+    /// Entries read before this may be read again for a secret they do not know.
+    public func refetchCutoff() -> ContinuousClock.Instant { clock() - refetchInterval }
+    public static let refetchIntervalWhileListening = Duration.milliseconds(250)
+    public static let refetchIntervalWithoutListener = Duration.milliseconds(5)
 
     /// The client, from the cache when fresh, and whether this call waited for a database read (its own or one under way)
     /// rather than answering from the cache. A cached entry counts only when fresh and, with
@@ -133,7 +168,7 @@ public final class ClientDirectory: Sendable {
     ) {
         // Not the shape Signet issues (`sgc_` + 22 base64url characters): unknown, without a query.
         guard CredentialHasher.isWellFormedClientID(clientID) else { return (nil, false) }
-        let started = ContinuousClock.now
+        let started = clock()
         let cached: Cached = state.withLock { state in
             if let cached = fresh(clientID, at: started, readSince: readSince, in: &state) { return cached }
             if let fetching = state.inFlight[clientID] { return .fetching(fetching.task) }
@@ -158,7 +193,7 @@ public final class ClientDirectory: Sendable {
     /// The client when it is in the cache and fresh; nil when it is not (or is known not to
     /// exist). Never queries.
     public func cachedClient(_ clientID: String) -> ClientRecord? {
-        let now = ContinuousClock.now
+        let now = clock()
         return state.withLock { state in
             if case .known(let record) = fresh(clientID, at: now, readSince: nil, in: &state) { return record }
             return nil
@@ -179,7 +214,8 @@ public final class ClientDirectory: Sendable {
 
     /// `ttl` for an entry read while the listener was listening and still current; else `fallbackTTL`.
     private func lifetime(of entry: Entry, at now: ContinuousClock.Instant, _ listening: Listening?) -> Duration {
-        guard let listening, entry.fetched >= listening.since, now - listening.confirmed < listenerGrace else { return fallbackTTL }
+        guard let listening, entry.fetched >= listening.since, let confirmed = listening.confirmed, now - confirmed < listenerGrace
+        else { return fallbackTTL }
         return ttl
     }
 
@@ -214,17 +250,17 @@ public final class ClientDirectory: Sendable {
     }
 
     /// The listener listens from now: what was cached before may have missed a change, so it
-    /// goes, and what is read from now on may live `ttl`.
+    /// goes, and what is read from now on may live `ttl` once a heartbeat confirms it.
     func listenerStarted(at instant: ContinuousClock.Instant) {
         invalidateAll()
-        state.withLock { $0.listening = Listening(since: instant, confirmed: instant) }
+        state.withLock { $0.listening = Listening(since: instant, confirmed: nil) }
     }
 
     /// A heartbeat sent at `instant` came back: every change committed before it has been seen.
     func listenerConfirmed(at instant: ContinuousClock.Instant) {
         state.withLock { state in
             guard var listening = state.listening else { return }
-            listening.confirmed = max(listening.confirmed, instant)
+            listening.confirmed = max(listening.confirmed ?? instant, instant)
             state.listening = listening
         }
     }
@@ -243,9 +279,10 @@ public final class ClientDirectory: Sendable {
         public let ttl: Duration
     }
 
-    public func status(at now: ContinuousClock.Instant = .now) -> Status {
-        state.withLock { state in
-            let current = state.listening.map { now - $0.confirmed < listenerGrace } ?? false
+    public func status() -> Status {
+        let now = clock()
+        return state.withLock { state in
+            let current = state.listening?.confirmed.map { now - $0 < listenerGrace } ?? false
             return Status(listening: current, entries: state.known.count, ttl: current ? ttl : fallbackTTL)
         }
     }
@@ -253,11 +290,11 @@ public final class ClientDirectory: Sendable {
     /// One query for `clientID`; its answer is cached (unless `invalidate` dropped this read
     /// meanwhile) and the lookup leaves the in-flight set.
     private func fetch(_ clientID: String, number: UInt64) async throws -> ClientRecord? {
-        let started = ContinuousClock.now
+        let started = clock()
         onLookup?()
         let result: Swift.Result<ClientRecord?, any Error>
         do {
-            result = .success(try await query(clientID))
+            result = .success(try await read(clientID))
         } catch {
             result = .failure(error)
         }
@@ -276,8 +313,8 @@ public final class ClientDirectory: Sendable {
         return try result.get()
     }
 
-    private func query(_ clientID: String) async throws -> ClientRecord? {
-        let nowSeconds = String(now().timeIntervalSince1970)
+    private static func query(_ clientID: String, pool: ConnectionPool, at now: Date) async throws -> ClientRecord? {
+        let nowSeconds = String(now.timeIntervalSince1970)
         let records = try await pool.withConnection { connection in
             try connection.query(Statements.clientLookup, [clientID, nowSeconds]).records
         }

@@ -4,7 +4,8 @@
 struct LRUCache<Key: Hashable, Value> {
     private struct Node {
         var key: Key
-        var value: Value
+        /// Nil once removed, so a freed slot holds nothing of what it held.
+        var value: Value?
         var newer: Int?
         var older: Int?
     }
@@ -34,7 +35,7 @@ struct LRUCache<Key: Hashable, Value> {
 
     /// The value without touching the order.
     func peek(_ key: Key) -> Value? {
-        index[key].map { nodes[$0].value }
+        index[key].flatMap { nodes[$0].value }
     }
 
     /// Stores `value` as the most recently used; when full, the least recently used entry goes.
@@ -64,6 +65,7 @@ struct LRUCache<Key: Hashable, Value> {
     mutating func remove(_ key: Key) {
         guard let position = index.removeValue(forKey: key) else { return }
         unlink(position)
+        nodes[position].value = nil
         free.append(position)
     }
 

@@ -135,6 +135,33 @@ enum Migrations {
                     FOR EACH ROW EXECUTE FUNCTION signet_credential_changed();
                 """
         ),
+        Migration(
+            version: 5,
+            name: "client change notifications always fire",
+            sql: """
+                -- The change triggers fire under session_replication_role = replica too (logical
+                -- replication's apply, pg_restore), a TRUNCATE announces every client ('*'), and
+                -- the functions resolve their tables in the schema they were created in.
+                -- ChangeListener checks on every heartbeat that all four are enabled ALWAYS.
+                CREATE FUNCTION signet_clients_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    PERFORM pg_notify('signet_clients', '*');
+                    RETURN NULL;
+                END
+                $$;
+                CREATE TRIGGER agents_truncated AFTER TRUNCATE ON agents
+                    FOR EACH STATEMENT EXECUTE FUNCTION signet_clients_truncated();
+                CREATE TRIGGER agent_credentials_truncated AFTER TRUNCATE ON agent_credentials
+                    FOR EACH STATEMENT EXECUTE FUNCTION signet_clients_truncated();
+                ALTER FUNCTION signet_agent_changed() SET search_path FROM CURRENT;
+                ALTER FUNCTION signet_credential_changed() SET search_path FROM CURRENT;
+                ALTER FUNCTION signet_clients_truncated() SET search_path FROM CURRENT;
+                ALTER TABLE agents ENABLE ALWAYS TRIGGER agents_changed;
+                ALTER TABLE agents ENABLE ALWAYS TRIGGER agents_truncated;
+                ALTER TABLE agent_credentials ENABLE ALWAYS TRIGGER agent_credentials_changed;
+                ALTER TABLE agent_credentials ENABLE ALWAYS TRIGGER agent_credentials_truncated;
+                """
+        ),
     ]
 
     /// An arbitrary constant: the advisory lock every instance takes while migrating.

@@ -90,9 +90,13 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Runs a prepared statement by name, preparing it on this session first when it is not yet
-    /// (one extra round trip per statement and connection). A session that lost it (`DEALLOCATE
-    /// ALL`, `DISCARD ALL`, a pooler handing over another session) prepares it again, once,
-    /// unless that happened inside a transaction, which the server has aborted by then.
+    /// (one extra round trip per statement and connection).
+    ///
+    /// A session that lost its statements (`DEALLOCATE ALL`, `DISCARD ALL`: SQLSTATE 26000), or
+    /// whose statement's plan no longer fits the schema (a column changed under it: 0A000),
+    /// forgets what it prepared and prepares again, once; the statement had not run. Inside a
+    /// transaction the server has aborted the transaction by then, so the error is thrown, and
+    /// the next use prepares again.
     @discardableResult
     public func query(_ statement: PreparedStatement, _ parameters: [String?] = []) throws(DatabaseError) -> QueryResult {
         try Self.refuseNUL(parameters)
@@ -101,8 +105,11 @@ public final class PostgresConnection: @unchecked Sendable {
         do {
             return try executePrepared(statement, parameters, handle)
         } catch {
-            guard case .server(let state, _, _) = error, state == "26000", !isInTransaction else { throw error }
-            prepared.remove(statement.name)
+            guard case .server(let state, _, _) = error, state == "26000" || state == "0A000" else { throw error }
+            // The server's set is unknown now: anything may be prepared again.
+            prepared.removeAll()
+            guard !isInTransaction else { throw error }
+            if state == "0A000" { try query("DEALLOCATE \(statement.name)") }
             try prepare(statement, handle)
             return try executePrepared(statement, parameters, handle)
         }
@@ -116,7 +123,15 @@ public final class PostgresConnection: @unchecked Sendable {
     private func prepare(_ statement: PreparedStatement, _ handle: OpaquePointer) throws(DatabaseError) {
         guard PQsendPrepare(handle, statement.name, statement.sql, 0, nil) == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
         // Preparing changes nothing a retry elsewhere could repeat: it is not counted as a statement.
-        try consume(try awaitResult(handle), counted: false)
+        do {
+            try consume(try awaitResult(handle), counted: false)
+        } catch {
+            // Already prepared (42P05: this session prepared it before the set was forgotten):
+            // replaced, outside a transaction, so the text is this build's.
+            guard case .server("42P05", _, _) = error, !isInTransaction else { throw error }
+            try query("DEALLOCATE \(statement.name)")
+            return try prepare(statement, handle)
+        }
         prepared.insert(statement.name)
     }
 

@@ -2,6 +2,10 @@ import Foundation
 import Service
 import Spec
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The credential cache across instances (issue 14): every instance keeps clients for minutes and
 /// drops one as soon as PostgreSQL announces its change (`NOTIFY`); a lost listener must never
 /// let a revoked credential through.
@@ -76,7 +80,10 @@ public enum CacheScenarios {
         specScenario: "The change listener's connection is lost",
         summary: "Two instances; b has the client cached when its listener's session is terminated (pg_terminate_backend): "
             + "b flushes, the credential revoked on a is refused by b on every request from then on, b listens again and "
-            + "reports it, and a revocation after that reaches b within \(Defaults.revocationPropagationMilliseconds) ms again."
+            + "reports it, and a revocation after that reaches b within \(Defaults.revocationPropagationMilliseconds) ms again. "
+            + "Then b's listener backend is frozen (SIGSTOP), the loss b cannot see: a revocation whose notification "
+            + "cannot reach b is refused by b within the listener's grace plus the fallback lifetime, and b reports "
+            + "its cache degraded until the backend runs again."
     ) { context in
         let database = try await context.database()
         let limits = CacheScenarios.unlimited()
@@ -86,7 +93,8 @@ public enum CacheScenarios {
             id: "b", environment: context.environment(database: database, applicationName: "sim-listener-b", limits))
         let agent = try await CacheScenarios.register(context, base: first.url)
         let later = try await CacheScenarios.register(context, base: first.url)
-        for cached in [agent, later] {
+        let frozen = try await CacheScenarios.register(context, base: first.url)
+        for cached in [agent, later, frozen] {
             let token = try await HealthScenarios.requestToken(base: second.url, clientID: cached.clientID, secret: cached.secret)
             context.expect("b's token before the loss", token.status, equals: 200)
         }
@@ -138,6 +146,39 @@ public enum CacheScenarios {
         context.expect(
             "b refuses it within", refusedAfter ?? .seconds(2), in: .zero ... .milliseconds(Defaults.revocationPropagationMilliseconds),
             describe: format)
+
+        // The loss b cannot see: its listener's backend stops (the session stays open, nothing arrives).
+        let cached = try await HealthScenarios.requestToken(base: second.url, clientID: frozen.clientID, secret: frozen.secret)
+        context.expect("b's token for the third client, cached", cached.status, equals: 200)
+        let backend = try await context.stack.postgres.query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1", ["sim-listener-b" + ChangeListener.applicationNameSuffix])
+        guard let pid = backend.first?["pid"].flatMap(Int32.init) else { throw SimulatorError.setupFailed("no listener backend for b") }
+        context.atTearDown { _ = kill(pid, SIGCONT) }
+        guard kill(pid, SIGSTOP) == 0 else { throw SimulatorError.setupFailed("could not stop backend \(pid): errno \(errno)") }
+        let third = try await HTTP.admin(
+            .DELETE, "\(first.url)/v1/agents/\(frozen.id)/credentials/\(frozen.credentialID)", token: context.adminToken)
+        context.expect("a revocation on a while b's listener is frozen", third.status, equals: 204)
+        let frozenAt = ContinuousClock.now
+        var refusedWhileFrozen: Duration?
+        while ContinuousClock.now - frozenAt < .seconds(6) {
+            let answer = try await HealthScenarios.requestToken(base: second.url, clientID: frozen.clientID, secret: frozen.secret)
+            if answer.status == 401 {
+                refusedWhileFrozen = ContinuousClock.now - frozenAt
+                break
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let bound = ChangeListener.defaultHeartbeat * 2 + .milliseconds(Defaults.credentialCacheMilliseconds)
+        context.expect("b refuses it, unannounced, within", refusedWhileFrozen ?? .seconds(6), in: .zero...bound, describe: format)
+        try await waitUntil("b reports its cache degraded", timeout: .seconds(5)) {
+            try await CacheScenarios.cacheHealth(second) == "degraded"
+        }
+        context.check("b's credential cache while its listener is frozen", true, expected: "degraded", observed: "degraded")
+        _ = kill(pid, SIGCONT)
+        try await waitUntil("b reports its cache healthy after the thaw", timeout: .seconds(5)) {
+            try await CacheScenarios.cacheHealth(second) == "healthy"
+        }
+        context.check("b's credential cache after the thaw", true, expected: "healthy", observed: "healthy")
     }
 
     /// Limits out of the way (the scenarios send hundreds of refused requests from one address),
