@@ -92,7 +92,8 @@ struct Stack: AsyncParsableCommand {
             let database = try await stack.postgres.createDatabase(prefix: "stack")
             let adminToken = "sim-admin-token-0123456789abcdefghijkl"
             let vault = try await VaultFake.start(seedDirectory: URL(fileURLWithPath: "fixtures/vault"))
-            let opa = try await OPAFake.start()
+            // Load runs never take OPA down: no fault proxy to copy every decision through.
+            let opa = try await OPAFake.start(proxied: !loadModel)
             var variables = [
                 "DATABASE_URL": stack.postgres.url(database: database, applicationName: "signet"),
                 "REDIS_URL": stack.redis.url,

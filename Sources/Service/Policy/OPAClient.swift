@@ -13,11 +13,38 @@ public struct OPAClient: Sendable {
     public let timeout: Duration
     let http: HTTPClient
 
-    public init(url: String, decisionPath: String, timeout: Duration, http: HTTPClient = .shared) {
+    public init(url: String, decisionPath: String, timeout: Duration, http: HTTPClient = OPAClient.sharedHTTP) {
         self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
         self.decisionPath = decisionPath
         self.timeout = timeout
         self.http = http
+    }
+
+    /// The process's client for OPA (never shut down, like `HTTPClient.shared`): a decision per
+    /// token request, so it keeps up to 64 connections per host alive; the shared client keeps
+    /// 8 and opens a new connection for every request above that.
+    public static let sharedHTTP: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    /// The body of a decision request: `{"input": {"agent": {id, owner, scopes, status},
+    /// "requested_scopes": [...], "client_ip"?}}`, written directly (no `JSONSerialization` on
+    /// the token path).
+    static func decisionBody(_ subject: PolicySubject, requested: [String]) -> [UInt8] {
+        var agent = JSONObjectWriter(capacity: 160)
+        agent.field("id", subject.agentID)
+        agent.field("owner", subject.owner)
+        agent.field("scopes", subject.scopes)
+        agent.field("status", subject.status.rawValue)
+        var input = JSONObjectWriter(capacity: 256)
+        input.field("agent", object: agent.finish())
+        input.field("requested_scopes", requested)
+        if let address = subject.clientAddress { input.field("client_ip", address) }
+        var body = JSONObjectWriter(capacity: 272)
+        body.field("input", object: input.finish())
+        return body.finish()
     }
 
     /// `GET /health`: any answer but 200 is a failure.
@@ -29,16 +56,10 @@ public struct OPAClient: Sendable {
 
     /// Asks for a decision; returns `result.scopes`. Throws `PolicyError.unavailable` on no
     /// answer in time, a non-200 answer or a result without a list of strings at `scopes`.
-    func decide(_ input: [String: Any]) async throws(PolicyError) -> [String] {
+    func decide(body: [UInt8]) async throws(PolicyError) -> [String] {
         var request = HTTPClientRequest(url: "\(url)/v1/data/\(decisionPath)")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
-        let body: Data
-        do {
-            body = try JSONSerialization.data(withJSONObject: ["input": input])
-        } catch {
-            throw .unavailable("the decision input could not be encoded")
-        }
         request.body = .bytes(ByteBuffer(bytes: body))
         let answer: BoundedHTTP.Answer
         do {
@@ -86,14 +107,9 @@ public final class OPAPolicy: TokenPolicy {
     }
 
     public func grantedScopes(for subject: PolicySubject, requested: [String]) async throws -> [String] {
-        var input: [String: Any] = [
-            "agent": ["id": subject.agentID, "owner": subject.owner, "scopes": subject.scopes, "status": subject.status.rawValue],
-            "requested_scopes": requested,
-        ]
-        if let address = subject.clientAddress { input["client_ip"] = address }
         let decided: [String]
         do {
-            decided = try await client.decide(input)
+            decided = try await client.decide(body: OPAClient.decisionBody(subject, requested: requested))
         } catch {
             if !failing.exchange(true, ordering: .relaxed) {
                 logger.warning("OPA unavailable: token requests fail closed (503) until it answers", metadata: ["error": "\(error)"])

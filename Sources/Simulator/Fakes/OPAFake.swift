@@ -34,7 +34,8 @@ public final class OPAFake: Sendable {
         self.server = server
     }
 
-    public static func start() async throws -> OPAFake {
+    /// - Parameter proxied: false runs it without its fault proxy (load runs): `setDown` then fails.
+    public static func start(proxied: Bool = true) async throws -> OPAFake {
         let state = NIOLockedValueBox(State())
         let decision = NIOLockedValueBox<Decision>(builtInPolicy)
         let router = Router()
@@ -58,7 +59,7 @@ public final class OPAFake: Sendable {
             state.withLockedValue { $0.decisions += 1 }
             return jsonBody(["result": decide(path, body?["input"] as? [String: Any] ?? [:])])
         }
-        let server = try await FakeServer.start(name: "opa", router: router)
+        let server = try await FakeServer.start(name: "opa", router: router, proxied: proxied)
         return OPAFake(state: state, decision: decision, server: server)
     }
 
