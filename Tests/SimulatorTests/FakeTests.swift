@@ -80,14 +80,18 @@ final class OPAFakeTests: XCTestCase {
         let path = try XCTUnwrap(cases?["path"] as? String)
         let list = try XCTUnwrap(cases?["cases"] as? [[String: Any]])
         XCTAssertFalse(list.isEmpty)
-        for entry in list {
-            let input = try JSONSerialization.data(withJSONObject: ["input": entry["input"]!])
-            let response = try await HTTP.request(.POST, "\(opa.url)/v1/data/\(path)", body: String(decoding: input, as: UTF8.self))
-            XCTAssertEqual(response.status, 200)
-            let result = response.json["result"] as? [String: Any]
-            XCTAssertEqual(result?["scopes"] as? [String], entry["scopes"] as? [String], "\(entry["name"] ?? "")")
+        // First its fast path for the built-in policy, then the same policy as a set decision.
+        for round in 0..<2 {
+            if round == 1 { opa.setDecision(OPAFake.builtInPolicy) }
+            for entry in list {
+                let input = try JSONSerialization.data(withJSONObject: ["input": entry["input"]!])
+                let response = try await HTTP.request(.POST, "\(opa.url)/v1/data/\(path)", body: String(decoding: input, as: UTF8.self))
+                XCTAssertEqual(response.status, 200)
+                let result = response.json["result"] as? [String: Any]
+                XCTAssertEqual(result?["scopes"] as? [String], entry["scopes"] as? [String], "round \(round): \(entry["name"] ?? "")")
+            }
         }
-        XCTAssertEqual(opa.decisionCount, list.count)
+        XCTAssertEqual(opa.decisionCount, 2 * list.count)
         await opa.stop()
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// An HTTP fake of Open Policy Agent: `GET /health` and `POST /v1/data/<path>` answering
 /// `{"result": ...}` from a decision function the test sets.
@@ -20,6 +21,26 @@ public final class OPAFake: Sendable {
         var failing = false
         var decisions = 0
         var healthChecks = 0
+        /// The decision is still `builtInPolicy`: answered through `Codable` types rather than
+        /// `JSONSerialization` and `Any` casts, which cost a load run more than Signet itself.
+        var builtIn = true
+    }
+
+    private struct BuiltInRequest: Decodable {
+        struct Input: Decodable {
+            struct Agent: Decodable {
+                let scopes: [String]?
+                let status: String?
+            }
+            let agent: Agent?
+            let requested_scopes: [String]?
+        }
+        let input: Input?
+    }
+
+    private struct BuiltInAnswer: Encodable {
+        struct Result: Encodable { let scopes: [String] }
+        let result: Result
     }
 
     private let state: NIOLockedValueBox<State>
@@ -53,6 +74,16 @@ public final class OPAFake: Sendable {
             if failing { return jsonBody(["code": "internal_error", "message": "fake failure"], status: .internalServerError) }
             var request = request
             let buffer = try await request.collectBody(upTo: 1 << 20)
+            if state.withLockedValue({ $0.builtIn }) {
+                state.withLockedValue { $0.decisions += 1 }
+                let input = (try? JSONDecoder().decode(BuiltInRequest.self, from: Data(buffer.readableBytesView)))?.input
+                let registered = input?.agent?.scopes ?? []
+                let requested = input?.requested_scopes ?? []
+                let granted =
+                    input?.agent?.status != "active" ? [] : requested.isEmpty ? registered : requested.filter(registered.contains)
+                let data = (try? JSONEncoder().encode(BuiltInAnswer(result: .init(scopes: granted)))) ?? Data("{}".utf8)
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            }
             let body = (try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))) as? [String: Any]
             let path = context.parameters.getCatchAll().joined(separator: "/")
             let decide = decision.withLockedValue { $0 }
@@ -74,7 +105,10 @@ public final class OPAFake: Sendable {
         return ["scopes": granted]
     }
 
-    public func setDecision(_ decision: @escaping Decision) { self.decision.withLockedValue { $0 = decision } }
+    public func setDecision(_ decision: @escaping Decision) {
+        self.decision.withLockedValue { $0 = decision }
+        state.withLockedValue { $0.builtIn = false }
+    }
     public func setLatency(_ latency: Duration) { state.withLockedValue { $0.latency = latency } }
     public func setFailing(_ failing: Bool) { state.withLockedValue { $0.failing = failing } }
     public func setDown(_ down: Bool) async throws { try await server.setDown(down) }
