@@ -8,7 +8,7 @@ import XCTest
 final class OPADecisionBodyTests: XCTestCase {
     func testTheBodyDecodesToTheContractsDocument() throws {
         let subject = PolicySubject(
-            agentID: "3f1c0d2e-0000-4000-8000-000000000001", owner: "team \"a\"\n\\ é ✓", status: .active,
+            agentID: "3f1c0d2e-0000-4000-8000-000000000001", owner: "team \"a\"\n\r\t\u{1F}\u{2028}/\\ é ✓", status: .active,
             scopes: ["reports:read", "a\u{01}b"], clientAddress: "198.51.100.7")
         let body = OPAClient.decisionBody(subject, requested: ["reports:read", "x\"y"])
         let document = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(body)) as? NSDictionary)

@@ -20,9 +20,9 @@ public struct OPAClient: Sendable {
         self.http = http
     }
 
-    /// The process's client for OPA (never shut down, like `HTTPClient.shared`): a decision per
-    /// token request, so it keeps up to 64 connections per host alive; the shared client keeps
-    /// 8 and opens a new connection for every request above that.
+    /// The process's client for OPA (never shut down, like `HTTPClient.shared`): there is a
+    /// decision per token request, so it keeps up to 64 connections per host, where the shared
+    /// client's 8 make concurrent decisions queue.
     public static let sharedHTTP: HTTPClient = {
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64

@@ -45,8 +45,9 @@ struct TokenJSONEncoder: JWTJSONEncoder {
     }
 }
 
-/// Writes one flat JSON object into a byte buffer: string values escaped per RFC 8259 §7
-/// (quotation mark, reverse solidus and control characters; everything else as UTF-8).
+/// Writes one JSON object into a byte buffer: string, integer and string-list fields, and objects
+/// another writer finished; strings escaped per RFC 8259 §7 (quotation mark, reverse solidus and
+/// control characters; everything else as UTF-8).
 struct JSONObjectWriter {
     private var bytes: [UInt8]
 

@@ -74,8 +74,12 @@ public final class OPAFake: Sendable {
             if failing { return jsonBody(["code": "internal_error", "message": "fake failure"], status: .internalServerError) }
             var request = request
             let buffer = try await request.collectBody(upTo: 1 << 20)
-            if state.withLockedValue({ $0.builtIn }) {
-                state.withLockedValue { $0.decisions += 1 }
+            let builtIn = state.withLockedValue { state in
+                guard state.builtIn else { return false }
+                state.decisions += 1
+                return true
+            }
+            if builtIn {
                 let input = (try? JSONDecoder().decode(BuiltInRequest.self, from: Data(buffer.readableBytesView)))?.input
                 let registered = input?.agent?.scopes ?? []
                 let requested = input?.requested_scopes ?? []
