@@ -43,18 +43,8 @@ public enum CacheScenarios {
                 throw SimulatorError.setupFailed("revocation: \(revoked.status) \(revoked.body)")
             }
             let other = revoker === first ? second : first
-            let revokedAt = ContinuousClock.now
-            var refused = false
-            var attempts = 0
-            while ContinuousClock.now - revokedAt < .seconds(2) {
-                attempts += 1
-                let answer = try await HealthScenarios.requestToken(base: other.url, clientID: agent.clientID, secret: agent.secret)
-                if answer.status == 401 {
-                    refused = true
-                    break
-                }
-            }
-            if refused { delays.append(ContinuousClock.now - revokedAt) } else { unrefused += 1 }
+            let (after, attempts) = try await CacheScenarios.refusal(of: agent, by: other, within: .seconds(2))
+            if let after { delays.append(after) } else { unrefused += 1 }
             if attempts > 1 { servedByCache += 1 }
         }
         context.expect("trials where the other instance refused within 2 s", 50 - unrefused, equals: 50)
@@ -134,15 +124,7 @@ public enum CacheScenarios {
         let again = try await HTTP.admin(
             .DELETE, "\(first.url)/v1/agents/\(later.id)/credentials/\(later.credentialID)", token: context.adminToken)
         context.expect("a second revocation on a", again.status, equals: 204)
-        let revokedAt = ContinuousClock.now
-        var refusedAfter: Duration?
-        while ContinuousClock.now - revokedAt < .seconds(2) {
-            let answer = try await HealthScenarios.requestToken(base: second.url, clientID: later.clientID, secret: later.secret)
-            if answer.status == 401 {
-                refusedAfter = ContinuousClock.now - revokedAt
-                break
-            }
-        }
+        let refusedAfter = try await CacheScenarios.refusal(of: later, by: second, within: .seconds(2)).after
         context.expect(
             "b refuses it within", refusedAfter ?? .seconds(2), in: .zero ... .milliseconds(Defaults.revocationPropagationMilliseconds),
             describe: format)
@@ -158,16 +140,8 @@ public enum CacheScenarios {
         let third = try await HTTP.admin(
             .DELETE, "\(first.url)/v1/agents/\(frozen.id)/credentials/\(frozen.credentialID)", token: context.adminToken)
         context.expect("a revocation on a while b's listener is frozen", third.status, equals: 204)
-        let frozenAt = ContinuousClock.now
-        var refusedWhileFrozen: Duration?
-        while ContinuousClock.now - frozenAt < .seconds(6) {
-            let answer = try await HealthScenarios.requestToken(base: second.url, clientID: frozen.clientID, secret: frozen.secret)
-            if answer.status == 401 {
-                refusedWhileFrozen = ContinuousClock.now - frozenAt
-                break
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        let refusedWhileFrozen = try await CacheScenarios.refusal(of: frozen, by: second, within: .seconds(6), pause: .milliseconds(20))
+            .after
         let bound = ChangeListener.defaultHeartbeat * 2 + .milliseconds(Defaults.credentialCacheMilliseconds)
         context.expect("b refuses it, unannounced, within", refusedWhileFrozen ?? .seconds(6), in: .zero...bound, describe: format)
         try await waitUntil("b reports its cache degraded", timeout: .seconds(5)) {
@@ -208,6 +182,22 @@ public enum CacheScenarios {
             throw SimulatorError.setupFailed("registration failed: \(response.status) \(response.body)")
         }
         return RegisteredAgent(id: id, clientID: clientID, secret: secret, credentialID: credential)
+    }
+
+    /// Asks `instance` for a token with `agent`'s secret until it is refused (401), for at most
+    /// `bound`: how long that took from now (nil: never refused) and how many requests it took.
+    static func refusal(of agent: RegisteredAgent, by instance: SignetInstance, within bound: Duration, pause: Duration = .zero)
+        async throws -> (after: Duration?, attempts: Int)
+    {
+        let started = ContinuousClock.now
+        var attempts = 0
+        while ContinuousClock.now - started < bound {
+            attempts += 1
+            let answer = try await HealthScenarios.requestToken(base: instance.url, clientID: agent.clientID, secret: agent.secret)
+            if answer.status == 401 { return (ContinuousClock.now - started, attempts) }
+            if pause > .zero { try await Task.sleep(for: pause) }
+        }
+        return (nil, attempts)
     }
 
     /// The `credentialCache` status of the instance's `/health/detailed`.
