@@ -95,26 +95,36 @@ private final class Core: Sendable {
             return !progress.threadStarted
         }
         if first { Thread.detachNewThread { [self] in listen() } }
+        await wait(until: \.attempted, in: \.waitingForAttempt)
+    }
+
+    /// Returns once the thread has ended (after `stopping` was set).
+    func finished() async {
+        await wait(until: \.finished, in: \.waitingForFinish)
+    }
+
+    private typealias Waiters = WritableKeyPath<Progress, [CheckedContinuation<Void, Never>]>
+
+    /// Returns once `flag` is set (by `signal`).
+    private func wait(until flag: KeyPath<Progress, Bool>, in waiters: Waiters) async {
         await withCheckedContinuation { continuation in
             let done = progress.withLock { progress in
-                if progress.attempted { return true }
-                progress.waitingForAttempt.append(continuation)
+                if progress[keyPath: flag] { return true }
+                progress[keyPath: waiters].append(continuation)
                 return false
             }
             if done { continuation.resume() }
         }
     }
 
-    /// Returns once the thread has ended (after `stopping` was set).
-    func finished() async {
-        await withCheckedContinuation { continuation in
-            let done = progress.withLock { progress in
-                if progress.finished { return true }
-                progress.waitingForFinish.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
+    /// Sets `flag` and resumes everyone waiting for it.
+    private func signal(_ flag: WritableKeyPath<Progress, Bool>, _ waiters: Waiters) {
+        let waiting = progress.withLock { progress in
+            progress[keyPath: flag] = true
+            defer { progress[keyPath: waiters] = [] }
+            return progress[keyPath: waiters]
         }
+        waiting.forEach { $0.resume() }
     }
 
     private func listen() {
@@ -157,12 +167,7 @@ private final class Core: Sendable {
             pause(for: min(.seconds(5), .milliseconds(100) * (1 << min(failures, 6))))
         }
         markAttempted()
-        let waiting = progress.withLock { progress in
-            progress.finished = true
-            defer { progress.waitingForFinish = [] }
-            return progress.waitingForFinish
-        }
-        waiting.forEach { $0.resume() }
+        signal(\.finished, \.waitingForFinish)
     }
 
     /// Every `heartbeat`: a notification to this listener's own channel, committed after every
@@ -219,12 +224,7 @@ private final class Core: Sendable {
     }
 
     private func markAttempted() {
-        let waiting = progress.withLock { progress in
-            progress.attempted = true
-            defer { progress.waitingForAttempt = [] }
-            return progress.waitingForAttempt
-        }
-        waiting.forEach { $0.resume() }
+        signal(\.attempted, \.waitingForAttempt)
     }
 
     /// Waits before reconnecting, noticing a stop within 50 ms.
