@@ -30,6 +30,8 @@ public struct Dependencies: Sendable {
     public var listensForChanges = true
     /// Most client lookups one source address may have under way on this instance.
     public var lookupsPerAddress = AddressGate.defaultConcurrentWork
+    /// Set on SIGTERM by `ShutdownDrain`; `/health/ready` answers 503 from then on.
+    public var drain = DrainState()
 
     public init(
         pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }
@@ -176,7 +178,8 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
         ))
     router.add(middleware: RateLimitMiddleware(limiter: limiter, admin: admin, gate: gate))
     router.add(middleware: ErrorMiddleware())
-    HealthRoutes(monitor: health, detailedToken: configuration.healthDetailedToken).add(to: router.group("health"))
+    HealthRoutes(monitor: health, detailedToken: configuration.healthDetailedToken, drain: dependencies.drain).add(
+        to: router.group("health"))
     OAuthRoutes(tokens: tokens, issuer: configuration.issuer).add(to: router)
 
     let adminAPI = router.group("v1").add(middleware: RequireAdmin())

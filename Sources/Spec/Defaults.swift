@@ -45,6 +45,14 @@ public enum Defaults {
     /// in the future, and a revoked token id is kept this long past the token's `exp`.
     public static let clockSkewSeconds = 60
 
+    /// After SIGTERM, how long the listener keeps serving with `/health/ready` at 503, so a load
+    /// balancer's health checks take the instance out before it stops accepting
+    /// (`SHUTDOWN_DRAIN_MS`).
+    public static let shutdownDrainMilliseconds = 5_000
+    /// After the drain, how long requests in flight may take to finish before they are cancelled
+    /// and the process exits anyway.
+    public static let shutdownInFlightMilliseconds = 10_000
+
     /// A connection with nothing read or written for this long is closed (`HTTP_IDLE_TIMEOUT_MS`);
     /// a request's header arriving slowly counts as idle.
     public static let httpIdleTimeoutMilliseconds = 30_000

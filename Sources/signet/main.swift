@@ -23,10 +23,10 @@ var logger = Logger(label: "signet")
 logger[metadataKey: "instance"] = .string(configuration.instanceID)
 
 do {
-    let application = try await buildApplication(
-        configuration: configuration, dependencies: .live(configuration: configuration, logger: logger))
+    let dependencies = Dependencies.live(configuration: configuration, logger: logger)
+    let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
     logger.info("signet starting", metadata: ["address": "\(configuration.host):\(configuration.port)"])
-    try await application.runService()
+    try await runUntilSignalled(application, drain: dependencies.drain, drainDuration: configuration.shutdownDrain, logger: logger)
 } catch {
     logger.critical("signet could not start or stopped with an error", metadata: ["error": "\(error)"])
     exit(1)

@@ -7,7 +7,8 @@ import XCTest
     import FoundationNetworking
 #endif
 
-/// SIGTERM: stop accepting, finish what is in flight, close the pool, exit 0.
+/// SIGTERM: readiness 503 at once while still serving (the drain), then stop accepting, finish
+/// what is in flight, close the pool, exit 0.
 final class GracefulShutdownTests: XCTestCase {
     func testSIGTERMFinishesInFlightRequestsThenClosesThePool() async throws {
         let applicationName = unique("shutdown")
@@ -21,6 +22,7 @@ final class GracefulShutdownTests: XCTestCase {
             "PORT": String(port),
             "DB_POOL_MIN": "2",
             "LOG_LEVEL": "warning",
+            "SHUTDOWN_DRAIN_MS": "3000",
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
@@ -48,7 +50,15 @@ final class GracefulShutdownTests: XCTestCase {
         }
 
         kill(process.processIdentifier, SIGTERM)
-        try await eventually("new connections are refused") {
+        try await eventually("readiness answers 503 while draining") {
+            let answer = try? await Self.get(base.appendingPathComponent("health/ready"))
+            return answer?.0 == 503 && answer?.1.contains(#""status":"draining""#) == true
+        }
+        let (live, _) = try await Self.get(base.appendingPathComponent("health/live"))
+        XCTAssertEqual(live, 200, "new requests are still served during the drain")
+        let (keys, _) = try await Self.get(base.appendingPathComponent(".well-known/jwks.json"))
+        XCTAssertEqual(keys, 200, "API requests too")
+        try await eventually("new connections are refused after the drain", timeout: .seconds(15)) {
             (try? await Self.get(base.appendingPathComponent("health/live"))) == nil
         }
         XCTAssertTrue(process.isRunning, "still finishing the request in flight")

@@ -37,6 +37,7 @@ final class StartupTests: XCTestCase {
             ("PORT", ["PORT": "http"]),
             ("SIGNET_ADMIN_TOKEN", ["SIGNET_ADMIN_TOKEN": nil]),
             ("SIGNET_ADMIN_TOKEN", ["SIGNET_ADMIN_TOKEN": "hunter2"]),
+            ("SHUTDOWN_DRAIN_MS", ["SHUTDOWN_DRAIN_MS": "soon"]),
         ]
         for (variable, overrides) in cases {
             let (status, stderr) = try run(overrides)

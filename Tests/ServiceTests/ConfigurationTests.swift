@@ -128,6 +128,7 @@ final class RateLimitConfigurationTests: XCTestCase {
         XCTAssertTrue(defaults.trustedProxies.isEmpty, "nobody's X-Forwarded-For is believed by default")
         XCTAssertEqual(defaults.connections.idleTimeout, .milliseconds(30_000))
         XCTAssertEqual(defaults.connections.maxConnections, Defaults.httpMaxConnections)
+        XCTAssertEqual(defaults.shutdownDrain, .milliseconds(Defaults.shutdownDrainMilliseconds))
 
         var environment = ConfigurationTests.valid
         environment["RATE_LIMIT_ADDRESS_MAX_REQUESTS"] = "7"
@@ -137,6 +138,7 @@ final class RateLimitConfigurationTests: XCTestCase {
         environment["HTTP_IDLE_TIMEOUT_MS"] = "5000"
         environment["HTTP_BODY_TIMEOUT_MS"] = "2000"
         environment["HTTP_MAX_CONNECTIONS"] = "64"
+        environment["SHUTDOWN_DRAIN_MS"] = "0"
         let configuration = try SignetConfiguration.from(environment: environment)
         XCTAssertEqual(
             [
@@ -148,6 +150,7 @@ final class RateLimitConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.connections.idleTimeout, .seconds(5))
         XCTAssertEqual(configuration.connections.bodyTimeout, .seconds(2))
         XCTAssertEqual(configuration.connections.maxConnections, 64)
+        XCTAssertEqual(configuration.shutdownDrain, .zero, "no drain: stop accepting at once")
     }
 
     func testBadRateLimitValuesNameTheirVariable() {
@@ -156,7 +159,7 @@ final class RateLimitConfigurationTests: XCTestCase {
             ("RATE_LIMIT_MAX_REQUESTS", "-1"), ("REDIS_TIMEOUT_MS", "fast"), ("RATE_LIMIT_ADDRESS_MAX_REQUESTS", "0"),
             ("RATE_LIMIT_ADMIN_MAX_REQUESTS", "x"), ("RATE_LIMIT_DISCOVERY_MAX_REQUESTS", "-5"), ("TRUSTED_PROXIES", "10.0.0.0/40"),
             ("TRUSTED_PROXIES", "proxy.internal"), ("HTTP_IDLE_TIMEOUT_MS", "0"), ("HTTP_BODY_TIMEOUT_MS", "soon"),
-            ("HTTP_MAX_CONNECTIONS", "0"),
+            ("HTTP_MAX_CONNECTIONS", "0"), ("SHUTDOWN_DRAIN_MS", "-1"), ("SHUTDOWN_DRAIN_MS", "5s"),
         ]
         for (variable, value) in cases {
             var environment = ConfigurationTests.valid

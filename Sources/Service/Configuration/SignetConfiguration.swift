@@ -47,6 +47,9 @@ public struct SignetConfiguration: Sendable {
     public var trustedProxies: TrustedProxies
     /// Per-connection bounds (`HTTP_IDLE_TIMEOUT_MS`, `HTTP_BODY_TIMEOUT_MS`, `HTTP_MAX_CONNECTIONS`).
     public var connections: ConnectionLimits
+    /// After SIGTERM, how long the instance keeps serving while `/health/ready` answers 503
+    /// (`SHUTDOWN_DRAIN_MS`).
+    public var shutdownDrain: Duration
 
     /// The variables holding secrets: their values are never logged or echoed in an error.
     public static let secretVariables: Set<String> = [
@@ -180,6 +183,8 @@ public struct SignetConfiguration: Sendable {
                 try env.integer("HTTP_BODY_TIMEOUT_MS", default: Defaults.httpBodyTimeoutMilliseconds, in: 100...Int(Int32.max))),
             maxConnections: try env.integer("HTTP_MAX_CONNECTIONS", default: Defaults.httpMaxConnections, in: 1...1_000_000)
         )
+        shutdownDrain = .milliseconds(
+            try env.integer("SHUTDOWN_DRAIN_MS", default: Defaults.shutdownDrainMilliseconds, in: 0...600_000))
     }
 
     /// Reads the process environment.

@@ -10,10 +10,13 @@ struct HealthRoutes {
     let monitor: HealthMonitor
     /// `HEALTH_DETAILED_TOKEN`: when set, `/health/detailed` requires it as a bearer token.
     let detailedToken: SecretToken?
+    /// Once set (SIGTERM), readiness answers 503 whatever the checks say.
+    let drain: DrainState
 
-    init(monitor: HealthMonitor, detailedToken: String?) {
+    init(monitor: HealthMonitor, detailedToken: String?, drain: DrainState) {
         self.monitor = monitor
         self.detailedToken = detailedToken.map(SecretToken.init)
+        self.drain = drain
     }
 
     func add(to group: RouterGroup<SignetRequestContext>) {
@@ -37,12 +40,16 @@ struct HealthRoutes {
 
     func ready(context: SignetRequestContext) async throws -> Response {
         let (ready, report) = await monitor.readiness()
+        let draining = drain.isDraining
         let readiness = Readiness(
-            status: ready ? "ready" : "not_ready",
+            status: draining ? "draining" : ready ? "ready" : "not_ready",
             database: report.database.status.rawValue,
             vault: report.vault?.status.rawValue,
             latencyMs: max(report.database.latencyMs, report.vault?.latencyMs ?? 0)
         )
+        if draining {
+            return try jsonResponse(readiness, status: .serviceUnavailable, headers: [.cacheControl: "no-store"])
+        }
         guard ready else {
             context.logger.warning(
                 "readiness: the database is unreachable", metadata: ["latencyMs": "\(report.database.latencyMs)"]

@@ -21,6 +21,7 @@ public enum Catalogue {
         AbuseScenarios.lockoutThroughBalancer,
         CacheScenarios.revocationPropagation,
         CacheScenarios.listenerLost,
+        OperationsScenarios.rollingRestart,
     ]
 
     public static func named(_ name: String) -> Scenario? {

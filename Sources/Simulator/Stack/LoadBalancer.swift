@@ -1,7 +1,8 @@
 import Foundation
 
 /// haproxy in round-robin in front of several Signet instances, each request balanced on its
-/// own, as a production load balancer would.
+/// own, as a production load balancer would, and each instance in rotation only while its
+/// `/health/ready` answers 200.
 public final class LoadBalancer: Sendable {
     public let port: Int
     let process: ManagedProcess
@@ -35,7 +36,18 @@ public final class LoadBalancer: Sendable {
                 timeout connect 2s
                 timeout client 60s
                 timeout server 60s
+                timeout check 2s
                 option http-server-close
+                # An instance leaves the rotation when /health/ready stops answering 200 (it
+                # drains for SHUTDOWN_DRAIN_MS after SIGTERM) and comes back after two good checks.
+                option httpchk GET /health/ready
+                http-check expect status 200
+                default-server check inter 500ms fall 2 rise 2
+                # A connection refused (an instance stopped without draining, or between its stop
+                # and its start) is tried again on the other instance; nothing had been sent.
+                retries 3
+                option redispatch 1
+                retry-on conn-failure
                 # The client's address, appended to X-Forwarded-For: Signet believes it from
                 # TRUSTED_PROXIES only (LoadBalancer.trustedProxies).
                 option forwardfor
