@@ -32,6 +32,8 @@ public struct Dependencies: Sendable {
     public var lookupsPerAddress = AddressGate.defaultConcurrentWork
     /// Set on SIGTERM by `ShutdownDrain`; `/health/ready` answers 503 from then on.
     public var drain = DrainState()
+    /// What `GET /metrics` exports; one registry per application.
+    public var metrics = SignetMetrics()
 
     public init(
         pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }
@@ -44,7 +46,8 @@ public struct Dependencies: Sendable {
 
     /// The production dependencies for a configuration.
     public static func live(configuration: SignetConfiguration, logger: Logger) -> Dependencies {
-        Dependencies(
+        let metrics = SignetMetrics()
+        var dependencies = Dependencies(
             pool: ConnectionPool(
                 configuration: configuration.pool,
                 connectionString: configuration.databaseURL,
@@ -53,9 +56,13 @@ public struct Dependencies: Sendable {
             ),
             logger: logger,
             policy: configuration.opa.map { opa in
-                OPAPolicy(client: OPAClient(url: opa.url, decisionPath: opa.decisionPath, timeout: opa.timeout), logger: logger)
+                var client = OPAClient(url: opa.url, decisionPath: opa.decisionPath, timeout: opa.timeout)
+                client.metrics = metrics
+                return OPAPolicy(client: client, logger: logger)
             } ?? BuiltInPolicy()
         )
+        dependencies.metrics = metrics
+        return dependencies
     }
 
     /// libpq keywords for every Signet connection, unless `DATABASE_URL` sets them itself.
@@ -96,7 +103,8 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     try await onStartupConnection { try Migrations.apply(on: $0, logger: logger) }
     if let vault = configuration.vault {
         // The secret material lives in Vault and nowhere else; PostgreSQL only gets the schema.
-        let client = VaultClient(address: vault.address, token: vault.token, mount: vault.mount, timeout: vault.timeout)
+        var client = VaultClient(address: vault.address, token: vault.token, mount: vault.mount, timeout: vault.timeout)
+        client.metrics = dependencies.metrics
         let store = VaultSecretStore(client: client, pool: pool, now: dependencies.now) {
             let found = try await onStartupConnection { connection in
                 (
@@ -150,11 +158,14 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
         issuer: configuration.issuer,
         audience: configuration.tokenAudience,
         ttl: configuration.tokenTTL,
-        now: now
+        now: now,
+        metrics: dependencies.metrics
     )
     let credentials = CredentialRoutes(store: CredentialStore(pool: pool, hasher: hasher, now: now), directory: directory)
 
-    let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger)
+    let metrics = dependencies.metrics
+    pool.observeAcquireWait { metrics.poolAcquired(after: $0) }
+    let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics)
     let health = healthMonitor(configuration: configuration, pool: pool, limiter: limiter, directory: directory, logger: logger)
     let admin = AdminAuthenticator(adminToken: configuration.adminToken)
     let gate = AddressGate(concurrentWork: dependencies.lookupsPerAddress)
@@ -164,6 +175,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     // the limiter's headers. The form and authentication layers never throw: what fails there
     // is kept in the context and answered by the route once the limiter has counted it.
     let router = Router(context: SignetRequestContext.self)
+    router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
     router.add(middleware: FormBodyMiddleware())
     router.add(
@@ -180,6 +192,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     router.add(middleware: ErrorMiddleware())
     HealthRoutes(monitor: health, detailedToken: configuration.healthDetailedToken, drain: dependencies.drain).add(
         to: router.group("health"))
+    MetricsRoutes(metrics: metrics, token: configuration.metricsToken, pool: pool, limiter: limiter, health: health).add(to: router)
     OAuthRoutes(tokens: tokens, issuer: configuration.issuer).add(to: router)
 
     let adminAPI = router.group("v1").add(middleware: RequireAdmin())

@@ -24,6 +24,7 @@ logger[metadataKey: "instance"] = .string(configuration.instanceID)
 
 do {
     let dependencies = Dependencies.live(configuration: configuration, logger: logger)
+    dependencies.metrics.bootstrapProcessWide()
     let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
     logger.info("signet starting", metadata: ["address": "\(configuration.host):\(configuration.port)"])
     try await runUntilSignalled(application, drain: dependencies.drain, drainDuration: configuration.shutdownDrain, logger: logger)

@@ -149,3 +149,24 @@ final class CredentialHasherTests: XCTestCase {
         XCTAssertFalse(CredentialHasher(key: SymmetricKey(size: .bits256)).verify(secret, against: digest), "another key")
     }
 }
+
+/// How `/oauth/token` outcomes are counted in `signet_token_requests_total`.
+final class TokenResultTests: XCTestCase {
+    func testEachRefusalIsCountedUnderItsResult() {
+        var policyRefusal = OAuthError(.invalidScope, "none of the requested scopes is granted to this agent")
+        policyRefusal.deniedByPolicy = true
+        let cases: [(any Error, SignetMetrics.TokenResult)] = [
+            (OAuthError(.invalidClient, "client authentication failed"), .invalidClient),
+            (OAuthError(.invalidScope, "scope must be space-separated scope tokens"), .invalidScope),
+            (policyRefusal, .policyDenied),
+            (OAuthError(.unauthorizedClient, "the agent is suspended"), .policyDenied),
+            (OAuthError(.invalidRequest, "grant_type is required"), .invalidRequest),
+            (OAuthError(.unsupportedGrantType, "only client_credentials is supported"), .invalidRequest),
+            (PolicyError.unavailable("OPA did not answer"), .unavailable),
+            (DatabaseError.connectionFailed("refused"), .unavailable),
+        ]
+        for (error, expected) in cases {
+            XCTAssertEqual(OAuthRoutes.result(of: error), expected, "\(error)")
+        }
+    }
+}

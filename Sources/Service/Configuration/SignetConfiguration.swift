@@ -39,6 +39,8 @@ public struct SignetConfiguration: Sendable {
     public var healthDegradedLatency: Duration
     /// When set, `/health/detailed` requires it as a bearer token (`HEALTH_DETAILED_TOKEN`). Secret.
     public var healthDetailedToken: String?
+    /// When set, `/metrics` requires it as a bearer token (`METRICS_TOKEN`). Secret.
+    public var metricsToken: String?
     /// Vault, when `VAULT_ADDR` is set.
     public var vault: VaultConfiguration?
     /// OPA, when `OPA_URL` is set.
@@ -53,7 +55,7 @@ public struct SignetConfiguration: Sendable {
 
     /// The variables holding secrets: their values are never logged or echoed in an error.
     public static let secretVariables: Set<String> = [
-        "DATABASE_URL", "SIGNET_ADMIN_TOKEN", "REDIS_URL", "VAULT_TOKEN", "HEALTH_DETAILED_TOKEN",
+        "DATABASE_URL", "SIGNET_ADMIN_TOKEN", "REDIS_URL", "VAULT_TOKEN", "HEALTH_DETAILED_TOKEN", "METRICS_TOKEN",
     ]
 
     /// Reads and validates the whole configuration.
@@ -104,6 +106,7 @@ public struct SignetConfiguration: Sendable {
             try env.integer("HEALTH_DEGRADED_LATENCY_MS", default: Defaults.healthDegradedLatencyMilliseconds, in: 1...Int(Int32.max))
         )
         healthDetailedToken = try env.optionalString("HEALTH_DETAILED_TOKEN")
+        metricsToken = try env.optionalString("METRICS_TOKEN")
         if let address = try env.optionalString("VAULT_ADDR") {
             try Self.validateHTTPURL(address, variable: "VAULT_ADDR")
             guard let token = try env.optionalString("VAULT_TOKEN") else {

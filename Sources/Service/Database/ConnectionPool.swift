@@ -54,9 +54,11 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
         _ body: @escaping @Sendable (PostgresConnection) throws -> Result
     ) async throws -> Result {
         let statementTimeout = timeout ?? configuration.queryTimeout
-        let deadline = clock.now + min(configuration.connectionTimeout, timeout ?? configuration.connectionTimeout)
+        let start = clock.now
+        let deadline = start + min(configuration.connectionTimeout, timeout ?? configuration.connectionTimeout)
         while true {
             let lease = try await lease(deadline: deadline)
+            noteAcquireWait(since: start)
             let connection = lease.connection
             let outcome: Swift.Result<Result, any Error>?
             let reusable: Bool

@@ -70,8 +70,19 @@ where C.Instant == ContinuousClock.Instant {
     let threadPool: NIOThreadPool
     let logger: Logger
     private let state: Mutex<State>
+    /// Told how long each lease took to get (`signet_db_pool_acquire_wait_seconds`).
+    private let acquireWaitObserver = Mutex<(@Sendable (Duration) -> Void)?>(nil)
     private let work: AsyncStream<Work>
     private let workContinuation: AsyncStream<Work>.Continuation
+
+    /// Calls `observer` with the wait of every lease granted from now on.
+    public func observeAcquireWait(_ observer: @escaping @Sendable (Duration) -> Void) {
+        acquireWaitObserver.withLock { $0 = observer }
+    }
+
+    func noteAcquireWait(since start: C.Instant) {
+        if let observer = acquireWaitObserver.withLock({ $0 }) { observer(start.duration(to: clock.now)) }
+    }
 
     public init(configuration: PoolConfiguration, factory: Factory, clock: C, logger: Logger) {
         self.configuration = configuration

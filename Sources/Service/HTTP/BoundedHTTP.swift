@@ -19,12 +19,19 @@ enum BoundedHTTP {
     /// Largest body read from a dependency.
     static let maxBodyBytes = 1 << 20
 
-    static func send(_ request: HTTPClientRequest, on http: HTTPClient, timeout: Duration) async throws -> Answer {
+    /// - Parameter observe: told each call's latency and whether it failed (no answer, or a 5xx).
+    static func send(
+        _ request: HTTPClientRequest, on http: HTTPClient, timeout: Duration,
+        observe: (@Sendable (Duration, Bool) -> Void)? = nil
+    ) async throws -> Answer {
+        let started = ContinuousClock.now
         let outcome = await withDeadline(timeout) {
             let response = try await http.execute(request, deadline: .now() + .milliseconds(timeout.milliseconds))
             let body = try await response.body.collect(upTo: maxBodyBytes)
             return Answer(status: Int(response.status.code), body: Data(buffer: body))
         }
+        let failed: Bool = if case .success(let answer) = outcome { answer.status >= 500 } else { true }
+        observe?(ContinuousClock.now - started, failed)
         switch outcome {
         case .success(let answer): return answer
         case .failure(let error): throw error

@@ -2,7 +2,7 @@ import Foundation
 
 /// One dependency's state in `GET /health/detailed`: `{status, latencyMs, message?}`.
 public struct DependencyHealth: Sendable, Equatable, Encodable {
-    public enum Status: String, Sendable, Encodable {
+    public enum Status: String, Sendable, Encodable, CaseIterable {
         case healthy, degraded, unreachable
     }
 

@@ -12,6 +12,8 @@ public struct OPAClient: Sendable {
     /// The bound of one decision call (`OPA_TIMEOUT_MS`).
     public let timeout: Duration
     let http: HTTPClient
+    /// Told each decision call's latency and failure (`signet_dependency_call_*{dependency="opa"}`).
+    public var metrics: SignetMetrics?
 
     public init(url: String, decisionPath: String, timeout: Duration, http: HTTPClient = OPAClient.sharedHTTP) {
         self.url = url.hasSuffix("/") ? String(url.dropLast()) : url
@@ -63,7 +65,8 @@ public struct OPAClient: Sendable {
         request.body = .bytes(ByteBuffer(bytes: body))
         let answer: BoundedHTTP.Answer
         do {
-            answer = try await BoundedHTTP.send(request, on: http, timeout: timeout)
+            answer = try await BoundedHTTP.send(
+                request, on: http, timeout: timeout, observe: observer)
         } catch {
             throw .unavailable("OPA did not answer: \(error)")
         }
@@ -123,5 +126,13 @@ public final class OPAPolicy: TokenPolicy {
         let allowed = Set(requested.isEmpty ? subject.scopes : requested.filter(subject.scopes.contains))
         var seen: Set<String> = []
         return decided.filter { allowed.contains($0) && seen.insert($0).inserted }
+    }
+}
+
+extension OPAClient {
+    /// Reports each call to `metrics` as `opa`.
+    var observer: (@Sendable (Duration, Bool) -> Void)? {
+        guard let metrics else { return nil }
+        return { duration, failed in metrics.dependencyCall("opa", took: duration, failed: failed) }
     }
 }

@@ -22,7 +22,8 @@ public final class RateLimiter: Service, Sendable {
     public let budgets: RateLimitSubject.PerKind<Int>
     private let policies: RateLimitSubject.PerKind<String>
 
-    public init(configuration: RateLimitConfiguration, logger: Logger) {
+    public init(configuration: RateLimitConfiguration, logger: Logger, metrics: SignetMetrics? = nil) {
+        self.metrics = metrics
         budgets = configuration.budgets
         let seconds = max(1, (configuration.windowMilliseconds + 999) / 1000)
         policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets[kind]);w=\(seconds)" }
@@ -34,16 +35,29 @@ public final class RateLimiter: Service, Sendable {
 
     /// Whether decisions are made in Redis right now (false: in memory).
     public var usesRedis: Bool { redis != nil && breaker.withLock { $0.allowsRequests } }
+    /// Redis is configured (`REDIS_RATE_LIMIT_ENABLED`), whether or not the breaker is open.
+    public var configuredForRedis: Bool { redis != nil }
+    /// Told of every decision and of every Redis call's latency (`SignetMetrics`).
+    let metrics: SignetMetrics?
 
     /// The `RateLimit-Policy` header's value (draft 07) for a kind of subject:
     /// `<limit>;w=<window in whole seconds>`.
     public func policy(_ kind: RateLimitSubject.Kind) -> String { policies[kind] }
 
     public func decide(_ subject: RateLimitSubject) async -> RateLimitDecision {
-        guard let redis, breaker.withLock({ $0.allowsRequests }) else { return decideInMemory(subject) }
+        guard let redis, breaker.withLock({ $0.allowsRequests }) else {
+            let decision = decideInMemory(subject)
+            metrics?.limiterDecided(redis: false, allowed: decision.allowed)
+            return decision
+        }
+        let started = ContinuousClock.now
         do {
-            return try await redis.decide(subject)
+            let decision = try await redis.decide(subject)
+            metrics?.redisCall(took: ContinuousClock.now - started)
+            metrics?.limiterDecided(redis: true, allowed: decision.allowed)
+            return decision
         } catch {
+            metrics?.redisCall(took: ContinuousClock.now - started)
             let transition = breaker.withLock { $0.failed(now: clock.now) }
             if transition == .opened {
                 logger.warning(
@@ -52,7 +66,9 @@ public final class RateLimiter: Service, Sendable {
                 )
                 redis.failPending(error)
             }
-            return decideInMemory(subject)
+            let decision = decideInMemory(subject)
+            metrics?.limiterDecided(redis: false, allowed: decision.allowed)
+            return decision
         }
     }
 

@@ -12,6 +12,8 @@ public struct VaultClient: Sendable {
     /// The bound of one KV call (`VAULT_TIMEOUT_MS`).
     public let timeout: Duration
     let http: HTTPClient
+    /// Told each KV call's latency and failure (`signet_dependency_call_*{dependency="vault"}`).
+    public var metrics: SignetMetrics?
 
     public init(address: String, token: String, mount: String, timeout: Duration, http: HTTPClient = .shared) {
         self.address = address.hasSuffix("/") ? String(address.dropLast()) : address
@@ -89,7 +91,8 @@ public struct VaultClient: Sendable {
         var request = request
         request.headers.add(name: "X-Vault-Token", value: token)
         do {
-            return try await BoundedHTTP.send(request, on: http, timeout: timeout)
+            return try await BoundedHTTP.send(
+                request, on: http, timeout: timeout, observe: observer)
         } catch {
             throw VaultError.unavailable("Vault at \(address) did not answer for \(mount)/\(path): \(error)")
         }
@@ -127,5 +130,13 @@ public enum VaultError: Error, Sendable, CustomStringConvertible {
         case .unavailable(let message), .denied(let message), .malformed(let message): message
         case .versionConflict(let path): "another instance wrote \(path) first"
         }
+    }
+}
+
+extension VaultClient {
+    /// Reports each call to `metrics` as `vault`.
+    var observer: (@Sendable (Duration, Bool) -> Void)? {
+        guard let metrics else { return nil }
+        return { duration, failed in metrics.dependencyCall("vault", took: duration, failed: failed) }
     }
 }

@@ -17,6 +17,9 @@ public struct OAuthError: Error, SignetErrorConvertible, Equatable {
     public let description: String
     /// The client tried HTTP Basic: a 401 must say `WWW-Authenticate: Basic`.
     public let basicAttempted: Bool
+    /// An `invalid_scope` because the policy refused scopes the agent holds (counted as
+    /// `policy_denied` in `signet_token_requests_total`); the answer is the same.
+    public var deniedByPolicy = false
 
     public init(_ code: Code, _ description: String, basicAttempted: Bool = false) {
         self.code = code

@@ -28,6 +28,28 @@ struct OAuthRoutes {
     }
 
     @Sendable func token(_ request: Request, context: SignetRequestContext) async throws -> Response {
+        do {
+            let response = try await issue(request, context: context)
+            tokens.metrics?.token(.issued)
+            return response
+        } catch {
+            tokens.metrics?.token(Self.result(of: error))
+            throw error
+        }
+    }
+
+    /// How a refused token request is counted.
+    static func result(of error: any Error) -> SignetMetrics.TokenResult {
+        guard let error = error as? OAuthError else { return .unavailable }
+        switch error.code {
+        case .invalidClient: return .invalidClient
+        case .invalidScope: return error.deniedByPolicy ? .policyDenied : .invalidScope
+        case .unauthorizedClient: return .policyDenied
+        case .invalidRequest, .invalidGrant, .unsupportedGrantType, .unsupportedTokenType: return .invalidRequest
+        }
+    }
+
+    func issue(_ request: Request, context: SignetRequestContext) async throws -> Response {
         let form = try context.oauthForm()
         let basicAttempted = request.headers[.authorization]?.lowercased().hasPrefix("basic ") == true
         guard let grantType = form["grant_type"], !grantType.isEmpty else {

@@ -16,9 +16,8 @@ public struct TokenService: Sendable {
     let ttl: Duration
     /// The wall clock; tests inject their own.
     let now: @Sendable () -> Date
-
-    static let issued = Counter(label: "signet_tokens_issued_total")
-    static let denied = Counter(label: "signet_token_requests_denied_total")
+    /// Told the result of every token request and each signature's latency.
+    let metrics: SignetMetrics?
 
     /// What `/oauth/token` answers.
     struct Issued {
@@ -67,8 +66,12 @@ public struct TokenService: Sendable {
         let granted = try await policy.grantedScopes(for: subject, requested: requested)
         guard !granted.isEmpty else {
             await deny(client, reason: "no requested scope is granted", audit: audit(), logger: logger)
-            throw OAuthError(
+            // Scopes the agent could have had, refused by the policy: a policy denial, not the client's mistake.
+            let eligible = requested.isEmpty ? !client.scopes.isEmpty : requested.contains(where: client.scopes.contains)
+            var error = OAuthError(
                 .invalidScope, requested.isEmpty ? "the agent holds no scope" : "none of the requested scopes is granted to this agent")
+            error.deniedByPolicy = eligible
+            throw error
         }
         let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
         let lifetime = ttl.components.seconds
@@ -84,15 +87,15 @@ public struct TokenService: Sendable {
             credential_id: credential.id,
             generation: client.tokenGeneration
         )
+        let signing = ContinuousClock.now
         let token = try await keyRing.sign(claims)
+        metrics?.signed(in: ContinuousClock.now - signing)
         recorder.noteUse(of: credential.id)
-        Self.issued.increment()
         return Issued(accessToken: token, expiresIn: lifetime, scope: claims.scope)
     }
 
     /// Records a refused token request of a known agent.
     func deny(_ client: ClientRecord, reason: String, audit: AuditContext, logger: Logger) async {
-        Self.denied.increment()
         logger.info("token denied", metadata: ["agent.id": "\(client.agentID)", "reason": "\(reason)"])
         do {
             try await pool.withConnection { connection in

@@ -1,0 +1,98 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Times every request by route template, method and status class, and counts those in flight.
+/// First in the chain, so limited and refused requests count too. A path no route matches is
+/// `unmatched`: a raw path never becomes a label.
+struct MetricsMiddleware: RouterMiddleware {
+    typealias Context = SignetRequestContext
+    let metrics: SignetMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = metrics.requestStarted()
+        do {
+            let response = try await next(request, context)
+            metrics.requestEnded(
+                started: started, route: context.endpointPath, method: request.method, status: response.status.code)
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            metrics.requestEnded(started: started, route: context.endpointPath, method: request.method, status: status)
+            throw error
+        }
+    }
+}
+
+/// `GET /metrics`: the Prometheus text format, never rate limited; with `METRICS_TOKEN` set, only
+/// for `Authorization: Bearer <it>`. The pool, limiter and health gauges are read at scrape time.
+struct MetricsRoutes {
+    let metrics: SignetMetrics
+    let token: SecretToken?
+    let pool: ConnectionPool
+    let limiter: RateLimiter
+    let health: HealthMonitor
+
+    init(metrics: SignetMetrics, token: String?, pool: ConnectionPool, limiter: RateLimiter, health: HealthMonitor) {
+        self.metrics = metrics
+        self.token = token.map(SecretToken.init)
+        self.pool = pool
+        self.limiter = limiter
+        self.health = health
+    }
+
+    func add(to router: Router<SignetRequestContext>) {
+        router.get("/metrics") { request, _ in
+            if let token {
+                guard let given = request.bearerToken, token.matches(given) else {
+                    throw SignetError(
+                        .unauthorized, "unauthorized", "a valid metrics bearer token is required",
+                        headers: [.wwwAuthenticate: #"Bearer realm="signet-metrics""#])
+                }
+            }
+            await collect()
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8", .cacheControl: "no-store"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+        }
+    }
+
+    func collect() async {
+        let stats = pool.statistics
+        metrics.set("signet_db_pool_connections", [("state", "total")], to: Double(stats.total))
+        metrics.set("signet_db_pool_connections", [("state", "leased")], to: Double(stats.leased))
+        metrics.set("signet_db_pool_connections", [("state", "idle")], to: Double(stats.idle))
+        metrics.set("signet_db_pool_connections", [("state", "connecting")], to: Double(stats.connecting))
+        metrics.set("signet_db_pool_waiting", to: Double(stats.waiting))
+        metrics.set("signet_db_pool_max", to: Double(pool.configuration.maximumConnections))
+        metrics.count("signet_db_pool_acquire_timeouts_total", total: stats.acquireTimeouts)
+        metrics.count("signet_db_pool_connections_opened_total", total: stats.connectionsOpened)
+        metrics.count("signet_db_pool_connections_closed_total", total: stats.connectionsClosed)
+        metrics.count("signet_db_pool_connect_failures_total", total: stats.connectFailures)
+
+        let backend = limiter.usesRedis ? "redis" : "memory"
+        for candidate in ["redis", "memory"] {
+            metrics.set("signet_rate_limit_backend", [("backend", candidate)], to: candidate == backend ? 1 : 0)
+        }
+        metrics.set("signet_rate_limit_breaker_open", to: limiter.configuredForRedis && !limiter.usesRedis ? 1 : 0)
+
+        let report = await health.report()
+        let dependencies: [(String, DependencyHealth?)] = [
+            ("database", report.database), ("redis", report.redis), ("vault", report.vault), ("opa", report.opa),
+            ("credential_cache", report.credentialCache),
+        ]
+        for (name, dependency) in dependencies {
+            guard let dependency else { continue }
+            for status in DependencyHealth.Status.allCases {
+                metrics.set(
+                    "signet_health_check_status", [("dependency", name), ("status", status.rawValue)],
+                    to: dependency.status == status ? 1 : 0)
+            }
+            metrics.set("signet_health_check_latency_seconds", [("dependency", name)], to: Double(dependency.latencyMs) / 1000)
+        }
+        for status in ["healthy", "degraded", "unhealthy"] {
+            metrics.set("signet_health_status", [("status", status)], to: report.status == status ? 1 : 0)
+        }
+    }
+}
