@@ -188,6 +188,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
             trustedProxies: configuration.trustedProxies,
             gate: gate
         ))
+    if configuration.accessLog { router.add(middleware: AccessLogMiddleware()) }
     router.add(middleware: RateLimitMiddleware(limiter: limiter, admin: admin, gate: gate))
     router.add(middleware: ErrorMiddleware())
     HealthRoutes(monitor: health, detailedToken: configuration.healthDetailedToken, drain: dependencies.drain).add(

@@ -13,11 +13,20 @@ do {
 }
 
 let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
-LoggingSystem.bootstrap { label in
-    // One event, one line: control characters a client sent are escaped first.
-    var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
-    handler.logLevel = level
-    return handler
+switch configuration.logFormat {
+case .json:
+    LoggingSystem.bootstrap { label in
+        var handler = JSONLogHandler(label: label)
+        handler.logLevel = level
+        return handler
+    }
+case .text:
+    LoggingSystem.bootstrap { label in
+        // One event, one line: control characters a client sent are escaped first.
+        var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
+        handler.logLevel = level
+        return handler
+    }
 }
 var logger = Logger(label: "signet")
 logger[metadataKey: "instance"] = .string(configuration.instanceID)

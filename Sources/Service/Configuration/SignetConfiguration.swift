@@ -52,6 +52,15 @@ public struct SignetConfiguration: Sendable {
     /// After SIGTERM, how long the instance keeps serving while `/health/ready` answers 503
     /// (`SHUTDOWN_DRAIN_MS`).
     public var shutdownDrain: Duration
+    /// How log lines are written (`LOG_FORMAT`): JSON by default when standard error is not a
+    /// terminal, text on one.
+    public var logFormat: LogFormat
+    /// One line per request (`ACCESS_LOG`, default true), at info.
+    public var accessLog: Bool
+
+    public enum LogFormat: String, Sendable {
+        case json, text
+    }
 
     /// The variables holding secrets: their values are never logged or echoed in an error.
     public static let secretVariables: Set<String> = [
@@ -188,6 +197,12 @@ public struct SignetConfiguration: Sendable {
         )
         shutdownDrain = .milliseconds(
             try env.integer("SHUTDOWN_DRAIN_MS", default: Defaults.shutdownDrainMilliseconds, in: 0...600_000))
+        let format = try env.optionalString("LOG_FORMAT") ?? (isatty(2) == 1 ? "text" : "json")
+        guard let logFormat = LogFormat(rawValue: format.lowercased()) else {
+            throw ConfigurationError(variable: "LOG_FORMAT", reason: "must be json or text (got \"\(format)\")")
+        }
+        self.logFormat = logFormat
+        accessLog = try env.boolean("ACCESS_LOG", default: true)
     }
 
     /// Reads the process environment.
