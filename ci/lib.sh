@@ -11,7 +11,7 @@ log() { printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*" >&2; }
 
 # Debian packages Signet needs to build, test and run; installed only when something is missing.
 install_dependencies() {
-    local packages=(postgresql redis-server libpq-dev libhiredis-dev pkg-config haproxy wrk python3-venv)
+    local packages=(postgresql redis-server libpq-dev libhiredis-dev pkg-config haproxy wrk python3-venv prometheus)
     local missing=()
     for package in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -22,6 +22,11 @@ install_dependencies() {
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # Debian's prometheus package starts a server on *:9090 where an init system lets it;
+        # the tests start their own on loopback and need none of its.
+        if [[ " ${missing[*]} " == *" prometheus "* ]] && [ -x /etc/init.d/prometheus ]; then
+            $sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+        fi
     fi
     command -v swift >/dev/null || { log "swift is not on PATH"; exit 1; }
 }

@@ -7,4 +7,8 @@ final class OperationsScenarioTests: XCTestCase {
     func testARollingRestartBehindTheBalancerFailsNoRequest() async throws {
         try await runScenario(OperationsScenarios.rollingRestart)
     }
+
+    func testARealPrometheusScrapesBothInstancesAndSeesTokensIssued() async throws {
+        try await runScenario(OperationsScenarios.prometheusScrape)
+    }
 }

@@ -20,7 +20,7 @@ final class PoolScenarioTests: XCTestCase {
                 "pool-exhaustion", "idle-reaping", "rate-limit-shared", "redis-fallback", "rate-limit-exceeded", "script-flush",
                 "memory-only", "health-all-healthy", "health-redis-unreachable", "health-vault-degraded", "vault-sealed", "opa-slow",
                 "opa-down", "health-flood", "postgres-frozen", "vault-secrets", "vault-import", "lockout-behind-balancer",
-                "revocation-propagation", "listener-lost", "rolling-restart",
+                "revocation-propagation", "listener-lost", "rolling-restart", "prometheus-scrape",
             ]
         )
     }

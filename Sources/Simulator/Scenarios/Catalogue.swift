@@ -22,6 +22,7 @@ public enum Catalogue {
         CacheScenarios.revocationPropagation,
         CacheScenarios.listenerLost,
         OperationsScenarios.rollingRestart,
+        OperationsScenarios.prometheusScrape,
     ]
 
     public static func named(_ name: String) -> Scenario? {

@@ -70,6 +70,51 @@ public enum OperationsScenarios {
             observed: totals.served.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
     }
 
+    public static let prometheusScrape = Scenario(
+        name: "prometheus-scrape",
+        requirement: requirement,
+        specScenario: "A real Prometheus scrapes every instance and sees the series move",
+        summary: "Two instances with METRICS_TOKEN, a real Prometheus (Debian's package) scraping both every second with "
+            + "that bearer token: both targets up, the pool and request series present for each, and "
+            + "signet_token_requests_total{result=\"issued\"} rising by the 40 tokens issued, through Prometheus's HTTP API."
+    ) { context in
+        let database = try await context.database()
+        let token = "sim-metrics-token-\(UUID().uuidString)"
+        var variables = context.environment(database: database, applicationName: "sim-prometheus", CacheScenarios.unlimited())
+        variables["METRICS_TOKEN"] = token
+        let first = try await context.startSignet(id: "a", environment: variables)
+        let second = try await context.startSignet(id: "b", environment: variables)
+        let prometheus = try await PrometheusServer.start(scraping: [first, second], bearer: token)
+        context.atTearDown { await prometheus.stop() }
+
+        try await waitUntil("Prometheus scrapes both instances", timeout: .seconds(20)) {
+            try await prometheus.query(#"up{job="signet"}"#).filter { $0.value == 1 }.count == 2
+        }
+        context.expect("targets up", try await prometheus.query(#"up{job="signet"}"#).filter { $0.value == 1 }.count, equals: 2)
+        let issued = #"sum(signet_token_requests_total{job="signet",result="issued"})"#
+        let before = try await prometheus.query(issued).first?.value ?? 0
+        let agent = try await CacheScenarios.register(context, base: first.url)
+        for instance in [first, second] {
+            for _ in 0..<20 {
+                let answer = try await HealthScenarios.requestToken(base: instance.url, clientID: agent.clientID, secret: agent.secret)
+                guard answer.status == 200 else { throw SimulatorError.setupFailed("token: \(answer.status) \(answer.body)") }
+            }
+        }
+        var after = before
+        try await waitUntil("Prometheus sees the 40 tokens", timeout: .seconds(20)) {
+            after = try await prometheus.query(issued).first?.value ?? 0
+            return after >= before + 40
+        }
+        context.expect("issued tokens seen by Prometheus, after minus before", Int(after - before), equals: 40)
+        let pools = try await prometheus.query(#"signet_db_pool_connections{job="signet",state="total"}"#)
+        context.expect("instances exporting pool connections", Set(pools.compactMap { $0.labels["instance"] }).count, equals: 2)
+        let tokenRoute = try await prometheus.query(
+            #"sum by (instance) (signet_http_request_duration_seconds_count{route="/oauth/token",status_class="2xx"})"#)
+        context.expect("instances with timed token requests", tokenRoute.filter { $0.value >= 20 }.count, equals: 2)
+        let health = try await prometheus.query(#"signet_health_check_status{dependency="database",status="healthy"}"#)
+        context.expect("instances reporting a healthy database", health.filter { $0.value == 1 }.count, equals: 2)
+    }
+
     /// SIGTERM, then checks the drain on the instance itself: readiness 503 at once while requests
     /// are still served, a clean exit within the drain plus the in-flight bound; then the same
     /// instance (id, port, variables) is started again.
