@@ -159,7 +159,8 @@ final class RateLimitConfigurationTests: XCTestCase {
             ("RATE_LIMIT_MAX_REQUESTS", "-1"), ("REDIS_TIMEOUT_MS", "fast"), ("RATE_LIMIT_ADDRESS_MAX_REQUESTS", "0"),
             ("RATE_LIMIT_ADMIN_MAX_REQUESTS", "x"), ("RATE_LIMIT_DISCOVERY_MAX_REQUESTS", "-5"), ("TRUSTED_PROXIES", "10.0.0.0/40"),
             ("TRUSTED_PROXIES", "proxy.internal"), ("HTTP_IDLE_TIMEOUT_MS", "0"), ("HTTP_BODY_TIMEOUT_MS", "soon"),
-            ("HTTP_MAX_CONNECTIONS", "0"), ("SHUTDOWN_DRAIN_MS", "-1"), ("SHUTDOWN_DRAIN_MS", "5s"),
+            ("HTTP_MAX_CONNECTIONS", "0"), ("SHUTDOWN_DRAIN_MS", "-1"), ("SHUTDOWN_DRAIN_MS", "5s"), ("METRICS_TOKEN", "too-short"),
+            ("LOG_FORMAT", "xml"), ("ACCESS_LOG", "maybe"),
         ]
         for (variable, value) in cases {
             var environment = ConfigurationTests.valid

@@ -116,6 +116,9 @@ public struct SignetConfiguration: Sendable {
         )
         healthDetailedToken = try env.optionalString("HEALTH_DETAILED_TOKEN")
         metricsToken = try env.optionalString("METRICS_TOKEN")
+        if let metricsToken, metricsToken.count < 32 {
+            throw ConfigurationError(variable: "METRICS_TOKEN", reason: "must be at least 32 characters")
+        }
         if let address = try env.optionalString("VAULT_ADDR") {
             try Self.validateHTTPURL(address, variable: "VAULT_ADDR")
             guard let token = try env.optionalString("VAULT_TOKEN") else {

@@ -18,6 +18,8 @@ public struct SignetRequestContext: RequestContext {
     /// What the limiter counts requests without a principal against: the client's address, an
     /// IPv6 one as its /64 (`TrustedProxies.limiterKey`).
     var limiterAddress = "unknown"
+    /// When the first middleware saw the request (the access log's duration starts here).
+    var receivedAt = ContinuousClock.now
 
     /// The socket peer's IP address.
     public let remoteAddress: String?

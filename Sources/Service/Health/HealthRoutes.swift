@@ -39,17 +39,17 @@ struct HealthRoutes {
     }
 
     func ready(context: SignetRequestContext) async throws -> Response {
+        if drain.isDraining {
+            // At once, without waiting for a round of checks.
+            return try jsonResponse(["status": "draining"], status: .serviceUnavailable, headers: [.cacheControl: "no-store"])
+        }
         let (ready, report) = await monitor.readiness()
-        let draining = drain.isDraining
         let readiness = Readiness(
-            status: draining ? "draining" : ready ? "ready" : "not_ready",
+            status: ready ? "ready" : "not_ready",
             database: report.database.status.rawValue,
             vault: report.vault?.status.rawValue,
             latencyMs: max(report.database.latencyMs, report.vault?.latencyMs ?? 0)
         )
-        if draining {
-            return try jsonResponse(readiness, status: .serviceUnavailable, headers: [.cacheControl: "no-store"])
-        }
         guard ready else {
             context.logger.warning(
                 "readiness: the database is unreachable", metadata: ["latencyMs": "\(report.database.latencyMs)"]

@@ -3,28 +3,31 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// One line per request at info (`ACCESS_LOG=false` turns them off): method, route template,
-/// status, duration and principal kind, with the request id and the instance from the logger.
+/// One line per request at info (`ACCESS_LOG=false` turns them off; 429s, `/health/*` and
+/// `/metrics` at debug): method, route template, status, duration from the request's arrival,
+/// and principal kind, with the request id and the instance from the logger.
 /// Placed after authentication, so it knows the principal, and before the limiter, so limited
 /// requests are logged too. Never a raw path, query, header or credential.
 struct AccessLogMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let started = ContinuousClock.now
-        let status: Int
         do {
             let response = try await next(request, context)
-            status = response.status.code
-            log(request, context, status: status, started: started)
+            log(request, context, status: response.status.code)
             return response
         } catch {
-            log(request, context, status: (error as? any HTTPResponseError)?.status.code ?? 500, started: started)
+            log(request, context, status: (error as? any HTTPResponseError)?.status.code ?? 500)
             throw error
         }
     }
 
-    func log(_ request: Request, _ context: Context, status: Int, started: ContinuousClock.Instant) {
+    func log(_ request: Request, _ context: Context, status: Int) {
+        // A flood must not become a flood of lines: limited answers, health checks and scrapes
+        // are logged at debug.
+        let path = request.uri.path
+        let level: Logger.Level = status == 429 || path.hasPrefix("/health/") || path == "/metrics" ? .debug : .info
+        guard context.logger.logLevel <= level else { return }
         let principal: String =
             switch context.principal {
             case .admin: "admin"
@@ -34,11 +37,11 @@ struct AccessLogMiddleware: RouterMiddleware {
             }
         let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"
         let method = SignetMetrics.knownMethods.contains(request.method.rawValue) ? request.method.rawValue : "other"
-        context.logger.info(
-            "request",
+        context.logger.log(
+            level: level, "request",
             metadata: [
                 "method": .string(method), "route": .string(route), "status": .stringConvertible(status),
-                "durationMs": .string(String(format: "%.2f", Double((ContinuousClock.now - started).nanosecondsValue) / 1e6)),
+                "durationMs": .string(String(format: "%.2f", Double((ContinuousClock.now - context.receivedAt).nanosecondsValue) / 1e6)),
                 "principal": .string(principal),
             ])
     }

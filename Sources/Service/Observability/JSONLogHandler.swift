@@ -29,6 +29,7 @@ public struct JSONLogHandler: LogHandler {
                 var offset = 0
                 while offset < buffer.count {
                     let written = Foundation.write(2, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written < 0, errno == EINTR || errno == EAGAIN { continue }
                     if written <= 0 { return }
                     offset += written
                 }

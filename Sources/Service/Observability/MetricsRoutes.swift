@@ -11,6 +11,8 @@ struct MetricsMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = metrics.requestStarted()
+        var context = context
+        context.receivedAt = started
         do {
             let response = try await next(request, context)
             metrics.requestEnded(

@@ -35,6 +35,10 @@ public final class SignetMetrics: Sendable {
         case invalidRequest = "invalid_request"
         /// A dependency failed (PostgreSQL, OPA, the key ring): 503, no token.
         case unavailable
+        /// Refused before the secret was checked, because one address had too many client
+        /// lookups under way (503 and `Retry-After`): load shedding, which an unauthenticated
+        /// party can cause, so kept apart from `unavailable`.
+        case shed
     }
 
     private let inFlight: MetricMeter

@@ -33,7 +33,12 @@ struct OAuthRoutes {
             tokens.metrics?.token(.issued)
             return response
         } catch {
-            tokens.metrics?.token(Self.result(of: error))
+            // The only SignetError an authentication failure carries is the per-address lookup bound's.
+            if case .unavailable(let cause) = context.authFailure, cause is SignetError {
+                tokens.metrics?.token(.shed)
+            } else {
+                tokens.metrics?.token(Self.result(of: error))
+            }
             throw error
         }
     }
