@@ -4,7 +4,7 @@ import Hummingbird
 /// Gives every request one id: the client's `X-Request-Id` when it is sane (1–128 characters of
 /// `[A-Za-z0-9._-]`), else the one Hummingbird already made (`context.id`). It is the
 /// `hb.request.id` of every log line of the request and goes back in the response, with
-/// `Signet-Instance` naming the process that answered. The logger's metadata is only rewritten
+/// `Signet-Instance` naming the process that answered, and `X-Content-Type-Options: nosniff`. The logger's metadata is only rewritten
 /// when the client sent an id: that write costs, and most requests need none.
 public struct RequestIDMiddleware: RouterMiddleware {
     public typealias Context = SignetRequestContext
@@ -22,6 +22,8 @@ public struct RequestIDMiddleware: RouterMiddleware {
         var response = try await next(request, context)
         response.headers[.requestID] = context.id
         response.headers[.signetInstance] = instanceID
+        // No response is ever to be sniffed into something it does not say it is.
+        response.headers[.contentTypeOptions] = "nosniff"
         return response
     }
 
@@ -37,5 +39,6 @@ public struct RequestIDMiddleware: RouterMiddleware {
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("X-Request-Id")!
     static let signetInstance = HTTPField.Name("Signet-Instance")!
+    static let contentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
     static let pragma = HTTPField.Name("Pragma")!
 }

@@ -1,0 +1,60 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import XCTest
+
+/// Headers every response carries (issue 13, item 7): `X-Content-Type-Options: nosniff`
+/// everywhere, `Cache-Control: no-store` wherever a credential or token is in the body, and a
+/// JSON error body with a JSON `Content-Type` on every error, the router's own 404 and 405 too.
+final class ResponseHeaderTests: XCTestCase {
+    func testEveryResponseHasNosniffAndEveryErrorIsJSON() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read"])
+            let token = try await client.tokenRequest(
+                "grant_type=client_credentials&client_id=\(agent.clientID)&client_secret=\(agent.secret)")
+            let responses: [(String, TestResponse)] = [
+                ("token", token),
+                (
+                    "registration",
+                    try await client.admin(.post, "/v1/agents", json: #"{"name":"\#(unique("h"))","owner":"o","scopes":["read"]}"#)
+                ),
+                ("rotation", try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: "{}")),
+                (
+                    "introspection",
+                    try await client.execute(
+                        uri: "/oauth/introspect", method: .post,
+                        headers: [.authorization: "Bearer \(TestSignet.adminToken)", .contentType: "application/x-www-form-urlencoded"],
+                        body: ByteBuffer(string: "token=x"))
+                ),
+                ("agent read", try await client.admin(.get, "/v1/agents/\(agent.id)")),
+                ("jwks", try await client.execute(uri: "/.well-known/jwks.json", method: .get)),
+                ("live", try await client.execute(uri: "/health/live", method: .get)),
+                ("metrics", try await client.execute(uri: "/metrics", method: .get)),
+                ("unknown path", try await client.execute(uri: "/no/such/thing", method: .get)),
+                ("wrong method", try await client.execute(uri: "/oauth/token", method: .get)),
+                ("wrong method on an admin route", try await client.admin(.put, "/v1/agents")),
+                ("unauthorized", try await client.execute(uri: "/v1/agents", method: .get)),
+                ("bad id", try await client.admin(.get, "/v1/agents/not-a-uuid")),
+                ("bad json", try await client.admin(.post, "/v1/agents", json: "{")),
+                ("bad token request", try await client.tokenRequest("grant_type=password")),
+            ]
+            for (name, response) in responses {
+                XCTAssertEqual(response.headers[.init("X-Content-Type-Options")!], "nosniff", name)
+                if response.status.code >= 400 {
+                    XCTAssertTrue(
+                        response.headers[.contentType]?.hasPrefix("application/json") == true,
+                        "\(name): \(response.status) \(response.headers[.contentType] ?? "no Content-Type")")
+                    XCTAssertNotNil(response.errorCode, "\(name): a JSON error body, got \(response.text)")
+                }
+            }
+            for name in ["token", "registration", "rotation", "introspection"] {
+                let response = try XCTUnwrap(responses.first { $0.0 == name }?.1)
+                XCTAssertEqual(response.headers[.cacheControl], "no-store", name)
+            }
+            XCTAssertNotEqual(responses.first { $0.0 == "unknown path" }?.1.status, .internalServerError)
+        }
+    }
+}
