@@ -177,6 +177,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let router = Router(context: SignetRequestContext.self)
     router.add(middleware: MetricsMiddleware(metrics: metrics))
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
+    router.add(middleware: RequestLimitsMiddleware())
     router.add(middleware: FormBodyMiddleware())
     router.add(
         middleware: AuthMiddleware(

@@ -121,6 +121,16 @@ public enum Limits {
     public static let maxScopeLength = 128
     /// Largest agent metadata object, as compact JSON bytes.
     public static let maxMetadataBytes = 16 * 1024
+    /// Deepest nesting of objects and arrays in a JSON body.
+    public static let maxJSONDepth = 32
+    /// Most object keys in one JSON body, nested ones included.
+    public static let maxJSONKeys = 1024
+    /// Most fields in an `/oauth/*` form, and the longest name or value (a JWT to introspect fits).
+    public static let maxFormFields = 32
+    public static let maxFormFieldBytes = 4096
+    /// Longest request target (path and query), and most bytes of all header names and values.
+    public static let maxURLBytes = 8192
+    public static let maxHeaderBytes = 32 * 1024
     /// Default and largest page size of list endpoints.
     public static let defaultPageSize = 50
     public static let maxPageSize = 100

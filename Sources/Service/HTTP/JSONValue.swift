@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import Spec
 
 /// Any JSON value. Request bodies are parsed into this first, so validation can name the exact
 /// field at fault and reject unknown fields instead of silently ignoring them.
@@ -49,6 +50,40 @@ public enum JSONValue: Codable, Equatable, Sendable {
         return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
     }
 
+    /// Why a JSON text is refused before it is parsed: nesting deeper than `Limits.maxJSONDepth`
+    /// or more than `Limits.maxJSONKeys` keys (nil: within both). One pass over the bytes, so a
+    /// hostile body costs no recursion and no allocation.
+    static func exceedsLimits(_ bytes: some Collection<UInt8>) -> String? {
+        var depth = 0
+        var keys = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                if depth > Limits.maxJSONDepth { return "the body nests deeper than \(Limits.maxJSONDepth) levels" }
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): depth -= 1
+            case UInt8(ascii: ":"):
+                keys += 1
+                if keys > Limits.maxJSONKeys { return "the body has more than \(Limits.maxJSONKeys) keys" }
+            default: break
+            }
+        }
+        return nil
+    }
+
     /// Parses JSON text; nil when it is not JSON.
     public static func parse(_ data: Data) -> JSONValue? {
         try? JSONDecoder().decode(JSONValue.self, from: data)
@@ -74,6 +109,7 @@ extension Request {
             throw SignetError(.contentTooLarge, "request_too_large", "the body is larger than \(context.maxUploadSize) bytes")
         }
         guard buffer.readableBytes > 0 else { return nil }
+        if let excess = JSONValue.exceedsLimits(buffer.readableBytesView) { throw SignetError.badRequest(excess) }
         guard let value = JSONValue.parse(Data(buffer.readableBytesView)) else {
             throw SignetError.badRequest("the body is not valid JSON")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import Spec
 
 /// An `application/x-www-form-urlencoded` body, as the OAuth endpoints take it.
 struct OAuthForm {
@@ -31,8 +32,15 @@ struct OAuthForm {
 
     static func parse(_ body: [UInt8]) throws(OAuthError) -> OAuthForm {
         var fields: [String: String] = [:]
-        for pair in body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+        let pairs = body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true)
+        guard pairs.count <= Limits.maxFormFields else {
+            throw OAuthError(.invalidRequest, "the form has more than \(Limits.maxFormFields) fields")
+        }
+        for pair in pairs {
             let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.allSatisfy({ $0.count <= Limits.maxFormFieldBytes }) else {
+                throw OAuthError(.invalidRequest, "a form field is longer than \(Limits.maxFormFieldBytes) bytes")
+            }
             guard let name = Encoding.formDecode(parts[0]), let value = Encoding.formDecode(parts.count > 1 ? parts[1] : []) else {
                 throw OAuthError(.invalidRequest, "the body is not valid form encoding")
             }
