@@ -34,6 +34,8 @@ public struct Dependencies: Sendable {
     public var drain = DrainState()
     /// What `GET /metrics` exports; one registry per application.
     public var metrics = SignetMetrics()
+    /// Told every route the router registers, once it is built (the OpenAPI document's test).
+    public var onRoutes: (@Sendable ([(method: String, path: String)]) -> Void)?
 
     public init(
         pool: ConnectionPool, logger: Logger, policy: any TokenPolicy = BuiltInPolicy(), now: @escaping @Sendable () -> Date = { Date() }
@@ -202,10 +204,17 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     credentials.addAdminRoutes(to: adminAPI.group("agents/{id}/credentials"))
     KeyRoutes(store: secrets, keyRing: keyRing, tokenTTL: configuration.tokenTTL).add(to: adminAPI.group("keys"))
     AuditRoutes(pool: pool).add(to: adminAPI.group("audit"))
+    router.get("/openapi.yaml") { _, _ in
+        Response(
+            status: .ok, headers: [.contentType: "application/yaml; charset=utf-8", .cacheControl: "public, max-age=300"],
+            body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+    }
     credentials.addRotateRoute(
         to: router.group("v1/agents/{id}/credentials/rotate").add(
             middleware: RequireAdminOrScope(scope: "credentials:rotate"))
     )
+
+    dependencies.onRoutes?(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
 
     let connections = configuration.connections
     return Application(

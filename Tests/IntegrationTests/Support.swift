@@ -72,7 +72,8 @@ struct TestSignet {
         onClientLookup: (@Sendable () -> Void)? = nil,
         credentialCacheFallbackTTL: Duration? = nil,
         listensForChanges: Bool = true,
-        lookupsPerAddress: Int? = nil
+        lookupsPerAddress: Int? = nil,
+        onRoutes: (@Sendable ([(method: String, path: String)]) -> Void)? = nil
     ) async throws -> TestSignet {
         var variables = [
             "DATABASE_URL": try TestDatabase.url(applicationName: applicationName, database: database),
@@ -98,6 +99,7 @@ struct TestSignet {
         if let credentialCacheFallbackTTL { dependencies.credentialCacheFallbackTTL = credentialCacheFallbackTTL }
         dependencies.listensForChanges = listensForChanges
         if let lookupsPerAddress { dependencies.lookupsPerAddress = lookupsPerAddress }
+        dependencies.onRoutes = onRoutes
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)
     }

@@ -1,0 +1,701 @@
+// Generated from openapi.yaml by ci/openapi; do not edit by hand.
+// `OpenAPIDocumentTests` fails when the two differ.
+
+/// The OpenAPI document of the API, served at `GET /openapi.yaml`.
+public enum OpenAPIDocument {
+    public static let yaml = #"""
+        openapi: 3.1.0
+        info:
+          title: Signet
+          version: "1"
+          summary: Identity and credentials for autonomous software agents.
+          description: |
+            Operators register agents; agents exchange client credentials for short-lived ES256 JWT
+            access tokens (OAuth 2.0 client credentials, RFC 9068) and rotate their credentials without
+            downtime. Every response carries `X-Request-Id`, `Signet-Instance` and
+            `X-Content-Type-Options: nosniff`; every rate-limited route carries `RateLimit-Policy` and
+            `RateLimit`. Errors are always JSON.
+          license:
+            name: Proprietary
+        servers:
+          - url: http://127.0.0.1:8080
+        tags:
+          - name: agents
+          - name: credentials
+          - name: keys
+          - name: audit
+          - name: oauth
+          - name: operations
+
+        paths:
+          /v1/agents:
+            post:
+              tags: [agents]
+              operationId: registerAgent
+              summary: Register an agent; its client secret is returned here only.
+              security: [{ admin: [] }]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/AgentRegistration" }
+                    example: { name: crawler, owner: search-team, scopes: [read, "write:reports"], metadata: { team: search } }
+              responses:
+                "201":
+                  description: Registered.
+                  headers:
+                    Location: { schema: { type: string }, description: "/v1/agents/{id}" }
+                    Cache-Control: { $ref: "#/components/headers/NoStore" }
+                    RateLimit: { $ref: "#/components/headers/RateLimit" }
+                    RateLimit-Policy: { $ref: "#/components/headers/RateLimitPolicy" }
+                    X-Request-Id: { $ref: "#/components/headers/RequestId" }
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/RegisteredAgent" }
+                  links:
+                    ReadAgent: { operationId: getAgent, parameters: { id: "$response.body#/id" } }
+                    RotateCredential: { operationId: rotateCredential, parameters: { id: "$response.body#/id" } }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "409": { $ref: "#/components/responses/Conflict" }
+                "413": { $ref: "#/components/responses/TooLarge" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+            get:
+              tags: [agents]
+              operationId: listAgents
+              summary: List agents, newest first, with cursor pagination.
+              security: [{ admin: [] }]
+              parameters:
+                - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 100, default: 50 } }
+                - { name: cursor, in: query, schema: { type: string }, description: "`nextCursor` of the previous page" }
+                - { name: owner, in: query, schema: { type: string, maxLength: 128 } }
+                - { name: status, in: query, schema: { $ref: "#/components/schemas/AgentStatus" } }
+              responses:
+                "200":
+                  description: A page of agents.
+                  headers:
+                    RateLimit: { $ref: "#/components/headers/RateLimit" }
+                    RateLimit-Policy: { $ref: "#/components/headers/RateLimitPolicy" }
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items]
+                        properties:
+                          items: { type: array, items: { $ref: "#/components/schemas/Agent" } }
+                          nextCursor: { type: [string, "null"] }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /v1/agents/{id}:
+            parameters:
+              - $ref: "#/components/parameters/AgentID"
+            get:
+              tags: [agents]
+              operationId: getAgent
+              summary: Read an agent (any status); never its secret.
+              security: [{ admin: [] }]
+              responses:
+                "200":
+                  description: The agent.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Agent" }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/NotFound" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+            patch:
+              tags: [agents]
+              operationId: updateAgent
+              summary: Change scopes, metadata or status (active, suspended).
+              security: [{ admin: [] }]
+              requestBody:
+                required: true
+                content:
+                  application/json:
+                    schema: { $ref: "#/components/schemas/AgentUpdate" }
+                    example: { scopes: [read], status: suspended }
+              responses:
+                "200":
+                  description: The updated agent.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Agent" }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/NotFound" }
+                "409": { $ref: "#/components/responses/Conflict" }
+                "413": { $ref: "#/components/responses/TooLarge" }
+                "415": { $ref: "#/components/responses/UnsupportedMediaType" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+            delete:
+              tags: [agents]
+              operationId: deactivateAgent
+              summary: Deactivate an agent for good; every credential it held is revoked.
+              security: [{ admin: [] }]
+              responses:
+                "204": { description: Deactivated. }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/NotFound" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /v1/agents/{id}/credentials:
+            parameters:
+              - $ref: "#/components/parameters/AgentID"
+            get:
+              tags: [credentials]
+              operationId: listCredentials
+              summary: An agent's credentials, newest first, without secrets.
+              security: [{ admin: [] }]
+              responses:
+                "200":
+                  description: The credentials.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items]
+                        properties:
+                          items: { type: array, items: { $ref: "#/components/schemas/Credential" } }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/NotFound" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /v1/agents/{id}/credentials/rotate:
+            parameters:
+              - $ref: "#/components/parameters/AgentID"
+            post:
+              tags: [credentials]
+              operationId: rotateCredential
+              summary: A new secret (returned here only); the previous one stays valid for the grace period.
+              security: [{ admin: [] }, { agent: ["credentials:rotate"] }]
+              requestBody:
+                required: false
+                content:
+                  application/json:
+                    schema:
+                      type: object
+                      additionalProperties: false
+                      properties:
+                        graceSeconds: { type: integer, minimum: 0, maximum: 2592000, default: 86400 }
+                    example: { graceSeconds: 3600 }
+              responses:
+                "201":
+                  description: The new credential.
+                  headers:
+                    Cache-Control: { $ref: "#/components/headers/NoStore" }
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/RotatedCredential" }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "403": { $ref: "#/components/responses/Forbidden" }
+                "404": { $ref: "#/components/responses/NotFound" }
+                "409": { $ref: "#/components/responses/Conflict" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /v1/agents/{id}/credentials/{cid}:
+            parameters:
+              - $ref: "#/components/parameters/AgentID"
+              - { name: cid, in: path, required: true, schema: { type: string, format: uuid } }
+            delete:
+              tags: [credentials]
+              operationId: revokeCredential
+              summary: That secret stops working now, on every instance.
+              security: [{ admin: [] }]
+              responses:
+                "204": { description: Revoked. }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/NotFound" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /v1/keys/rotate:
+            post:
+              tags: [keys]
+              operationId: rotateSigningKey
+              summary: A new ES256 signing key; the previous one stays published until its tokens expire.
+              security: [{ admin: [] }]
+              responses:
+                "201":
+                  description: Rotated.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [kid, retiredKid, retiredPublishedForSeconds]
+                        properties:
+                          kid: { type: string }
+                          retiredKid: { type: string }
+                          retiredPublishedForSeconds: { type: integer }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /v1/audit:
+            get:
+              tags: [audit]
+              operationId: listAudit
+              summary: The append-only audit trail.
+              security: [{ admin: [] }]
+              parameters:
+                - { name: agentId, in: query, schema: { type: string, format: uuid } }
+                - { name: after, in: query, schema: { type: string }, description: "`nextCursor` of the previous page" }
+                - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 100, default: 50 } }
+              responses:
+                "200":
+                  description: A page of events.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [items]
+                        properties:
+                          items: { type: array, items: { $ref: "#/components/schemas/AuditEvent" } }
+                          nextCursor: { type: [string, "null"] }
+                "400": { $ref: "#/components/responses/BadRequest" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /oauth/token:
+            post:
+              tags: [oauth]
+              operationId: issueToken
+              summary: The client credentials grant (RFC 6749 §4.4); errors per §5.2.
+              security: [{ clientBasic: [] }, {}]
+              requestBody:
+                required: true
+                content:
+                  application/x-www-form-urlencoded:
+                    schema:
+                      type: object
+                      required: [grant_type]
+                      properties:
+                        grant_type: { type: string, enum: [client_credentials] }
+                        scope: { type: string, description: space-separated scope tokens }
+                        client_id: { type: string, description: "client_secret_post, with client_secret" }
+                        client_secret: { type: string, writeOnly: true }
+                    example: { grant_type: client_credentials, scope: read }
+              responses:
+                "200":
+                  description: A token.
+                  headers:
+                    Cache-Control: { $ref: "#/components/headers/NoStore" }
+                    RateLimit: { $ref: "#/components/headers/RateLimit" }
+                    RateLimit-Policy: { $ref: "#/components/headers/RateLimitPolicy" }
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/TokenResponse" }
+                  links:
+                    Introspect: { operationId: introspectToken }
+                    Revoke: { operationId: revokeToken }
+                "400": { $ref: "#/components/responses/OAuthError" }
+                "401":
+                  description: Client authentication failed (`invalid_client`).
+                  headers:
+                    WWW-Authenticate: { $ref: "#/components/headers/WWWAuthenticate" }
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Error" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /oauth/introspect:
+            post:
+              tags: [oauth]
+              operationId: introspectToken
+              summary: RFC 7662; a client learns only about its own tokens, the admin about any.
+              security: [{ admin: [] }, { clientBasic: [] }, {}]
+              requestBody:
+                required: true
+                content:
+                  application/x-www-form-urlencoded:
+                    schema:
+                      type: object
+                      required: [token]
+                      properties:
+                        token: { type: string }
+                        token_type_hint: { type: string }
+                        client_id: { type: string }
+                        client_secret: { type: string, writeOnly: true }
+              responses:
+                "200":
+                  description: The token's state.
+                  headers:
+                    Cache-Control: { $ref: "#/components/headers/NoStore" }
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Introspection" }
+                "400": { $ref: "#/components/responses/OAuthError" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /oauth/revoke:
+            post:
+              tags: [oauth]
+              operationId: revokeToken
+              summary: RFC 7009; the token is inactive on every instance until it expires.
+              security: [{ admin: [] }, { clientBasic: [] }, {}]
+              requestBody:
+                required: true
+                content:
+                  application/x-www-form-urlencoded:
+                    schema:
+                      type: object
+                      required: [token]
+                      properties:
+                        token: { type: string }
+                        token_type_hint: { type: string, enum: [access_token, refresh_token] }
+                        client_id: { type: string }
+                        client_secret: { type: string, writeOnly: true }
+              responses:
+                "200": { description: "Revoked, or ignored (a token that is not the caller's)." }
+                "400": { $ref: "#/components/responses/OAuthError" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "429": { $ref: "#/components/responses/RateLimited" }
+                "503": { $ref: "#/components/responses/Unavailable" }
+
+          /.well-known/jwks.json:
+            get:
+              tags: [oauth]
+              operationId: jwks
+              summary: The current and the previous public signing key.
+              security: [{}]
+              responses:
+                "200":
+                  description: A JWK set (RFC 7517).
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [keys]
+                        properties:
+                          keys:
+                            type: array
+                            items:
+                              type: object
+                              required: [kty, crv, x, y, kid, alg, use]
+                              properties:
+                                kty: { const: EC }
+                                crv: { const: P-256 }
+                                x: { type: string }
+                                y: { type: string }
+                                kid: { type: string }
+                                alg: { const: ES256 }
+                                use: { const: sig }
+                "429": { $ref: "#/components/responses/RateLimited" }
+
+          /.well-known/oauth-authorization-server:
+            get:
+              tags: [oauth]
+              operationId: authorizationServerMetadata
+              summary: RFC 8414 metadata.
+              security: [{}]
+              responses:
+                "200":
+                  description: The metadata.
+                  content:
+                    application/json:
+                      schema:
+                        type: object
+                        required: [issuer, token_endpoint, jwks_uri, grant_types_supported]
+                        properties:
+                          issuer: { type: string }
+                          token_endpoint: { type: string }
+                          introspection_endpoint: { type: string }
+                          revocation_endpoint: { type: string }
+                          jwks_uri: { type: string }
+                          grant_types_supported: { type: array, items: { type: string } }
+                          token_endpoint_auth_methods_supported: { type: array, items: { type: string } }
+                "429": { $ref: "#/components/responses/RateLimited" }
+
+          /health/live:
+            get:
+              tags: [operations]
+              operationId: live
+              summary: The process answers; no dependency is touched. Never rate limited.
+              security: [{}]
+              responses:
+                "200":
+                  description: Alive.
+                  content:
+                    application/json:
+                      schema: { type: object, properties: { status: { const: ok } } }
+
+          /health/ready:
+            get:
+              tags: [operations]
+              operationId: ready
+              summary: Ready when the database answers; 503 while draining after SIGTERM.
+              security: [{}]
+              responses:
+                "200":
+                  description: Ready.
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Readiness" }
+                "503":
+                  description: Not ready (the database is unreachable) or draining.
+                  headers:
+                    Retry-After: { $ref: "#/components/headers/RetryAfter" }
+                  content:
+                    application/json:
+                      schema: { $ref: "#/components/schemas/Readiness" }
+
+          /health/detailed:
+            get:
+              tags: [operations]
+              operationId: healthDetailed
+              summary: Every dependency; 200 healthy, 207 degraded, 503 a dependency unreachable.
+              security: [{ health: [] }, {}]
+              responses:
+                "200": { $ref: "#/components/responses/Health" }
+                "207": { $ref: "#/components/responses/Health" }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+                "503": { $ref: "#/components/responses/Health" }
+
+          /metrics:
+            get:
+              tags: [operations]
+              operationId: metrics
+              summary: Prometheus text format (docs/operations.md lists every metric). Never rate limited.
+              security: [{ metrics: [] }, {}]
+              responses:
+                "200":
+                  description: The exposition.
+                  content:
+                    text/plain:
+                      schema: { type: string }
+                "401": { $ref: "#/components/responses/Unauthorized" }
+
+          /openapi.yaml:
+            get:
+              tags: [operations]
+              operationId: openapi
+              summary: This document.
+              security: [{}]
+              responses:
+                "200":
+                  description: The OpenAPI document.
+                  content:
+                    application/yaml:
+                      schema: { type: string }
+
+        components:
+          securitySchemes:
+            admin: { type: http, scheme: bearer, description: "SIGNET_ADMIN_TOKEN" }
+            agent: { type: http, scheme: bearer, bearerFormat: JWT, description: "An access token of the agent itself, with the scope the route names" }
+            clientBasic: { type: http, scheme: basic, description: "client_secret_basic; or client_id and client_secret in the form (client_secret_post)" }
+            health: { type: http, scheme: bearer, description: "HEALTH_DETAILED_TOKEN, when set" }
+            metrics: { type: http, scheme: bearer, description: "METRICS_TOKEN, when set" }
+
+          parameters:
+            AgentID:
+              name: id
+              in: path
+              required: true
+              schema: { type: string, format: uuid }
+
+          headers:
+            NoStore: { schema: { const: no-store } }
+            RequestId: { schema: { type: string }, description: "The client's X-Request-Id when sane, else one made by Signet" }
+            RateLimit: { schema: { type: string }, example: "limit=100, remaining=99, reset=60" }
+            RateLimitPolicy: { schema: { type: string }, example: "100;w=60" }
+            RetryAfter: { schema: { type: integer, minimum: 1 }, description: whole seconds }
+            WWWAuthenticate: { schema: { type: string }, example: 'Basic realm="signet"' }
+
+          responses:
+            BadRequest:
+              description: Malformed input (`invalid_request`).
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            OAuthError:
+              description: "RFC 6749 §5.2: invalid_request, invalid_scope, unauthorized_client, unsupported_grant_type, unsupported_token_type."
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            Unauthorized:
+              description: No or a wrong credential.
+              headers:
+                WWW-Authenticate: { $ref: "#/components/headers/WWWAuthenticate" }
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            Forbidden:
+              description: Authenticated, but not allowed here.
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            NotFound:
+              description: No such agent, credential or endpoint.
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            Conflict:
+              description: A live agent of that name for the owner, or a change to a deactivated agent.
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            TooLarge:
+              description: The body is over 64 KiB.
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            UnsupportedMediaType:
+              description: The body is not application/json.
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            RateLimited:
+              description: Over the budget of the principal (or of the address, without one).
+              headers:
+                Retry-After: { $ref: "#/components/headers/RetryAfter" }
+                RateLimit: { $ref: "#/components/headers/RateLimit" }
+                RateLimit-Policy: { $ref: "#/components/headers/RateLimitPolicy" }
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            Unavailable:
+              description: A dependency failed (`temporarily_unavailable`); no partial write.
+              headers:
+                Retry-After: { $ref: "#/components/headers/RetryAfter" }
+              content: { application/json: { schema: { $ref: "#/components/schemas/Error" } } }
+            Health:
+              description: The health report.
+              content: { application/json: { schema: { $ref: "#/components/schemas/HealthReport" } } }
+
+          schemas:
+            Error:
+              type: object
+              required: [error, error_description]
+              properties:
+                error: { type: string, examples: [invalid_request] }
+                error_description: { type: string }
+            AgentStatus: { type: string, enum: [active, suspended, deactivated] }
+            Scopes:
+              type: array
+              maxItems: 64
+              items: { type: string, maxLength: 128, pattern: "^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$" }
+            Metadata: { type: object, description: "A JSON object of at most 16 KiB" }
+            AgentRegistration:
+              type: object
+              additionalProperties: false
+              required: [name, owner]
+              properties:
+                name: { type: string, minLength: 1, maxLength: 128 }
+                owner: { type: string, minLength: 1, maxLength: 128 }
+                scopes: { $ref: "#/components/schemas/Scopes" }
+                metadata: { $ref: "#/components/schemas/Metadata" }
+            AgentUpdate:
+              type: object
+              additionalProperties: false
+              properties:
+                scopes: { $ref: "#/components/schemas/Scopes" }
+                metadata: { $ref: "#/components/schemas/Metadata" }
+                status: { type: string, enum: [active, suspended] }
+            Agent:
+              type: object
+              required: [id, name, owner, scopes, metadata, status, client_id, createdAt, updatedAt]
+              properties:
+                id: { type: string, format: uuid }
+                name: { type: string }
+                owner: { type: string }
+                scopes: { $ref: "#/components/schemas/Scopes" }
+                metadata: { $ref: "#/components/schemas/Metadata" }
+                status: { $ref: "#/components/schemas/AgentStatus" }
+                client_id: { type: string, pattern: "^sgc_" }
+                createdAt: { type: string, format: date-time }
+                updatedAt: { type: string, format: date-time }
+            RegisteredAgent:
+              allOf:
+                - $ref: "#/components/schemas/Agent"
+                - type: object
+                  required: [client_secret, credential]
+                  properties:
+                    client_secret: { type: string, pattern: "^sgs_", description: Shown only here. }
+                    credential:
+                      type: object
+                      required: [id, createdAt]
+                      properties:
+                        id: { type: string, format: uuid }
+                        createdAt: { type: string, format: date-time }
+            Credential:
+              type: object
+              required: [id, state, createdAt]
+              properties:
+                id: { type: string, format: uuid }
+                state: { type: string, enum: [active, expiring, expired, revoked] }
+                createdAt: { type: string, format: date-time }
+                expiresAt: { type: [string, "null"], format: date-time }
+                revokedAt: { type: [string, "null"], format: date-time }
+                lastUsedAt: { type: [string, "null"], format: date-time }
+            RotatedCredential:
+              type: object
+              required: [id, client_id, client_secret, createdAt]
+              properties:
+                id: { type: string, format: uuid }
+                client_id: { type: string }
+                client_secret: { type: string, description: Shown only here. }
+                createdAt: { type: string, format: date-time }
+                previous: { type: [object, "null"] }
+                endedNow: { type: array, items: { type: string } }
+            AuditEvent:
+              type: object
+              required: [id, occurredAt, action, actor]
+              properties:
+                id: { type: [integer, string] }
+                occurredAt: { type: string, format: date-time }
+                action: { type: string }
+                actor: { type: string }
+                agentId: { type: [string, "null"] }
+                requestId: { type: [string, "null"] }
+                details: { type: object }
+            TokenResponse:
+              type: object
+              required: [access_token, token_type, expires_in, scope]
+              properties:
+                access_token: { type: string, description: "An RFC 9068 JWT: header {alg: ES256, typ: at+jwt, kid}" }
+                token_type: { const: Bearer }
+                expires_in: { type: integer }
+                scope: { type: string }
+            Introspection:
+              type: object
+              required: [active]
+              properties:
+                active: { type: boolean }
+                scope: { type: string }
+                client_id: { type: string }
+                sub: { type: string }
+                aud: { type: string }
+                iss: { type: string }
+                exp: { type: integer }
+                iat: { type: integer }
+                jti: { type: string }
+                token_type: { type: string }
+            Readiness:
+              type: object
+              required: [status]
+              properties:
+                status: { type: string, enum: [ready, not_ready, draining] }
+                database: { type: string }
+                vault: { type: string }
+                latencyMs: { type: integer }
+            DependencyHealth:
+              type: object
+              required: [status, latencyMs]
+              properties:
+                status: { type: string, enum: [healthy, degraded, unreachable] }
+                latencyMs: { type: integer }
+                message: { type: string }
+            HealthReport:
+              type: object
+              required: [status, checkedAt, database]
+              properties:
+                status: { type: string, enum: [healthy, degraded, unhealthy] }
+                checkedAt: { type: string, format: date-time }
+                database: { $ref: "#/components/schemas/DependencyHealth" }
+                redis: { $ref: "#/components/schemas/DependencyHealth" }
+                vault: { $ref: "#/components/schemas/DependencyHealth" }
+                opa: { $ref: "#/components/schemas/DependencyHealth" }
+                credentialCache: { $ref: "#/components/schemas/DependencyHealth" }
+
+        """#
+}
