@@ -56,6 +56,20 @@ k6_tool() {
     export K6
 }
 
+# schemathesis from PyPI, pinned, into its own virtual environment (.build-venv-st/: its
+# dependencies must not move the other tools'); sets ST.
+SCHEMATHESIS_VERSION=4.32.5
+schemathesis_tool() {
+    local venv="$SIGNET_ROOT/.build-venv-st"
+    ST="$venv/bin/st"
+    if ! "$ST" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+        log "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
+        [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
+    export ST
+}
+
 # A free TCP port on 127.0.0.1, from the ephemeral-but-unused range.
 free_port() {
     python3 - <<'PY'

@@ -193,7 +193,8 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
         ))
     if configuration.accessLog { router.add(middleware: AccessLogMiddleware()) }
     router.add(middleware: RateLimitMiddleware(limiter: limiter, admin: admin, gate: gate))
-    router.add(middleware: ErrorMiddleware())
+    let routeTable = RouteTable()
+    router.add(middleware: ErrorMiddleware(routes: routeTable))
     HealthRoutes(monitor: health, detailedToken: configuration.healthDetailedToken, drain: dependencies.drain).add(
         to: router.group("health"))
     MetricsRoutes(metrics: metrics, token: configuration.metricsToken, pool: pool, limiter: limiter, health: health).add(to: router)
@@ -214,7 +215,9 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
             middleware: RequireAdminOrScope(scope: "credentials:rotate"))
     )
 
-    dependencies.onRoutes?(router.routes.map { (method: $0.method.rawValue, path: $0.path.description) })
+    let routes = router.routes.map { (method: $0.method.rawValue, path: $0.path.description) }
+    routeTable.register(routes)
+    dependencies.onRoutes?(routes)
 
     let connections = configuration.connections
     return Application(

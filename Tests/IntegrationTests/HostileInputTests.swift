@@ -114,6 +114,8 @@ final class HostileInputTests: XCTestCase {
                     XCTAssertNotNil(response.errorCode, path)
                 }
             }
+            let controlOwner = try await client.admin(.get, "/v1/agents?owner=a%0Cb")
+            XCTAssertEqual(controlOwner.status, .badRequest, "an owner filter is validated like an owner")
             let missing = try await client.admin(.get, "/v1/agents/\(UUID().uuidString.lowercased())")
             XCTAssertEqual(missing.status, .notFound)
             try await Self.assertServing(client)

@@ -54,7 +54,18 @@ final class ResponseHeaderTests: XCTestCase {
                 let response = try XCTUnwrap(responses.first { $0.0 == name }?.1)
                 XCTAssertEqual(response.headers[.cacheControl], "no-store", name)
             }
-            XCTAssertNotEqual(responses.first { $0.0 == "unknown path" }?.1.status, .internalServerError)
+            XCTAssertEqual(responses.first { $0.0 == "unknown path" }?.1.status, .notFound)
+            // A path served under other methods: 405 with the methods it has, not 404.
+            let wrongMethod = try XCTUnwrap(responses.first { $0.0 == "wrong method" }?.1)
+            XCTAssertEqual(wrongMethod.status, .methodNotAllowed)
+            XCTAssertEqual(wrongMethod.headers[.allow], "POST")
+            XCTAssertEqual(wrongMethod.errorCode, "method_not_allowed")
+            let wrongAdminMethod = try XCTUnwrap(responses.first { $0.0 == "wrong method on an admin route" }?.1)
+            XCTAssertEqual(wrongAdminMethod.status, .methodNotAllowed)
+            XCTAssertEqual(wrongAdminMethod.headers[.allow], "GET, POST")
+            let templated = try await client.admin(.put, "/v1/agents/\(agent.id)")
+            XCTAssertEqual(templated.status, .methodNotAllowed)
+            XCTAssertEqual(templated.headers[.allow], "DELETE, GET, PATCH")
         }
     }
 }

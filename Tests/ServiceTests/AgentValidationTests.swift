@@ -54,7 +54,12 @@ final class AgentValidationTests: XCTestCase {
 
     func testTooManyScopesAndTooMuchMetadataAreRejected() {
         let scopes = (0...64).map { "\"s\($0)\"" }.joined(separator: ",")
-        XCTAssertEqual(message(#"{"name":"a","owner":"t","scopes":[\#(scopes)]}"#), "an agent may hold at most 64 scopes (got 65)")
+        XCTAssertEqual(
+            message(#"{"name":"a","owner":"t","scopes":[\#(scopes)]}"#), "an agent may hold at most 64 scopes (got a list of 65)")
+        let repeated = Array(repeating: "\"same\"", count: 65).joined(separator: ",")
+        XCTAssertEqual(
+            message(#"{"name":"a","owner":"t","scopes":[\#(repeated)]}"#), "an agent may hold at most 64 scopes (got a list of 65)",
+            "a list longer than the bound is refused even when its duplicates would fit")
         let big = String(repeating: "x", count: 17_000)
         XCTAssertTrue(
             message(#"{"name":"a","owner":"t","metadata":{"k":"\#(big)"}}"#)?.hasPrefix("metadata must be at most 16384 bytes") == true)

@@ -67,6 +67,9 @@ enum AgentValidation {
     /// Scopes: an array of RFC 6749 §3.3 scope tokens, duplicates dropped, order kept.
     static func scopes(_ value: JSONValue) throws(SignetError) -> [String] {
         guard case .array(let items) = value else { throw .badRequest("scopes must be an array of strings") }
+        guard items.count <= Limits.maxScopesPerAgent else {
+            throw .badRequest("an agent may hold at most \(Limits.maxScopesPerAgent) scopes (got a list of \(items.count))")
+        }
         var seen: Set<String> = []
         var scopes: [String] = []
         for item in items {

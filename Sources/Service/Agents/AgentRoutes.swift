@@ -42,7 +42,8 @@ struct AgentRoutes {
         let page = try await store.list(
             limit: limit,
             cursor: query["cursor"].map(String.init),
-            owner: query["owner"].map(String.init),
+            // Validated like the owner of a registration: nothing stored can match anything else.
+            owner: try query["owner"].map { owner throws(SignetError) in try AgentValidation.label("owner", .string(String(owner))) },
             status: status
         )
         return try jsonResponse(page)

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import Synchronization
 
 /// Turns every error into a JSON error response, so no client ever sees an empty or HTML body.
 ///
@@ -7,7 +8,12 @@ import Logging
 /// keep their status with a generic code; database failures become 503 with `Retry-After`;
 /// anything else is logged and answered 500 `server_error` without detail.
 public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
-    public init() {}
+    /// The routes, to answer 405 with `Allow` (not 404) for a path served under other methods.
+    let routes: RouteTable?
+
+    public init(routes: RouteTable? = nil) {
+        self.routes = routes
+    }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -20,6 +26,14 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error("Vault unavailable", metadata: ["error": "\(error)"])
             return SignetError.unavailable("the secret store is unavailable").jsonResponse
         } catch let error as any HTTPResponseError {
+            if error.status == .notFound, let allowed = routes?.methods(for: request.uri.path), !allowed.isEmpty {
+                var response = SignetError(
+                    .methodNotAllowed, "method_not_allowed",
+                    "\(request.method) is not allowed here; allowed: \(allowed.joined(separator: ", "))"
+                ).jsonResponse
+                response.headers[.allow] = allowed.joined(separator: ", ")
+                return response
+            }
             let status = error.status
             let message = status == .notFound ? "no such endpoint: \(request.method) \(request.uri.path)" : status.reasonPhrase
             return SignetError(status, Self.code(for: status), message).jsonResponse
@@ -78,4 +92,35 @@ public protocol SignetErrorConvertible: Error {
 extension SignetError: SignetErrorConvertible {
     public var signetError: SignetError { self }
     var jsonResponse: Response { Self.jsonResponse(status: status, code: code, message: message, headers: headers) }
+}
+
+/// The router's route templates, filled once the routes are registered: which methods serve a
+/// path (`{name}` matches any one segment).
+public final class RouteTable: Sendable {
+    private let routes = Mutex<[(method: String, segments: [Substring])]>([])
+
+    public init() {}
+
+    func register(_ list: [(method: String, path: String)]) {
+        routes.withLock { $0 = list.map { ($0.method, $0.path.split(separator: "/")) } }
+    }
+
+    static func isParameter(_ segment: Substring) -> Bool { segment.hasPrefix("{") || segment.hasPrefix(":") }
+
+    func methods(for path: String) -> [String] {
+        let segments = path.split(separator: "/")
+        let matching = routes.withLock { routes in
+            routes.filter { route in
+                route.segments.count == segments.count
+                    && zip(route.segments, segments).allSatisfy { template, segment in
+                        Self.isParameter(template) || template == segment
+                    }
+            }
+        }
+        // As the router does: a literal segment wins over a parameter (`.../credentials/rotate`
+        // is not `.../credentials/{cid}`).
+        let literals = { (route: (method: String, segments: [Substring])) in route.segments.count { !Self.isParameter($0) } }
+        guard let most = matching.map(literals).max() else { return [] }
+        return Array(Set(matching.filter { literals($0) == most }.map(\.method))).sorted()
+    }
 }

@@ -69,8 +69,8 @@ public enum OpenAPIDocument {
               security: [{ admin: [] }]
               parameters:
                 - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 100, default: 50 } }
-                - { name: cursor, in: query, schema: { type: string }, description: "`nextCursor` of the previous page" }
-                - { name: owner, in: query, schema: { type: string, maxLength: 128 } }
+                - { name: cursor, in: query, schema: { type: string, minLength: 1 }, description: "`nextCursor` of the previous page (opaque: any other value is a 400)" }
+                - { name: owner, in: query, schema: { $ref: "#/components/schemas/Name" } }
                 - { name: status, in: query, schema: { $ref: "#/components/schemas/AgentStatus" } }
               responses:
                 "200":
@@ -253,7 +253,7 @@ public enum OpenAPIDocument {
               security: [{ admin: [] }]
               parameters:
                 - { name: agentId, in: query, schema: { type: string, format: uuid } }
-                - { name: after, in: query, schema: { type: string }, description: "`nextCursor` of the previous page" }
+                - { name: after, in: query, schema: { type: integer, minimum: 0, maximum: 9223372036854775807 }, description: "`nextCursor` of the previous page" }
                 - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 100, default: 50 } }
               responses:
                 "200":
@@ -284,6 +284,8 @@ public enum OpenAPIDocument {
                     schema:
                       type: object
                       required: [grant_type]
+                      description: Unrecognized parameters are ignored (RFC 6749 §3.2); none may be given twice.
+                      additionalProperties: { type: string }
                       properties:
                         grant_type: { type: string, enum: [client_credentials] }
                         scope: { type: string, description: space-separated scope tokens }
@@ -327,8 +329,10 @@ public enum OpenAPIDocument {
                     schema:
                       type: object
                       required: [token]
+                      description: Unrecognized parameters are ignored (RFC 6749 §3.2); none may be given twice.
+                      additionalProperties: { type: string }
                       properties:
-                        token: { type: string }
+                        token: { type: string, minLength: 1 }
                         token_type_hint: { type: string }
                         client_id: { type: string }
                         client_secret: { type: string, writeOnly: true }
@@ -358,8 +362,10 @@ public enum OpenAPIDocument {
                     schema:
                       type: object
                       required: [token]
+                      description: Unrecognized parameters are ignored (RFC 6749 §3.2); none may be given twice.
+                      additionalProperties: { type: string }
                       properties:
-                        token: { type: string }
+                        token: { type: string, minLength: 1 }
                         token_type_hint: { type: string, enum: [access_token, refresh_token] }
                         client_id: { type: string }
                         client_secret: { type: string, writeOnly: true }
@@ -380,7 +386,7 @@ public enum OpenAPIDocument {
                 "200":
                   description: A JWK set (RFC 7517).
                   content:
-                    application/json:
+                    application/jwk-set+json:
                       schema:
                         type: object
                         required: [keys]
@@ -493,8 +499,7 @@ public enum OpenAPIDocument {
                 "200":
                   description: The OpenAPI document.
                   content:
-                    application/yaml:
-                      schema: { type: string }
+                    application/yaml: {}
 
         components:
           securitySchemes:
@@ -570,22 +575,34 @@ public enum OpenAPIDocument {
                 error: { type: string, examples: [invalid_request] }
                 error_description: { type: string }
             AgentStatus: { type: string, enum: [active, suspended, deactivated] }
+            Name: { type: string, minLength: 1, maxLength: 128, pattern: "^[^\\x00-\\x1F\\x7F-\\x9F]+$", description: "no control characters" }
             Scopes:
               type: array
               maxItems: 64
               items: { type: string, maxLength: 128, pattern: "^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$" }
-            Metadata: { type: object, description: "A JSON object of at most 16 KiB" }
+            Metadata:
+              type: object
+              description: "A JSON object of at most 16 KiB; no string in it may hold NUL (PostgreSQL cannot store it)"
+              propertyNames: { pattern: "^[^\\x00]*$" }
+              additionalProperties: { $ref: "#/components/schemas/StorableJSON" }
+            StorableJSON:
+              anyOf:
+                - { type: string, pattern: "^[^\\x00]*$" }
+                - { type: [number, boolean, "null"] }
+                - { type: array, items: { $ref: "#/components/schemas/StorableJSON" } }
+                - { type: object, propertyNames: { pattern: "^[^\\x00]*$" }, additionalProperties: { $ref: "#/components/schemas/StorableJSON" } }
             AgentRegistration:
               type: object
               additionalProperties: false
               required: [name, owner]
               properties:
-                name: { type: string, minLength: 1, maxLength: 128 }
-                owner: { type: string, minLength: 1, maxLength: 128 }
+                name: { $ref: "#/components/schemas/Name" }
+                owner: { $ref: "#/components/schemas/Name" }
                 scopes: { $ref: "#/components/schemas/Scopes" }
                 metadata: { $ref: "#/components/schemas/Metadata" }
             AgentUpdate:
               type: object
+              minProperties: 1
               additionalProperties: false
               properties:
                 scopes: { $ref: "#/components/schemas/Scopes" }

@@ -20,8 +20,8 @@ public final class SignetInstance: Sendable {
     /// Starts an instance and waits until `/health/live` answers 200.
     ///
     /// - Parameter environment: Signet's variables; `PORT` and `SIGNET_INSTANCE_ID` are added
-    ///   when missing, and `SHUTDOWN_DRAIN_MS=0` (an instance the Simulator stops stops at once;
-    ///   a scenario about draining sets its own).
+    ///   when missing, `SHUTDOWN_DRAIN_MS=0` (an instance the Simulator stops stops at once;
+    ///   a scenario about draining sets its own) and `LOG_FORMAT=text`.
     public static func start(id: String, environment: [String: String]) async throws -> SignetInstance {
         let binary = try SignetBinary.locate()
         var variables = environment
@@ -31,6 +31,8 @@ public final class SignetInstance: Sendable {
         variables["SIGNET_INSTANCE_ID"] = variables["SIGNET_INSTANCE_ID"] ?? id
         variables["PATH"] = variables["PATH"] ?? "/usr/bin:/bin"
         variables["SHUTDOWN_DRAIN_MS"] = variables["SHUTDOWN_DRAIN_MS"] ?? "0"
+        // The scenarios read these lines as text (`LogTests` covers the JSON format).
+        variables["LOG_FORMAT"] = variables["LOG_FORMAT"] ?? "text"
         let process = try ManagedProcess(name: "signet:\(id)", executable: binary, arguments: [], environment: variables)
         let instance = SignetInstance(id: id, port: port, environment: variables, process: process)
         do {
