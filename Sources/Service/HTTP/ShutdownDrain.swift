@@ -40,7 +40,7 @@ public struct ShutdownDrain: Service {
     }
 
     public func run() async throws {
-        // Cancellation (SIGINT, a failed service) ends the wait and skips the drain.
+        // Cancellation (a failed service) ends the wait and skips the drain.
         do {
             try await gracefulShutdown()
         } catch {
@@ -55,11 +55,12 @@ public struct ShutdownDrain: Service {
     }
 }
 
-/// Runs the application until SIGTERM, then shuts it down gracefully: the drain first, then the
-/// server and its services. Requests still in flight `Defaults.shutdownInFlightMilliseconds`
-/// after the drain are cancelled, so the process exits within
-/// `drain + shutdownInFlightMilliseconds + 5 s` whatever a request waits on. SIGINT (Ctrl-C, or
-/// after a SIGTERM when waiting is not wanted) cancels at once: no drain.
+/// Runs the application until SIGTERM or SIGINT, then shuts it down gracefully: the drain first,
+/// then the server and its services. Requests still in flight
+/// `Defaults.shutdownInFlightMilliseconds` after the drain are cancelled, so the process exits
+/// within `drain + shutdownInFlightMilliseconds + 5 s` whatever a request waits on. A second
+/// signal changes nothing (cancelling Hummingbird's server from a signal logs errors and skips
+/// the pool's orderly close); `ci/serve` runs without a drain, so Ctrl-C there stops at once.
 public func runUntilSignalled(
     _ application: some ApplicationProtocol, drain: DrainState, drainDuration: Duration, logger: Logger
 ) async throws {
@@ -70,8 +71,7 @@ public func runUntilSignalled(
                 service: ShutdownDrain(state: drain, duration: drainDuration, logger: logger),
                 successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "ShutdownDrain"),
         ],
-        gracefulShutdownSignals: [.sigterm],
-        cancellationSignals: [.sigint],
+        gracefulShutdownSignals: [.sigterm, .sigint],
         logger: logger
     )
     configuration.maximumGracefulShutdownDuration = drainDuration + .milliseconds(Defaults.shutdownInFlightMilliseconds)
