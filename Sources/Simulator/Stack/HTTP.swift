@@ -109,7 +109,11 @@ extension HTTP.Response {
 /// a body sent slowly, or connections past its maximum. Call it off the cooperative pool
 /// (`blocking`).
 public final class LoopbackConnection {
-    private let socket: Int32
+    /// -1 once closed: a class whose initializer throws after setting every property is
+    /// deinitialized too, and a second `close` of a number the kernel has handed out again closes
+    /// someone else's descriptor (a fresh-clone run crashed in NIO on exactly that: EBADF from
+    /// `getpeername` on the server's new listening socket).
+    private var socket: Int32
 
     /// Connects from `source` to 127.0.0.1:`port`.
     public init(port: Int, from source: String = "127.0.0.1") throws {
@@ -128,12 +132,15 @@ public final class LoopbackConnection {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket, $0, size) }
         }
         guard bound == 0, connected == 0 else {
+            let failure = errno
             close(socket)
+            socket = -1
+            errno = failure
             throw SimulatorError.setupFailed("cannot connect from \(source) to port \(port) (errno \(errno))")
         }
     }
 
-    deinit { close(socket) }
+    deinit { if socket >= 0 { close(socket) } }
 
     public func send(_ text: String) throws {
         let bytes = Array(text.utf8)
