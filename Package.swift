@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "Service", targets: ["Service"]),
         .library(name: "Spec", targets: ["Spec"]),
         .executable(name: "signet-sim", targets: ["signet-sim"]),
+        .executable(name: "signet-fuzz", targets: ["signet-fuzz"]),
         .library(name: "Simulator", targets: ["Simulator"]),
     ],
     dependencies: [
@@ -104,10 +105,22 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The parsers under libFuzzer (ci/fuzz-parsers) and their corpus replayed by ServiceTests.
+        .target(
+            name: "SignetFuzzing",
+            dependencies: [
+                "Service",
+                "Spec",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "signet-fuzz", dependencies: ["SignetFuzzing"]),
         .testTarget(
             name: "ServiceTests",
             dependencies: [
                 "Service",
+                "SignetFuzzing",
                 "Spec",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

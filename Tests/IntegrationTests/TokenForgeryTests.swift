@@ -12,7 +12,23 @@ import XCTest
 /// read from its database, so every refusal is for the property under test, not for a bad
 /// signature: the same signer's unaltered token is accepted.
 final class TokenForgeryTests: XCTestCase {
-    func testForgedAndOutOfDateTokensAreRefusedEverywhere() async throws {
+    /// What a forger holds: a real token's parts and the server's real signing key.
+    struct Material: @unchecked Sendable {  // immutable; its dictionaries hold JSON values only
+        let header: [String: Any]
+        let claims: [String: Any]
+        let key: P256.Signing.PrivateKey
+        let kid: String
+        let now: Int64
+        let url: String
+    }
+
+    /// Builds a Signet, gets a real token, checks the forger's own signature over it is accepted
+    /// (the control), then asserts the token `forge` makes is inactive in introspection and a 401
+    /// as the bearer of the agent's own credential rotation.
+    func assertRefused(
+        _ name: String, file: StaticString = #filePath, line: UInt = #line,
+        forge: @escaping @Sendable (Material, any TestClientProtocol) async throws -> String
+    ) async throws {
         let database = try await TestDatabase.create()
         let signet = try await TestSignet.make(database: database)
         let url = try TestDatabase.url(applicationName: "test", database: database)
@@ -22,69 +38,125 @@ final class TokenForgeryTests: XCTestCase {
             let (header, claims) = try Forger.parts(of: real)
             let kid = try XCTUnwrap(header["kid"] as? String)
             let key = try await Forger.privateKey(kid: kid, url: url)
-            let now = Int64(Date().timeIntervalSince1970)
-
-            // The control: the forger's own signature over the real header and claims is good.
+            let material = Material(
+                header: header, claims: claims, key: key, kid: kid, now: Int64(Date().timeIntervalSince1970), url: url)
             let control = try Forger.sign(header: header, claims: claims, with: key)
-            try await assertEqual(await client.isActive(control), true, "the forger signs like Signet")
+            try await assertEqual(await client.isActive(control), true, "the forger signs like Signet", file: file, line: line)
 
-            var cases: [(String, String)] = []
-            cases.append(("alg none", try Forger.unsigned(header: header.merging(["alg": "none"]) { $1 }, claims: claims)))
-            cases.append(("unknown kid", try Forger.sign(header: header.merging(["kid": "no-such-key"]) { $1 }, claims: claims, with: key)))
-            let publicPEM = key.publicKey.pemRepresentation
-            cases.append(
-                (
-                    "HS256 with the public key as its secret",
-                    try Forger.hmac(header: header.merging(["alg": "HS256"]) { $1 }, claims: claims, secret: Data(publicPEM.utf8))
-                ))
-            cases.append(
-                (
-                    "HS256 with the public key's raw bytes",
-                    try Forger.hmac(
-                        header: header.merging(["alg": "HS256"]) { $1 }, claims: claims, secret: key.publicKey.rawRepresentation)
-                ))
-            cases.append(("typ JWT", try Forger.sign(header: header.merging(["typ": "JWT"]) { $1 }, claims: claims, with: key)))
-            cases.append(("no typ", try Forger.sign(header: header.filter { $0.key != "typ" }, claims: claims, with: key)))
-            cases.append(
-                (
-                    "expired",
-                    try Forger.sign(header: header, claims: claims.merging(["iat": now - 1000, "exp": now - 100]) { $1 }, with: key)
-                ))
-            cases.append(
-                ("not yet valid (nbf)", try Forger.sign(header: header, claims: claims.merging(["nbf": now + 600]) { $1 }, with: key)))
-            cases.append(
-                ("issued in the future", try Forger.sign(header: header, claims: claims.merging(["iat": now + 600]) { $1 }, with: key)))
-            cases.append(
-                ("wrong iss", try Forger.sign(header: header, claims: claims.merging(["iss": "https://evil.test"]) { $1 }, with: key)))
-            cases.append(
-                ("wrong aud", try Forger.sign(header: header, claims: claims.merging(["aud": "https://evil.test"]) { $1 }, with: key)))
-            cases.append(("another key's signature", try Forger.sign(header: header, claims: claims, with: P256.Signing.PrivateKey())))
+            let token = try await forge(material, client)
+            try await assertEqual(await client.isActive(token), false, "introspection: \(name)", file: file, line: line)
+            let own = try await client.execute(
+                uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
+                headers: [.authorization: "Bearer \(token)", .contentType: "application/json"], body: ByteBuffer(string: "{}"))
+            XCTAssertEqual(own.status, .unauthorized, "own route: \(name)", file: file, line: line)
+        }
+    }
 
-            // A key retired and past its publish window: its tokens are dead even with a good signature.
+    func testAlgNone() async throws {
+        try await assertRefused("alg none") { m, _ in
+            try Forger.unsigned(header: m.header.merging(["alg": "none"]) { $1 }, claims: m.claims)
+        }
+    }
+
+    func testUnknownKid() async throws {
+        try await assertRefused("unknown kid") { m, _ in
+            try Forger.sign(header: m.header.merging(["kid": "no-such-key"]) { $1 }, claims: m.claims, with: m.key)
+        }
+    }
+
+    /// Two keys published, the token signed by the old one but naming the new one.
+    func testWrongKidOfAnotherPublishedKey() async throws {
+        try await assertRefused("the kid of another published key") { m, client in
             let rotated = try await client.admin(.post, "/v1/keys/rotate")
             XCTAssertEqual(rotated.status, .created, rotated.text)
-            let oldToken = try Forger.sign(header: header, claims: claims, with: key)
+            let newKid = try XCTUnwrap(rotated.object["kid"] as? String)
+            // The old key still signs good tokens under its own kid.
+            try await assertEqual(await client.isActive(try Forger.sign(header: m.header, claims: m.claims, with: m.key)), true)
+            return try Forger.sign(header: m.header.merging(["kid": newKid]) { $1 }, claims: m.claims, with: m.key)
+        }
+    }
+
+    func testHS256WithThePublicKeyPEMAsSecret() async throws {
+        try await assertRefused("HS256 with the public key as its secret") { m, _ in
+            try Forger.hmac(
+                header: m.header.merging(["alg": "HS256"]) { $1 }, claims: m.claims, secret: Data(m.key.publicKey.pemRepresentation.utf8))
+        }
+    }
+
+    func testHS256WithThePublicKeyRawBytesAsSecret() async throws {
+        try await assertRefused("HS256 with the public key's raw bytes") { m, _ in
+            try Forger.hmac(header: m.header.merging(["alg": "HS256"]) { $1 }, claims: m.claims, secret: m.key.publicKey.rawRepresentation)
+        }
+    }
+
+    func testTypJWT() async throws {
+        try await assertRefused("typ JWT") { m, _ in
+            try Forger.sign(header: m.header.merging(["typ": "JWT"]) { $1 }, claims: m.claims, with: m.key)
+        }
+    }
+
+    func testNoTyp() async throws {
+        try await assertRefused("no typ") { m, _ in
+            try Forger.sign(header: m.header.filter { $0.key != "typ" }, claims: m.claims, with: m.key)
+        }
+    }
+
+    func testExpired() async throws {
+        try await assertRefused("expired") { m, _ in
+            try Forger.sign(header: m.header, claims: m.claims.merging(["iat": m.now - 1000, "exp": m.now - 100]) { $1 }, with: m.key)
+        }
+    }
+
+    func testNotYetValid() async throws {
+        try await assertRefused("not yet valid (nbf)") { m, _ in
+            try Forger.sign(header: m.header, claims: m.claims.merging(["nbf": m.now + 600]) { $1 }, with: m.key)
+        }
+    }
+
+    func testIssuedInTheFuture() async throws {
+        try await assertRefused("issued in the future") { m, _ in
+            try Forger.sign(header: m.header, claims: m.claims.merging(["iat": m.now + 600]) { $1 }, with: m.key)
+        }
+    }
+
+    func testWrongIssuer() async throws {
+        try await assertRefused("wrong iss") { m, _ in
+            try Forger.sign(header: m.header, claims: m.claims.merging(["iss": "https://evil.test"]) { $1 }, with: m.key)
+        }
+    }
+
+    func testWrongAudience() async throws {
+        try await assertRefused("wrong aud") { m, _ in
+            try Forger.sign(header: m.header, claims: m.claims.merging(["aud": "https://evil.test"]) { $1 }, with: m.key)
+        }
+    }
+
+    func testAnotherKeysSignature() async throws {
+        try await assertRefused("another key's signature") { m, _ in
+            try Forger.sign(header: m.header, claims: m.claims, with: P256.Signing.PrivateKey())
+        }
+    }
+
+    /// A key retired and past its publish window: its tokens are dead even with a good signature,
+    /// while the current key's signature over the same claims is still accepted.
+    func testRetiredKeyPastItsPublishWindow() async throws {
+        try await assertRefused("signed by a key past its publish window") { m, client in
+            let rotated = try await client.admin(.post, "/v1/keys/rotate")
+            XCTAssertEqual(rotated.status, .created, rotated.text)
+            let oldToken = try Forger.sign(header: m.header, claims: m.claims, with: m.key)
             try await assertEqual(await client.isActive(oldToken), true, "still published: still good")
             _ = try await TestDatabase.query(
-                "UPDATE signing_keys SET publish_until = now() - interval '1 second' WHERE kid = $1", [kid], url: url)
+                "UPDATE signing_keys SET publish_until = now() - interval '1 second' WHERE kid = $1", [m.kid], url: m.url)
             try await eventually("the retired key leaves the JWKS", timeout: .seconds(10)) {
                 let keys = try await client.execute(uri: "/.well-known/jwks.json", method: .get).object["keys"] as? [[String: Any]]
-                return keys?.contains { $0["kid"] as? String == kid } == false
+                return keys?.contains { $0["kid"] as? String == m.kid } == false
             }
-            cases.append(("signed by a key past its publish window", oldToken))
-            // The control again, with the current key: acceptance still works after all of it.
             let newKid = try XCTUnwrap(rotated.object["kid"] as? String)
             let current = try Forger.sign(
-                header: header.merging(["kid": newKid]) { $1 }, claims: claims, with: try await Forger.privateKey(kid: newKid, url: url))
+                header: m.header.merging(["kid": newKid]) { $1 }, claims: m.claims,
+                with: try await Forger.privateKey(kid: newKid, url: m.url))
             try await assertEqual(await client.isActive(current), true, "the current key's signature over the same claims")
-
-            for (name, token) in cases {
-                try await assertEqual(await client.isActive(token), false, "introspection: \(name)")
-                let own = try await client.execute(
-                    uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
-                    headers: [.authorization: "Bearer \(token)", .contentType: "application/json"], body: ByteBuffer(string: "{}"))
-                XCTAssertEqual(own.status, .unauthorized, "own route: \(name)")
-            }
+            return oldToken
         }
     }
 }

@@ -1,16 +1,16 @@
 import Spec
 
 /// A validated registration request.
-struct NewAgent: Equatable {
-    var name: String
-    var owner: String
-    var scopes: [String]
-    var metadata: [String: JSONValue]
+package struct NewAgent: Equatable {
+    package var name: String
+    package var owner: String
+    package var scopes: [String]
+    package var metadata: [String: JSONValue]
 
     static let fields: Set<String> = ["name", "owner", "scopes", "metadata"]
 
     /// Validates a `POST /v1/agents` body; every error names the field.
-    init(_ body: [String: JSONValue]) throws(SignetError) {
+    package init(_ body: [String: JSONValue]) throws(SignetError) {
         try AgentValidation.rejectUnknown(body, allowed: Self.fields)
         name = try AgentValidation.label("name", body["name"])
         owner = try AgentValidation.label("owner", body["owner"])
@@ -20,14 +20,14 @@ struct NewAgent: Equatable {
 }
 
 /// A validated `PATCH /v1/agents/{id}`: only the fields given change.
-struct AgentPatch: Equatable {
-    var scopes: [String]?
-    var metadata: [String: JSONValue]?
-    var status: Agent.Status?
+package struct AgentPatch: Equatable {
+    package var scopes: [String]?
+    package var metadata: [String: JSONValue]?
+    package var status: Agent.Status?
 
     static let fields: Set<String> = ["scopes", "metadata", "status"]
 
-    init(_ body: [String: JSONValue]) throws(SignetError) {
+    package init(_ body: [String: JSONValue]) throws(SignetError) {
         try AgentValidation.rejectUnknown(body, allowed: Self.fields)
         guard !body.isEmpty else { throw .badRequest("give at least one of: metadata, scopes, status") }
         scopes = try body["scopes"].map { value throws(SignetError) in try AgentValidation.scopes(value) }
@@ -41,7 +41,7 @@ struct AgentPatch: Equatable {
     }
 }
 
-enum AgentValidation {
+package enum AgentValidation {
     static func rejectUnknown(_ body: [String: JSONValue], allowed: Set<String>) throws(SignetError) {
         if let unknown = body.keys.filter({ !allowed.contains($0) }).sorted().first {
             throw .badRequest("unknown field \"\(unknown.prefix(64))\"; allowed: \(allowed.sorted().joined(separator: ", "))")
@@ -88,7 +88,7 @@ enum AgentValidation {
     }
 
     /// `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )` (RFC 6749 §3.3).
-    static func isScopeToken(_ scope: String) -> Bool {
+    package static func isScopeToken(_ scope: String) -> Bool {
         (1...Limits.maxScopeLength).contains(scope.utf8.count)
             && scope.utf8.allSatisfy { $0 == 0x21 || (0x23...0x5B).contains($0) || (0x5D...0x7E).contains($0) }
     }

@@ -8,7 +8,6 @@ struct CredentialRoutes {
     let directory: ClientDirectory
 
     /// The longest grace period a rotation may ask for: 30 days.
-    static let maxGraceSeconds = 30 * 86_400
 
     /// Routes under `/v1/agents/{id}/credentials` that need the admin token.
     func addAdminRoutes(to group: RouterGroup<SignetRequestContext>) {
@@ -36,22 +35,30 @@ struct CredentialRoutes {
                 throw SignetError(.forbidden, "forbidden", "an agent may rotate only its own credentials")
             }
             var request = request
-            var grace = Defaults.credentialRotationGraceSeconds
-            if let body = try await request.optionalJSONObject(context: context) {
-                try AgentValidation.rejectUnknown(body, allowed: ["graceSeconds"])
-                if let value = body["graceSeconds"] {
-                    guard case .number(let number) = value, number.rounded() == number, (0...Double(Self.maxGraceSeconds)).contains(number)
-                    else {
-                        throw SignetError.badRequest("graceSeconds must be a whole number from 0 to \(Self.maxGraceSeconds)")
-                    }
-                    grace = Int(number)
-                }
-            }
+            let grace = try RotationRequest(await request.optionalJSONObject(context: context)).graceSeconds
             let rotated = try await store.rotate(agentID: agentID, grace: .seconds(grace), audit: context.audit)
             directory.invalidate(clientID: rotated.clientID)
             context.logger.info(
                 "credential rotated", metadata: ["agent.id": "\(agentID)", "credential.id": "\(rotated.id)", "graceSeconds": "\(grace)"])
             return try jsonResponse(rotated, status: .created, headers: [.cacheControl: "no-store"])
+        }
+    }
+}
+
+/// A validated `POST .../rotate` body: `{graceSeconds?}`, or none.
+package struct RotationRequest: Equatable {
+    static let maxGraceSeconds = 30 * 86_400
+
+    package var graceSeconds = Defaults.credentialRotationGraceSeconds
+
+    package init(_ body: [String: JSONValue]?) throws(SignetError) {
+        guard let body else { return }
+        try AgentValidation.rejectUnknown(body, allowed: ["graceSeconds"])
+        if let value = body["graceSeconds"] {
+            guard case .number(let number) = value, number.rounded() == number, (0...Double(Self.maxGraceSeconds)).contains(number) else {
+                throw SignetError.badRequest("graceSeconds must be a whole number from 0 to \(Self.maxGraceSeconds)")
+            }
+            graceSeconds = Int(number)
         }
     }
 }

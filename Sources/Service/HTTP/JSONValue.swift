@@ -53,7 +53,7 @@ public enum JSONValue: Codable, Equatable, Sendable {
     /// Why a JSON text is refused before it is parsed: nesting deeper than `Limits.maxJSONDepth`
     /// or more than `Limits.maxJSONKeys` keys (nil: within both). One pass over the bytes, so a
     /// hostile body costs no recursion and no allocation.
-    static func exceedsLimits(_ bytes: some Collection<UInt8>) -> String? {
+    package static func exceedsLimits(_ bytes: some Collection<UInt8>) -> String? {
         var depth = 0
         var keys = 0
         var inString = false
@@ -108,11 +108,17 @@ extension Request {
         } catch is NIOTooManyBytesError {
             throw SignetError(.contentTooLarge, "request_too_large", "the body is larger than \(context.maxUploadSize) bytes")
         }
-        guard buffer.readableBytes > 0 else { return nil }
-        if let excess = JSONValue.exceedsLimits(buffer.readableBytesView) { throw SignetError.badRequest(excess) }
-        guard let value = JSONValue.parse(Data(buffer.readableBytesView)) else {
-            throw SignetError.badRequest("the body is not valid JSON")
-        }
+        return try JSONValue.object(fromBody: buffer.readableBytesView)
+    }
+}
+
+extension JSONValue {
+    /// A request body as a JSON object: nil when empty, else a 400 when it exceeds the limits, is
+    /// not JSON or is not an object.
+    package static func object(fromBody bytes: some Collection<UInt8>) throws(SignetError) -> [String: JSONValue]? {
+        guard !bytes.isEmpty else { return nil }
+        if let excess = exceedsLimits(bytes) { throw SignetError.badRequest(excess) }
+        guard let value = parse(Data(bytes)) else { throw SignetError.badRequest("the body is not valid JSON") }
         guard case .object(let object) = value else { throw SignetError.badRequest("the body must be a JSON object") }
         return object
     }

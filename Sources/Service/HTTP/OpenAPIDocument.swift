@@ -33,6 +33,12 @@ public enum OpenAPIDocument {
               tags: [agents]
               operationId: registerAgent
               summary: Register an agent; its client secret is returned here only.
+              description: >-
+                Names and owners are 1–128 characters without control characters (surrounding white space trimmed);
+                scopes are RFC 6749 scope tokens, at most 64, duplicates dropped; metadata is a JSON object of at
+                most 16 KiB; unknown fields are refused, not ignored. The answer carries the agent, its
+                `client_id`, its `client_secret` (shown only here) and its `credential`. 409 when the owner already
+                has a live agent of that name (case-insensitive).
               security: [{ admin: [] }]
               requestBody:
                 required: true
@@ -66,6 +72,8 @@ public enum OpenAPIDocument {
               tags: [agents]
               operationId: listAgents
               summary: List agents, newest first, with cursor pagination.
+              description: >-
+                Oldest first (registration order). `limit` 1–100 (default 50); pass `nextCursor` back as `cursor` for the next page.
               security: [{ admin: [] }]
               parameters:
                 - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 100, default: 50 } }
@@ -98,6 +106,8 @@ public enum OpenAPIDocument {
               tags: [agents]
               operationId: getAgent
               summary: Read an agent (any status); never its secret.
+              description: >-
+                The agent in any status, deactivated included.
               security: [{ admin: [] }]
               responses:
                 "200":
@@ -114,6 +124,10 @@ public enum OpenAPIDocument {
               tags: [agents]
               operationId: updateAgent
               summary: Change scopes, metadata or status (active, suspended).
+              description: >-
+                Only the fields given change. `status` is `active` or `suspended` (DELETE deactivates). Suspending
+                the agent or removing a scope ends its live tokens at once on every instance (its token generation
+                is bumped). 409 for a deactivated agent.
               security: [{ admin: [] }]
               requestBody:
                 required: true
@@ -139,6 +153,8 @@ public enum OpenAPIDocument {
               tags: [agents]
               operationId: deactivateAgent
               summary: Deactivate an agent for good; every credential it held is revoked.
+              description: >-
+                The agent is deactivated for good and every credential it held is revoked.
               security: [{ admin: [] }]
               responses:
                 "204": { description: Deactivated. }
@@ -155,6 +171,9 @@ public enum OpenAPIDocument {
               tags: [credentials]
               operationId: listCredentials
               summary: An agent's credentials, newest first, without secrets.
+              description: >-
+                Newest first, no secrets: state `active`, `expiring` (a rotated-out secret inside its grace
+                period), `expired` or `revoked`.
               security: [{ admin: [] }]
               responses:
                 "200":
@@ -179,6 +198,11 @@ public enum OpenAPIDocument {
               tags: [credentials]
               operationId: rotateCredential
               summary: A new secret (returned here only); the previous one stays valid for the grace period.
+              description: >-
+                The new secret is shown only here. The previous one stays valid `graceSeconds` (default 86400, 0 =
+                revoked now, at most 30 days); any older one ends now, so an agent never holds more than two.
+                Allowed to the admin, and to the agent itself with a live bearer access token carrying scope
+                `credentials:rotate`.
               security: [{ admin: [] }, { agent: ["credentials:rotate"] }]
               requestBody:
                 required: false
@@ -214,6 +238,8 @@ public enum OpenAPIDocument {
               tags: [credentials]
               operationId: revokeCredential
               summary: That secret stops working now, on every instance.
+              description: >-
+                That secret stops working now, on every instance, and tokens minted with it are inactive.
               security: [{ admin: [] }]
               responses:
                 "204": { description: Revoked. }
@@ -228,6 +254,9 @@ public enum OpenAPIDocument {
               tags: [keys]
               operationId: rotateSigningKey
               summary: A new ES256 signing key; the previous one stays published until its tokens expire.
+              description: >-
+                A new current ES256 key; the previous one stays in the JWKS until every token it signed has expired
+                (token lifetime + 60 s).
               security: [{ admin: [] }]
               responses:
                 "201":
@@ -250,6 +279,9 @@ public enum OpenAPIDocument {
               tags: [audit]
               operationId: listAudit
               summary: The append-only audit trail.
+              description: >-
+                Append-only (a trigger refuses changes): `agent.register`, `agent.update`, `agent.deactivate`,
+                `credential.rotate`, `credential.revoke`, `key.rotate`, `token.denied`, `token.revoke`.
               security: [{ admin: [] }]
               parameters:
                 - { name: agentId, in: query, schema: { type: string, format: uuid } }
@@ -276,6 +308,14 @@ public enum OpenAPIDocument {
               tags: [oauth]
               operationId: issueToken
               summary: The client credentials grant (RFC 6749 §4.4); errors per §5.2.
+              description: >-
+                Client authentication by HTTP Basic (`client_secret_basic`) or `client_id` + `client_secret` form
+                fields (`client_secret_post`), not both. Granted scopes are the requested ones the agent is
+                registered for (all registered when none is requested), narrowed by OPA when configured. Errors
+                follow RFC 6749 §5.2: `invalid_request` (400), `invalid_client` (401, with `WWW-Authenticate:
+                Basic` when Basic was tried), `unauthorized_client` (400, a suspended agent),
+                `unsupported_grant_type` (400), `invalid_scope` (400); OPA unreachable or slow fails closed with
+                503.
               security: [{ clientBasic: [] }, {}]
               requestBody:
                 required: true
@@ -321,6 +361,11 @@ public enum OpenAPIDocument {
               tags: [oauth]
               operationId: introspectToken
               summary: RFC 7662; a client learns only about its own tokens, the admin about any.
+              description: >-
+                A token is active while it is signed by a published key, unexpired, for this issuer and audience,
+                not revoked, its agent is active and was neither suspended nor deprived of a scope since the token
+                was issued, and the credential it was minted with is neither revoked nor expired. A client learns
+                only about its own tokens (any other is `{active: false}`); the admin about any.
               security: [{ admin: [] }, { clientBasic: [] }, {}]
               requestBody:
                 required: true
@@ -354,6 +399,9 @@ public enum OpenAPIDocument {
               tags: [oauth]
               operationId: revokeToken
               summary: RFC 7009; the token is inactive on every instance until it expires.
+              description: >-
+                RFC 7009: always 200; the token is inactive on every instance until it expires. A client may revoke
+                only its own tokens (others are ignored); the admin any.
               security: [{ admin: [] }, { clientBasic: [] }, {}]
               requestBody:
                 required: true
@@ -381,6 +429,8 @@ public enum OpenAPIDocument {
               tags: [oauth]
               operationId: jwks
               summary: The current and the previous public signing key.
+              description: >-
+                The current and the previous public keys (ES256, `kid` = RFC 7638 thumbprint).
               security: [{}]
               responses:
                 "200":
@@ -448,6 +498,9 @@ public enum OpenAPIDocument {
               tags: [operations]
               operationId: ready
               summary: Ready when the database answers; 503 while draining after SIGTERM.
+              description: >-
+                200 when the database answered the latest round of checks; else 503 `not_ready` with `Retry-After`;
+                from SIGTERM on 503 `draining` (`SHUTDOWN_DRAIN_MS`). Vault's state is shown but does not decide.
               security: [{}]
               responses:
                 "200":
@@ -468,6 +521,9 @@ public enum OpenAPIDocument {
               tags: [operations]
               operationId: healthDetailed
               summary: Every dependency; 200 healthy, 207 degraded, 503 a dependency unreachable.
+              description: >-
+                200 when every dependency is healthy, 207 when any is degraded and none unreachable, 503 when any
+                is unreachable. Bearer `HEALTH_DETAILED_TOKEN` when set.
               security: [{ health: [] }, {}]
               responses:
                 "200": { $ref: "#/components/responses/Health" }
@@ -480,6 +536,9 @@ public enum OpenAPIDocument {
               tags: [operations]
               operationId: metrics
               summary: Prometheus text format (docs/operations.md lists every metric). Never rate limited.
+              description: >-
+                The Prometheus text format (every metric: docs/operations.md); never rate limited; bearer
+                `METRICS_TOKEN` when set.
               security: [{ metrics: [] }, {}]
               responses:
                 "200":

@@ -4,12 +4,12 @@ import NIOCore
 import Spec
 
 /// An `application/x-www-form-urlencoded` body, as the OAuth endpoints take it.
-struct OAuthForm {
-    let fields: [String: String]
+package struct OAuthForm {
+    package let fields: [String: String]
 
     static let maxBytes = 8 * 1024
 
-    subscript(_ name: String) -> String? { fields[name] }
+    package subscript(_ name: String) -> String? { fields[name] }
 
     /// Parses the body; a wrong content type, an oversized body, bad encoding or a parameter
     /// given twice (RFC 6749 §3.2) is `invalid_request`.
@@ -30,7 +30,7 @@ struct OAuthForm {
         try parse(Array(body.utf8))
     }
 
-    static func parse(_ body: [UInt8]) throws(OAuthError) -> OAuthForm {
+    package static func parse(_ body: [UInt8]) throws(OAuthError) -> OAuthForm {
         var fields: [String: String] = [:]
         let pairs = body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true)
         guard pairs.count <= Limits.maxFormFields else {
@@ -57,20 +57,25 @@ struct OAuthForm {
 }
 
 /// How a client authenticated (RFC 6749 §2.3.1).
-struct ClientCredentials {
-    enum Method: String {
+package struct ClientCredentials: Equatable {
+    package enum Method: String {
         case basic = "client_secret_basic"
         case post = "client_secret_post"
     }
 
-    let clientID: String
-    let secret: String
-    let method: Method
+    package let clientID: String
+    package let secret: String
+    package let method: Method
 
     /// The credentials in the request: HTTP Basic or `client_id` + `client_secret` form fields,
     /// never both. Nil when none are given.
     static func from(_ request: Request, form: OAuthForm) throws(OAuthError) -> ClientCredentials? {
-        let basic = try basicCredentials(request)
+        try from(authorization: request.headers[.authorization], form: form)
+    }
+
+    /// The same, from the `Authorization` header's value.
+    package static func from(authorization: String?, form: OAuthForm) throws(OAuthError) -> ClientCredentials? {
+        let basic = try basicCredentials(header: authorization)
         let posted = form["client_secret"]
         if let basic {
             guard posted == nil else {
@@ -88,7 +93,12 @@ struct ClientCredentials {
 
     /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`.
     static func basicCredentials(_ request: Request) throws(OAuthError) -> ClientCredentials? {
-        guard let header = request.headers[.authorization] else { return nil }
+        try basicCredentials(header: request.headers[.authorization])
+    }
+
+    /// The same, from the header's value: nil for no header or another scheme.
+    package static func basicCredentials(header: String?) throws(OAuthError) -> ClientCredentials? {
+        guard let header else { return nil }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "basic" else { return nil }
         guard let data = Data(base64Encoded: String(parts[1]).trimmingCharacters(in: .whitespaces)),

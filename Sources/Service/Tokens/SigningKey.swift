@@ -9,7 +9,7 @@ public struct SigningKey: Sendable {
     /// The key new tokens are signed with; the others are published for verification only.
     public let isCurrent: Bool
 
-    init(privateKey: P256.Signing.PrivateKey, isCurrent: Bool) {
+    package init(privateKey: P256.Signing.PrivateKey, isCurrent: Bool) {
         self.privateKey = privateKey
         self.isCurrent = isCurrent
         kid = Self.thumbprint(privateKey.publicKey)
