@@ -60,7 +60,8 @@ public struct Dependencies: Sendable {
             policy: configuration.opa.map { opa in
                 var client = OPAClient(url: opa.url, decisionPath: opa.decisionPath, timeout: opa.timeout)
                 client.metrics = metrics
-                return OPAPolicy(client: client, logger: logger)
+                let cache = opa.decisionCacheLifetime > .zero ? DecisionCache(lifetime: opa.decisionCacheLifetime) : nil
+                return OPAPolicy(client: client, logger: logger, cache: cache)
             } ?? BuiltInPolicy()
         )
         dependencies.metrics = metrics

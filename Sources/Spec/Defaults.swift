@@ -70,6 +70,11 @@ public enum Defaults {
     public static let opaDecisionPath = "signet/token"
     /// Bound of one OPA decision call (`OPA_TIMEOUT_MS`); past it the token request fails closed.
     public static let opaTimeoutMilliseconds = 500
+    /// How long an OPA decision is reused for the same input (`OPA_DECISION_CACHE_MS`); 0, the
+    /// default, asks OPA on every token request.
+    public static let opaDecisionCacheMilliseconds = 0
+    /// Most OPA decisions kept per instance when they are reused (LRU).
+    public static let opaDecisionCacheSize = 10_000
 
     /// Each health check's bound (`HEALTH_CHECK_TIMEOUT_MS`); the spec's 2000 ms.
     public static let healthCheckTimeoutMilliseconds = 2_000

@@ -147,7 +147,9 @@ public struct SignetConfiguration: Sendable {
             opa = OPAConfiguration(
                 url: url,
                 decisionPath: path,
-                timeout: .milliseconds(try env.integer("OPA_TIMEOUT_MS", default: Defaults.opaTimeoutMilliseconds, in: 1...60_000))
+                timeout: .milliseconds(try env.integer("OPA_TIMEOUT_MS", default: Defaults.opaTimeoutMilliseconds, in: 1...60_000)),
+                decisionCacheLifetime: .milliseconds(
+                    try env.integer("OPA_DECISION_CACHE_MS", default: Defaults.opaDecisionCacheMilliseconds, in: 0...300_000))
             )
         } else {
             opa = nil
@@ -316,11 +318,13 @@ public struct VaultConfiguration: Sendable {
     public var timeout: Duration
 }
 
-/// OPA's settings (`OPA_URL`, `OPA_DECISION_PATH`, `OPA_TIMEOUT_MS`).
+/// OPA's settings (`OPA_URL`, `OPA_DECISION_PATH`, `OPA_TIMEOUT_MS`, `OPA_DECISION_CACHE_MS`).
 public struct OPAConfiguration: Sendable {
     public var url: String
     public var decisionPath: String
     public var timeout: Duration
+    /// Zero: every token request asks OPA.
+    public var decisionCacheLifetime: Duration
 }
 
 /// Bounds on each HTTP connection: idle (a slow header included), the body of one request, and

@@ -103,16 +103,25 @@ public final class OPAPolicy: TokenPolicy {
     let client: OPAClient
     private let logger: Logger
     private let failing = Atomic<Bool>(false)
+    /// Recent decisions, when `OPA_DECISION_CACHE_MS` is set.
+    let cache: DecisionCache?
 
-    public init(client: OPAClient, logger: Logger) {
+    public init(client: OPAClient, logger: Logger, cache: DecisionCache? = nil) {
         self.client = client
         self.logger = logger
+        self.cache = cache
     }
 
     public func grantedScopes(for subject: PolicySubject, requested: [String]) async throws -> [String] {
+        let body = OPAClient.decisionBody(subject, requested: requested)
         let decided: [String]
         do {
-            decided = try await client.decide(body: OPAClient.decisionBody(subject, requested: requested))
+            if let cached = cache?.decision(for: body) {
+                decided = cached
+            } else {
+                decided = try await client.decide(body: body)
+                cache?.store(decided, for: body)
+            }
         } catch {
             if !failing.exchange(true, ordering: .relaxed) {
                 logger.warning("OPA unavailable: token requests fail closed (503) until it answers", metadata: ["error": "\(error)"])
