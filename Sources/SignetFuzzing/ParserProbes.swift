@@ -70,7 +70,7 @@ package enum ParserProbes {
             require(patch.status != .deactivated, "a patch may not deactivate")
         }
         if let rotation = try? RotationRequest(object) {
-            require((0...30 * 86_400).contains(rotation.graceSeconds), "a grace period out of bounds was accepted")
+            require((0...RotationRequest.maxGraceSeconds).contains(rotation.graceSeconds), "a grace period out of bounds was accepted")
         }
     }
 
@@ -123,8 +123,9 @@ package enum ParserProbes {
         return (deepest, keys)
     }
 
-    /// The fuzzer calls in synchronously; the verifier is async.
-    static func blocking<T: Sendable>(_ work: @escaping @Sendable () async -> T) -> T {
+    /// The fuzzer calls in synchronously; the verifier is async. Only from a thread outside Swift
+    /// Concurrency's pool (the fuzzer's, a synchronous test's), which it blocks.
+    package static func blocking<T: Sendable>(_ work: @escaping @Sendable () async -> T) -> T {
         let done = DispatchSemaphore(value: 0)
         let result = ResultBox<T>()
         Task {

@@ -67,7 +67,8 @@ final class DecisionCacheTests: XCTestCase {
         let granted = try await policy.grantedScopes(for: subject, requested: ["read", "admin"])
         XCTAssertEqual(granted, ["read"], "OPA may narrow, never widen, cached or not")
 
-        let suspended = PolicySubject(agentID: "a1", owner: "team", status: .suspended, scopes: ["read", "write"], clientAddress: "192.0.2.7")
+        let suspended = PolicySubject(
+            agentID: "a1", owner: "team", status: .suspended, scopes: ["read", "write"], clientAddress: "192.0.2.7")
         await assertFailsClosed(policy, suspended, requested: ["read", "admin"])
 
         clock.advance(by: .seconds(5))

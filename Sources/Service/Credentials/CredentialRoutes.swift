@@ -7,8 +7,6 @@ struct CredentialRoutes {
     let store: CredentialStore
     let directory: ClientDirectory
 
-    /// The longest grace period a rotation may ask for: 30 days.
-
     /// Routes under `/v1/agents/{id}/credentials` that need the admin token.
     func addAdminRoutes(to group: RouterGroup<SignetRequestContext>) {
         group.get { _, context in
@@ -47,7 +45,8 @@ struct CredentialRoutes {
 
 /// A validated `POST .../rotate` body: `{graceSeconds?}`, or none.
 package struct RotationRequest: Equatable {
-    static let maxGraceSeconds = 30 * 86_400
+    /// The longest grace period a rotation may ask for: 30 days.
+    package static let maxGraceSeconds = 30 * 86_400
 
     package var graceSeconds = Defaults.credentialRotationGraceSeconds
 

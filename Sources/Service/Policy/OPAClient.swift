@@ -115,21 +115,22 @@ public final class OPAPolicy: TokenPolicy {
     public func grantedScopes(for subject: PolicySubject, requested: [String]) async throws -> [String] {
         let body = OPAClient.decisionBody(subject, requested: requested)
         let decided: [String]
-        do {
-            if let cached = cache?.decision(for: body) {
-                decided = cached
-            } else {
+        if let cached = cache?.decision(for: body) {
+            // Not an answer from OPA: says nothing about whether it is back.
+            decided = cached
+        } else {
+            do {
                 decided = try await client.decide(body: body)
-                cache?.store(decided, for: body)
+            } catch {
+                if !failing.exchange(true, ordering: .relaxed) {
+                    logger.warning("OPA unavailable: token requests fail closed (503) until it answers", metadata: ["error": "\(error)"])
+                }
+                throw error
             }
-        } catch {
-            if !failing.exchange(true, ordering: .relaxed) {
-                logger.warning("OPA unavailable: token requests fail closed (503) until it answers", metadata: ["error": "\(error)"])
+            cache?.store(decided, for: body)
+            if failing.exchange(false, ordering: .relaxed) {
+                logger.info("OPA answers again: token decisions resumed")
             }
-            throw error
-        }
-        if failing.exchange(false, ordering: .relaxed) {
-            logger.info("OPA answers again: token decisions resumed")
         }
         // OPA may narrow, never widen: only scopes the agent is registered for and asked for.
         let allowed = Set(requested.isEmpty ? subject.scopes : requested.filter(subject.scopes.contains))

@@ -41,7 +41,7 @@ public final class KeyRing: Service, Sendable {
     }
 
     /// Installs keys read elsewhere (at start-up, before the pool runs).
-    package func install(_ keys: [SigningKey]) async throws {
+    func install(_ keys: [SigningKey]) async throws {
         guard let current = keys.first(where: \.isCurrent) else {
             throw DatabaseError.unexpectedResult("no current signing key")
         }
