@@ -35,5 +35,9 @@ final class K6ConfigTests: XCTestCase {
         XCTAssertEqual(LoadModel.stackEnvironment["REDIS_RATE_LIMIT_ENABLED"], "true", "the load runs with the Redis limiter on")
         XCTAssertEqual(
             LoadModel.stackEnvironment["RATE_LIMIT_MAX_REQUESTS"], String(Defaults.rateLimitMaxRequests), "agents keep the default budget")
+        XCTAssertEqual(LoadModel.stackEnvironment["OPA_DECISION_CACHE_MS"], String(LoadModel.opaDecisionCacheMilliseconds))
+        XCTAssertTrue(
+            (1...300_000).contains(LoadModel.opaDecisionCacheMilliseconds),
+            "OPA stays configured, its decisions reused within the bound Signet accepts")
     }
 }
