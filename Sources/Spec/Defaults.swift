@@ -73,6 +73,8 @@ public enum Defaults {
     /// How long an OPA decision is reused for the same input (`OPA_DECISION_CACHE_MS`); 0, the
     /// default, asks OPA on every token request.
     public static let opaDecisionCacheMilliseconds = 0
+    /// The longest `OPA_DECISION_CACHE_MS` Signet accepts: five minutes of a stale policy at most.
+    public static let opaDecisionCacheMaxMilliseconds = 300_000
     /// Most OPA decisions kept per instance when they are reused (LRU).
     public static let opaDecisionCacheSize = 10_000
 

@@ -65,6 +65,11 @@ final class ConfigurationTests: XCTestCase {
             ("OPA_URL", ["OPA_URL": "ftp://opa"], "must be an http(s) URL"),
             ("OPA_DECISION_PATH", ["OPA_URL": "http://127.0.0.1:8181", "OPA_DECISION_PATH": "/signet//token"], "must be a path"),
             ("OPA_TIMEOUT_MS", ["OPA_URL": "http://127.0.0.1:8181", "OPA_TIMEOUT_MS": "0"], "between 1 and"),
+            (
+                "OPA_DECISION_CACHE_MS",
+                ["OPA_URL": "http://127.0.0.1:8181", "OPA_DECISION_CACHE_MS": String(Defaults.opaDecisionCacheMaxMilliseconds + 1)],
+                "between 0 and \(Defaults.opaDecisionCacheMaxMilliseconds)"
+            ),
             ("HEALTH_DEGRADED_LATENCY_MS", ["HEALTH_DEGRADED_LATENCY_MS": "slow"], "whole number"),
             ("HEALTH_DETAILED_TOKEN", ["HEALTH_DETAILED_TOKEN": ""], "must not be empty"),
         ]
@@ -89,7 +94,15 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(both.vault?.mount, "secret")
         XCTAssertEqual(both.opa?.decisionPath, "signet/token")
         XCTAssertEqual(both.opa?.timeout, .milliseconds(500))
+        XCTAssertEqual(both.opa?.decisionCacheLifetime, .zero, "decisions are not reused unless asked for")
         XCTAssertEqual(both.healthDegradedLatency, .milliseconds(1000))
+    }
+
+    /// The load stack's variables are ones Signet accepts, and mean what the load model says.
+    func testTheLoadModelsEnvironmentIsAValidConfiguration() throws {
+        let environment = Self.valid.merging(LoadModel.stackEnvironment) { _, model in model }
+        let configuration = try SignetConfiguration.from(environment: environment.merging(["OPA_URL": "http://127.0.0.1:8181"]) { $1 })
+        XCTAssertEqual(configuration.opa?.decisionCacheLifetime, .milliseconds(LoadModel.opaDecisionCacheMilliseconds))
     }
 
     func testSecretsNeverAppearInErrors() {

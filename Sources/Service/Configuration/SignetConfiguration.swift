@@ -149,7 +149,9 @@ public struct SignetConfiguration: Sendable {
                 decisionPath: path,
                 timeout: .milliseconds(try env.integer("OPA_TIMEOUT_MS", default: Defaults.opaTimeoutMilliseconds, in: 1...60_000)),
                 decisionCacheLifetime: .milliseconds(
-                    try env.integer("OPA_DECISION_CACHE_MS", default: Defaults.opaDecisionCacheMilliseconds, in: 0...300_000))
+                    try env.integer(
+                        "OPA_DECISION_CACHE_MS", default: Defaults.opaDecisionCacheMilliseconds,
+                        in: 0...Defaults.opaDecisionCacheMaxMilliseconds))
             )
         } else {
             opa = nil
