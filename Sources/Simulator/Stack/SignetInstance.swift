@@ -58,6 +58,19 @@ public final class SignetInstance: Sendable {
     /// Log lines containing `text`.
     public func logLines(containing text: String) -> [String] { process.lines(containing: text) }
 
+    /// The value of one series of its `GET /metrics` (the whole line before the value, labels
+    /// included, as `signet_redis_call_duration_seconds_count`), or nil when it is not exported.
+    /// The instance must run without `METRICS_TOKEN`.
+    public func metric(_ series: String) async throws -> Double? {
+        let scrape = try await HTTP.request(.GET, "\(url)/metrics")
+        guard scrape.status == 200 else { throw SimulatorError.setupFailed("GET /metrics on \(id): \(scrape.status)") }
+        for line in scrape.body.split(separator: "\n") where !line.hasPrefix("#") {
+            guard let space = line.lastIndex(of: " "), line[..<space] == series else { continue }
+            return Double(line[line.index(after: space)...])
+        }
+        return nil
+    }
+
     public func stop() async {
         await process.stop()
     }
