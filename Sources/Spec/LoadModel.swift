@@ -9,6 +9,12 @@ public enum LoadModel {
         public let name: String
         public let virtualUsers: Int
         public let durationSeconds: Int
+        /// Before the duration, the virtual users come online evenly over this long (0: all at
+        /// once); the thresholds count the ramp's requests too. A fleet of agents comes online
+        /// over seconds, not in one: a thousand users that all start in the same second bring a
+        /// thousand new connections and a thousand cold caches in it, and that second measures
+        /// connection set-up on two shared cores rather than token issuance (docs/performance.md).
+        public let rampUpSeconds: Int
         /// Pause after each iteration of a virtual user: one agent (or operator client) acts
         /// about this often, as a real one would, and so stays within its own budget.
         public let thinkTimeSeconds: Double
@@ -36,17 +42,17 @@ public enum LoadModel {
 
     /// Each iteration registers a new agent and reads it back.
     public static let agentRegistration = Scenario(
-        name: "agent-registration", virtualUsers: 100, durationSeconds: 60, thinkTimeSeconds: 1, requestsPerIteration: 2,
+        name: "agent-registration", virtualUsers: 100, durationSeconds: 60, rampUpSeconds: 0, thinkTimeSeconds: 1, requestsPerIteration: 2,
         principal: .admin, setupAdminRequests: 0)
     /// Each virtual user is one agent asking for tokens with its own credentials, Basic and form in turn.
     public static let tokenIssuance = Scenario(
-        name: "token-issuance", virtualUsers: 1000, durationSeconds: 60, thinkTimeSeconds: 1, requestsPerIteration: 1,
+        name: "token-issuance", virtualUsers: 1000, durationSeconds: 60, rampUpSeconds: 10, thinkTimeSeconds: 1, requestsPerIteration: 1,
         principal: .agent, setupAdminRequests: 1000)
     /// Each virtual user is one agent rotating its own credential (with a bearer token of its own),
     /// then asking for a token with the new secret and with the old one (inside the grace period).
     /// Three requests an iteration: a rotation every two seconds keeps an agent within its budget.
     public static let credentialRotation = Scenario(
-        name: "credential-rotation", virtualUsers: 50, durationSeconds: 60, thinkTimeSeconds: 2, requestsPerIteration: 3,
+        name: "credential-rotation", virtualUsers: 50, durationSeconds: 60, rampUpSeconds: 0, thinkTimeSeconds: 2, requestsPerIteration: 3,
         principal: .agent, setupAdminRequests: 50)
 
     public static let scenarios = [agentRegistration, tokenIssuance, credentialRotation]

@@ -17,6 +17,11 @@ final class K6ConfigTests: XCTestCase {
         XCTAssertEqual(LoadModel.tokenIssuance.virtualUsers, 1000)
         XCTAssertEqual(LoadModel.credentialRotation.virtualUsers, 50)
         XCTAssertEqual(Set(LoadModel.scenarios.map(\.durationSeconds)), [60])
+        for scenario in LoadModel.scenarios {
+            XCTAssertTrue(
+                (0...scenario.durationSeconds / 4).contains(scenario.rampUpSeconds),
+                "\(scenario.name): a ramp comes before the spec's duration at full load and stays short beside it")
+        }
         XCTAssertEqual(LoadModel.p95Milliseconds, 500)
         XCTAssertEqual(LoadModel.maxFailedRate, 0.01)
         for scenario in LoadModel.scenarios where scenario.principal == .agent {

@@ -15,6 +15,7 @@ public enum K6Config {
             scenarios[scenario.name] = [
                 "virtualUsers": scenario.virtualUsers,
                 "durationSeconds": scenario.durationSeconds,
+                "rampUpSeconds": scenario.rampUpSeconds,
                 "thinkTimeSeconds": scenario.thinkTimeSeconds,
                 "requestsPerIteration": scenario.requestsPerIteration,
                 "principal": scenario.principal.rawValue,

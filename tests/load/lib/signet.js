@@ -3,7 +3,7 @@
 //
 // Only SIGNET_URL and SIGNET_ADMIN_TOKEN are needed: the same scripts run against the local stack
 // (ci/load) and against staging. SIGNET_LOAD_TEST_* variables exist for the suite's own tests
-// (a short run, an impossible threshold) and are never set by ci/load; SIGNET_LOAD_THINK_SECONDS
+// (a short run, a short ramp, an impossible threshold) and are never set by ci/load; SIGNET_LOAD_THINK_SECONDS
 // is for saturation runs by hand.
 import http from 'k6/http';
 import exec from 'k6/execution';
@@ -13,19 +13,14 @@ import { check, sleep } from 'k6';
 export const baseURL = (__ENV.SIGNET_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
 export const adminToken = __ENV.SIGNET_ADMIN_TOKEN || '';
 
-// The k6 options of one scenario of the model: constant virtual users for the duration, and the
-// spec's thresholds on the load itself (set-up requests are not part of it).
+// The k6 options of one scenario of the model: its virtual users for the duration (reached over
+// the model's ramp-up first, when it has one), and the spec's thresholds on the load itself,
+// ramp included (set-up requests are not part of it).
 export function optionsFor(config, name) {
   const p95 = Number(__ENV.SIGNET_LOAD_TEST_P95_MS || config.thresholds.p95Milliseconds);
   const load = `{scenario:${name}}`;
   return {
-    scenarios: {
-      [name]: {
-        executor: 'constant-vus',
-        vus: virtualUsers(config, name),
-        duration: __ENV.SIGNET_LOAD_TEST_DURATION || `${config.scenarios[name].durationSeconds}s`,
-      },
-    },
+    scenarios: { [name]: executorFor(config, name) },
     thresholds: {
       [`http_req_duration${load}`]: [`p(95)<${p95}`],
       [`http_req_failed${load}`]: [`rate<${config.thresholds.maxFailedRate}`],
@@ -35,6 +30,21 @@ export function optionsFor(config, name) {
     },
     summaryTrendStats: ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'],
     setupTimeout: '180s',
+  };
+}
+
+function executorFor(config, name) {
+  const vus = virtualUsers(config, name);
+  const duration = __ENV.SIGNET_LOAD_TEST_DURATION || `${config.scenarios[name].durationSeconds}s`;
+  const rampUp = __ENV.SIGNET_LOAD_TEST_RAMP_UP || `${config.scenarios[name].rampUpSeconds}s`;
+  if (parseFloat(rampUp) === 0) return { executor: 'constant-vus', vus, duration };
+  return {
+    executor: 'ramping-vus',
+    startVUs: 0,
+    stages: [
+      { duration: rampUp, target: vus },
+      { duration, target: vus },
+    ],
   };
 }
 
