@@ -38,20 +38,21 @@ public final class LoadBalancer: Sendable {
                 timeout server 60s
                 timeout check 2s
                 # Connections to the instances stay open between requests (haproxy's default
-                # keep-alive, idle ones shared): a new connection per request cost an instance
-                # 607 µs of CPU per token against 337 µs (docs/performance.md).
+                # keep-alive): a new connection per request cost an instance 607 µs of CPU per
+                # token against 337 µs (docs/performance.md).
                 # An instance leaves the rotation when /health/ready stops answering 200 (it
                 # drains for SHUTDOWN_DRAIN_MS after SIGTERM) and comes back after two good checks.
                 option httpchk GET /health/ready
                 http-check expect status 200
                 default-server check inter 500ms fall 2 rise 2
                 # A connection refused (an instance stopped without draining, or between its stop
-                # and its start) is tried again on the other instance; nothing had been sent. So is
-                # a request on a kept-alive connection that the instance closed as it was sent
-                # (empty-response: the connection closed before a byte of an answer came back).
+                # and its start) is tried again on the other instance; nothing had been sent. A
+                # request an instance closed its connection on is not sent again (no
+                # empty-response): it may have been done, and rolling-restart must see draining
+                # answer every request itself.
                 retries 3
                 option redispatch 1
-                retry-on conn-failure empty-response
+                retry-on conn-failure
                 # The client's address, appended to X-Forwarded-For: Signet believes it from
                 # TRUSTED_PROXIES only (LoadBalancer.trustedProxies).
                 option forwardfor

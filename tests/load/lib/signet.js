@@ -36,8 +36,11 @@ export function optionsFor(config, name) {
 function executorFor(config, name) {
   const vus = virtualUsers(config, name);
   const duration = __ENV.SIGNET_LOAD_TEST_DURATION || `${config.scenarios[name].durationSeconds}s`;
-  const rampUp = __ENV.SIGNET_LOAD_TEST_RAMP_UP || `${config.scenarios[name].rampUpSeconds}s`;
-  if (parseFloat(rampUp) === 0) return { executor: 'constant-vus', vus, duration };
+  // SIGNET_LOAD_TEST_RAMP_UP (a k6 duration such as "1s") replaces a ramp the model has; it
+  // adds none to a scenario that starts at once.
+  const modelled = Number(config.scenarios[name].rampUpSeconds || 0);
+  if (!(modelled > 0)) return { executor: 'constant-vus', vus, duration };
+  const rampUp = __ENV.SIGNET_LOAD_TEST_RAMP_UP || `${modelled}s`;
   return {
     executor: 'ramping-vus',
     startVUs: 0,
