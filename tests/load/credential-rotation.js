@@ -5,7 +5,7 @@
 // Run: SIGNET_URL=... SIGNET_ADMIN_TOKEN=... k6 run tests/load/credential-rotation.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { baseURL, bodyOf, limited, optionsFor, registerAgents, requestToken, requireSignet, spreadStart, thinkTime, virtualUsers } from './lib/signet.js';
+import { agentOf, baseURL, bodyOf, limited, optionsFor, registerAgents, requestToken, requireSignet, spreadStart, thinkTime, virtualUsers } from './lib/signet.js';
 
 const config = JSON.parse(open('./config.json'));
 const name = 'credential-rotation';
@@ -23,7 +23,7 @@ let bearer = null;
 
 export default function (context) {
   spreadStart(config, name);
-  const agent = context.agents[(__VU - 1) % context.agents.length];
+  const agent = agentOf(context.agents);
   if (secret === null) secret = agent.secret;
   if (bearer === null) bearer = requestToken(context, agent, secret, 'post', 'credentials:rotate', 'POST /oauth/token (bearer)');
   if (bearer === null) {

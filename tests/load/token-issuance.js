@@ -2,7 +2,7 @@
 // virtual user; each asks for tokens with its own credentials, client_secret_basic and
 // client_secret_post in turn, and checks the JWT's header and claims.
 // Run: SIGNET_URL=... SIGNET_ADMIN_TOKEN=... k6 run tests/load/token-issuance.js
-import { optionsFor, registerAgents, requestToken, requireSignet, spreadStart, thinkTime, virtualUsers } from './lib/signet.js';
+import { agentOf, optionsFor, registerAgents, requestToken, requireSignet, spreadStart, thinkTime, virtualUsers } from './lib/signet.js';
 
 const config = JSON.parse(open('./config.json'));
 const name = 'token-issuance';
@@ -16,7 +16,7 @@ export function setup() {
 
 export default function (context) {
   spreadStart(config, name);
-  const agent = context.agents[(__VU - 1) % context.agents.length];
+  const agent = agentOf(context.agents);
   const method = __ITER % 2 === 0 ? 'basic' : 'post';
   requestToken(context, agent, agent.secret, method, 'reports:read', `POST /oauth/token (${method})`);
   thinkTime(config, name);
