@@ -3,8 +3,8 @@ import Simulator
 import XCTest
 
 /// The k6 load suite fails loudly (spec: "Load test threshold failure surfaces clearly"): a
-/// breached threshold is a non-zero exit of k6 and of `ci/load`, and a target where nothing
-/// listens ends the run at once with one line. k6 comes from `K6` (`ci/test` installs the pinned
+/// breached threshold is a non-zero exit of k6 and of `ci/load`, so is a run with no HTML report,
+/// and a target where nothing listens ends the run at once with one line. k6 comes from `K6` (`ci/test` installs the pinned
 /// one into `.build-venv`).
 final class LoadSuiteTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -89,5 +89,23 @@ final class LoadSuiteTests: XCTestCase {
         XCTAssertTrue(
             FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(".load-results/agent-registration.html").path),
             "k6's HTML report")
+    }
+
+    /// A run k6 wrote no HTML report for (three seconds at the dashboard's 10 s period) fails,
+    /// whatever its thresholds said: the report is part of what `ci/load` promises.
+    func testCILoadExitsNonZeroWhenK6WritesNoReport() async throws {
+        let simulator = URL(fileURLWithPath: try SignetBinary.locate()).deletingLastPathComponent().appendingPathComponent("signet-sim")
+        var environment = impossible
+        environment["SIGNET_LOAD_TEST_P95_MS"] = nil
+        environment["SIGNET_LOAD_TEST_DASHBOARD_PERIOD"] = "10s"
+        environment["SIGNET_SIM"] = simulator.path
+        environment["LOAD_SCRIPTS"] = "agent-registration"
+        environment["K6"] = try k6()
+        let result = try await run(
+            "/bin/bash", [Self.root.appendingPathComponent("ci/load").path], environment: environment, timeout: .seconds(300))
+        XCTAssertNotEqual(result.status, 0, result.output)
+        XCTAssertTrue(result.output.contains("agent-registration: k6 wrote no HTML report"), result.output)
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(".load-results/agent-registration.html").path))
     }
 }

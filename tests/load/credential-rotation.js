@@ -23,7 +23,7 @@ let bearer = null;
 
 export default function (context) {
   spreadStart(config, name);
-  const agent = agentOf(context.agents);
+  const agent = agentOf(context);
   if (secret === null) secret = agent.secret;
   if (bearer === null) bearer = requestToken(context, agent, secret, 'post', 'credentials:rotate', 'POST /oauth/token (bearer)');
   if (bearer === null) {

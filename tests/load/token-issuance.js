@@ -16,7 +16,7 @@ export function setup() {
 
 export default function (context) {
   spreadStart(config, name);
-  const agent = agentOf(context.agents);
+  const agent = agentOf(context);
   const method = __ITER % 2 === 0 ? 'basic' : 'post';
   requestToken(context, agent, agent.secret, method, 'reports:read', `POST /oauth/token (${method})`);
   thinkTime(config, name);

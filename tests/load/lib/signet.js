@@ -3,8 +3,8 @@
 //
 // Only SIGNET_URL and SIGNET_ADMIN_TOKEN are needed: the same scripts run against the local stack
 // (ci/load) and against staging. SIGNET_LOAD_TEST_* variables exist for the suite's own tests
-// (a short run, a short ramp, an impossible threshold) and are never set by ci/load; SIGNET_LOAD_THINK_SECONDS
-// is for saturation runs by hand.
+// (a short run, a short ramp, an impossible threshold; ci/load reads _DASHBOARD_PERIOD) and are
+// never set by ci/load; SIGNET_LOAD_THINK_SECONDS is for saturation runs by hand.
 import http from 'k6/http';
 import exec from 'k6/execution';
 import encoding from 'k6/encoding';
@@ -122,8 +122,12 @@ export function registerAgents(count, prefix, scopes) {
         exec.test.abort(`registering load agents: POST /v1/agents answered ${response.status}: ${response.body}`);
       }
       const agent = response.json();
-      if (![agent.id, agent.client_id, agent.client_secret].every((field) => typeof field === 'string' && /^\S+$/.test(field))) {
-        exec.test.abort(`registering load agents: POST /v1/agents answered an agent without id, client_id or client_secret`);
+      // URL-safe characters only: nothing an answer holds can move a field, add a line or steer
+      // a later request's path (the id goes into /v1/agents/{id}/...). The secret is not printed.
+      for (const field of ['id', 'client_id', 'client_secret']) {
+        if (typeof (agent || {})[field] !== 'string' || !/^[A-Za-z0-9._~-]+$/.test(agent[field])) {
+          exec.test.abort(`registering load agents: POST /v1/agents answered an agent whose ${field} is missing or not URL-safe`);
+        }
       }
       lines.push(`${agent.id} ${agent.client_id} ${agent.client_secret}`);
     }
@@ -131,13 +135,17 @@ export function registerAgents(count, prefix, scopes) {
   return lines.join('\n');
 }
 
-// This virtual user's own agent from registerAgents' packed list: { id, clientID, secret }.
+// This virtual user's own agent, { id, clientID, secret }, from the set-up data's packed list,
+// which it then drops (about 100 KB per user). Each user has its own agent: the list holds one
+// per virtual user, and a run with more users than agents stops rather than share one.
 let ownAgent = null;
-export function agentOf(agents) {
+export function agentOf(context) {
   if (ownAgent === null) {
-    const lines = agents.split('\n');
-    const [id, clientID, secret] = lines[(__VU - 1) % lines.length].split(' ');
+    const lines = context.agents.split('\n');
+    if (__VU > lines.length) exec.test.abort(`virtual user ${__VU} has no agent of its own (${lines.length} registered)`);
+    const [id, clientID, secret] = lines[__VU - 1].split(' ');
     ownAgent = { id, clientID, secret };
+    context.agents = null;
   }
   return ownAgent;
 }
