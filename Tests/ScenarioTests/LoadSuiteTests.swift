@@ -75,37 +75,35 @@ final class LoadSuiteTests: XCTestCase {
         XCTAssertEqual(lines.count, 1, result.output)
     }
 
-    func testCILoadExitsNonZeroWhenAThresholdIsBreached() async throws {
+    /// `ci/load` with agent-registration alone, on this build's Simulator and the suite's short
+    /// run; `changes` replaces or removes (nil) its variables.
+    func runCILoad(_ changes: [String: String?] = [:]) async throws -> (status: Int32, output: String, report: Bool) {
         let simulator = URL(fileURLWithPath: try SignetBinary.locate()).deletingLastPathComponent().appendingPathComponent("signet-sim")
         var environment = impossible
         environment["SIGNET_SIM"] = simulator.path
         environment["LOAD_SCRIPTS"] = "agent-registration"
         environment["K6"] = try k6()
+        for (name, value) in changes { environment[name] = value }
         let result = try await run(
             "/bin/bash", [Self.root.appendingPathComponent("ci/load").path], environment: environment, timeout: .seconds(300))
+        let report = Self.root.appendingPathComponent(".load-results/agent-registration.html").path
+        return (result.status, result.output, FileManager.default.fileExists(atPath: report))
+    }
+
+    func testCILoadExitsNonZeroWhenAThresholdIsBreached() async throws {
+        let result = try await runCILoad()
         XCTAssertNotEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("THRESHOLD BREACHED"), result.output)
         XCTAssertTrue(result.output.contains("breached: agent-registration: http_req_duration"), result.output)
-        XCTAssertTrue(
-            FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(".load-results/agent-registration.html").path),
-            "k6's HTML report")
+        XCTAssertTrue(result.report, "k6's HTML report")
     }
 
     /// A run k6 wrote no HTML report for (three seconds at the dashboard's 10 s period) fails,
     /// whatever its thresholds said: the report is part of what `ci/load` promises.
     func testCILoadExitsNonZeroWhenK6WritesNoReport() async throws {
-        let simulator = URL(fileURLWithPath: try SignetBinary.locate()).deletingLastPathComponent().appendingPathComponent("signet-sim")
-        var environment = impossible
-        environment["SIGNET_LOAD_TEST_P95_MS"] = nil
-        environment["SIGNET_LOAD_TEST_DASHBOARD_PERIOD"] = "10s"
-        environment["SIGNET_SIM"] = simulator.path
-        environment["LOAD_SCRIPTS"] = "agent-registration"
-        environment["K6"] = try k6()
-        let result = try await run(
-            "/bin/bash", [Self.root.appendingPathComponent("ci/load").path], environment: environment, timeout: .seconds(300))
+        let result = try await runCILoad(["SIGNET_LOAD_TEST_P95_MS": nil, "SIGNET_LOAD_TEST_DASHBOARD_PERIOD": "10s"])
         XCTAssertNotEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("agent-registration: k6 wrote no HTML report"), result.output)
-        XCTAssertFalse(
-            FileManager.default.fileExists(atPath: Self.root.appendingPathComponent(".load-results/agent-registration.html").path))
+        XCTAssertFalse(result.report)
     }
 }
