@@ -4,8 +4,8 @@ import XCTest
 
 /// The k6 load suite fails loudly (spec: "Load test threshold failure surfaces clearly"): a
 /// breached threshold is a non-zero exit of k6 and of `ci/load`, so is a run with no HTML report,
-/// and a target where nothing listens ends the run at once with one line. k6 comes from `K6` (`ci/test` installs the pinned
-/// one into `.build-venv`).
+/// and a target where nothing listens ends the run at once with one line. k6 comes from `K6`
+/// (`ci/test` installs the pinned one into `.build-venv`).
 final class LoadSuiteTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -37,7 +37,7 @@ final class LoadSuiteTests: XCTestCase {
     /// dashboard publishing every second (at its 10 s, k6 skips the report of so short a run).
     let impossible = [
         "SIGNET_LOAD_TEST_VUS": "5", "SIGNET_LOAD_TEST_RAMP_UP": "1s", "SIGNET_LOAD_TEST_DURATION": "3s",
-        "SIGNET_LOAD_TEST_P95_MS": "0.001", "SIGNET_LOAD_TEST_DASHBOARD_PERIOD": "1s",
+        "SIGNET_LOAD_TEST_P95_MS": "0.001", "K6_WEB_DASHBOARD_PERIOD": "1s",
     ]
 
     func testABreachedThresholdMakesK6ExitNonZero() async throws {
@@ -101,7 +101,7 @@ final class LoadSuiteTests: XCTestCase {
     /// A run k6 wrote no HTML report for (three seconds at the dashboard's 10 s period) fails,
     /// whatever its thresholds said: the report is part of what `ci/load` promises.
     func testCILoadExitsNonZeroWhenK6WritesNoReport() async throws {
-        let result = try await runCILoad(["SIGNET_LOAD_TEST_P95_MS": nil, "SIGNET_LOAD_TEST_DASHBOARD_PERIOD": "10s"])
+        let result = try await runCILoad(["SIGNET_LOAD_TEST_P95_MS": nil, "K6_WEB_DASHBOARD_PERIOD": nil])
         XCTAssertNotEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("agent-registration: k6 wrote no HTML report"), result.output)
         XCTAssertFalse(result.report)

@@ -3,8 +3,8 @@
 //
 // Only SIGNET_URL and SIGNET_ADMIN_TOKEN are needed: the same scripts run against the local stack
 // (ci/load) and against staging. SIGNET_LOAD_TEST_* variables exist for the suite's own tests
-// (a short run, a short ramp, an impossible threshold; ci/load reads _DASHBOARD_PERIOD) and are
-// never set by ci/load; SIGNET_LOAD_THINK_SECONDS is for saturation runs by hand.
+// (a short run, a short ramp, an impossible threshold) and are never set by ci/load;
+// SIGNET_LOAD_THINK_SECONDS is for saturation runs by hand.
 import http from 'k6/http';
 import exec from 'k6/execution';
 import encoding from 'k6/encoding';
