@@ -182,23 +182,27 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
     router.add(middleware: RequestLimitsMiddleware())
     router.add(middleware: FormBodyMiddleware())
+    let clientHolds = AddressGate()
     router.add(
         middleware: AuthMiddleware(
             admin: admin,
-            accessTokens: AccessTokenAuthenticator(
-                keyRing: keyRing, issuer: configuration.issuer, audience: configuration.tokenAudience, now: now),
             clients: ClientCredentialsAuthenticator(directory: directory, now: now),
-            tokens: tokens,
             trustedProxies: configuration.trustedProxies,
-            gate: gate
+            gate: gate,
+            clientHolds: clientHolds,
+            operations: OperationsTokens(metrics: configuration.metricsToken, health: configuration.healthDetailedToken)
         ))
     if configuration.accessLog { router.add(middleware: AccessLogMiddleware()) }
-    router.add(middleware: RateLimitMiddleware(limiter: limiter, admin: admin, gate: gate))
+    router.add(middleware: RateLimitMiddleware(limiter: limiter, admin: admin, gate: gate, clientHolds: clientHolds))
     let routeTable = RouteTable()
     router.add(middleware: ErrorMiddleware(routes: routeTable))
-    HealthRoutes(monitor: health, detailedToken: configuration.healthDetailedToken, drain: dependencies.drain).add(
-        to: router.group("health"))
-    MetricsRoutes(metrics: metrics, token: configuration.metricsToken, pool: pool, limiter: limiter, health: health).add(to: router)
+    HealthRoutes(
+        monitor: health,
+        detailedAccess: .publicListener(variable: "HEALTH_DETAILED_TOKEN", tokenConfigured: configuration.healthDetailedToken != nil),
+        drain: dependencies.drain
+    ).add(to: router.group("health"))
+    let metricsRoutes = MetricsRoutes(metrics: metrics, pool: pool, limiter: limiter, health: health)
+    metricsRoutes.add(to: router, access: .publicListener(variable: "METRICS_TOKEN", tokenConfigured: configuration.metricsToken != nil))
     OAuthRoutes(tokens: tokens, issuer: configuration.issuer).add(to: router)
 
     let adminAPI = router.group("v1").add(middleware: RequireAdmin())
@@ -213,7 +217,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     }
     credentials.addRotateRoute(
         to: router.group("v1/agents/{id}/credentials/rotate").add(
-            middleware: RequireAdminOrScope(scope: "credentials:rotate"))
+            middleware: RequireAdminOrOwnClient(scope: Scopes.credentialsRotate))
     )
 
     let routes = router.routes.map { (method: $0.method.rawValue, path: $0.path.description) }
@@ -221,11 +225,17 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     dependencies.onRoutes?(routes)
 
     let connections = configuration.connections
+    let perAddress = ConnectionsPerAddress(limit: connections.maxConnectionsPerAddress, trustedProxies: configuration.trustedProxies)
     return Application(
         router: router,
         server: .http1(
             configuration: .init(
-                additionalChannelHandlers: [BodyDeadlineHandler(timeout: TimeAmount(connections.bodyTimeout))],
+                additionalChannelHandlers: [
+                    ConnectionGuard(
+                        perAddress: perAddress, maxPipelined: connections.maxPipelinedRequests,
+                        writeTimeout: TimeAmount(connections.writeTimeout), metrics: metrics),
+                    BodyDeadlineHandler(timeout: TimeAmount(connections.bodyTimeout)),
+                ],
                 idleTimeout: TimeAmount(connections.idleTimeout)
             )),
         configuration: .init(
@@ -234,7 +244,31 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
             availableConnectionsDelegate: MaximumAvailableConnections(connections.maxConnections, logger: logger)
         ),
         services: [pool, keyRing, recorder, limiter, Housekeeping(pool: pool, logger: logger, now: now)]
-            + (dependencies.listensForChanges ? [listener] : []),
+            + (dependencies.listensForChanges ? [listener] : [])
+            + [
+                operationsApplication(
+                    configuration: configuration, health: health, metrics: metricsRoutes, drain: dependencies.drain, logger: logger)
+            ],
+        logger: logger
+    )
+}
+
+/// The operations listener (`OPS_HOST`:`OPS_PORT`, loopback by default): `/health/*` and
+/// `/metrics` without tokens, for the scraper and the balancer's checks; nothing else. It has no
+/// limiter and no authentication: it must not be reachable from where the public listener is.
+func operationsApplication(
+    configuration: SignetConfiguration, health: HealthMonitor, metrics: MetricsRoutes, drain: DrainState, logger: Logger
+) -> some ApplicationProtocol {
+    let router = Router(context: SignetRequestContext.self)
+    router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
+    HealthRoutes(monitor: health, detailedAccess: .operationsListener, drain: drain).add(to: router.group("health"))
+    metrics.add(to: router, access: .operationsListener)
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.connections.idleTimeout))),
+        configuration: .init(
+            address: .hostname(configuration.operationsHost, port: configuration.operationsPort), serverName: "signet-ops",
+            availableConnectionsDelegate: MaximumAvailableConnections(64, logger: logger)),
         logger: logger
     )
 }

@@ -61,6 +61,18 @@ public enum Defaults {
     /// Most connections one instance holds open at once (`HTTP_MAX_CONNECTIONS`); further ones wait
     /// in the listen backlog, unanswered, until one closes.
     public static let httpMaxConnections = 2_048
+    /// The operations listener's address (`OPS_HOST`, `OPS_PORT`): `/metrics` and `/health/*`
+    /// without tokens, for the scraper and the balancer. Loopback: keep it off the public network.
+    public static let operationsHost = "127.0.0.1"
+    public static let operationsPort = 8081
+    /// Most connections one source address holds open on an instance (`HTTP_MAX_CONNECTIONS_PER_ADDRESS`;
+    /// IPv6 by /64; `TRUSTED_PROXIES` unbounded); further ones are closed as they open.
+    public static let httpMaxConnectionsPerAddress = 256
+    /// A response that makes no progress for this long closes its connection (`HTTP_WRITE_TIMEOUT_MS`).
+    public static let httpWriteTimeoutMilliseconds = 10_000
+    /// Most requests one connection may have read and not yet answered (`HTTP_MAX_PIPELINED_REQUESTS`);
+    /// past it the connection is not read from until an answer is written.
+    public static let httpMaxPipelinedRequests = 16
 
     /// Vault KV v2 mount (`VAULT_KV_MOUNT`).
     public static let vaultKVMount = "secret"

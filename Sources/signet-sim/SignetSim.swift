@@ -150,11 +150,18 @@ struct Chaos: AsyncParsableCommand {
     @Option(help: "The admin token (or set SIGNET_ADMIN_TOKEN).")
     var adminToken: String?
 
+    @Option(
+        help: """
+            Where /health/detailed is read: an instance's operations listener (OPS_HOST:OPS_PORT), e.g. \
+            http://10.0.0.5:8081. Without it, --target is asked, which answers it only with HEALTH_DETAILED_TOKEN.
+            """)
+    var operations: String?
+
     func run() async throws {
         guard let token = adminToken ?? ProcessInfo.processInfo.environment["SIGNET_ADMIN_TOKEN"] else {
             throw ValidationError("give --admin-token or set SIGNET_ADMIN_TOKEN")
         }
-        let report = await Simulator.Chaos.run(target: target, adminToken: token)
+        let report = await Simulator.Chaos.run(target: target, adminToken: token, operations: operations)
         print(report.rendered)
         print(report.totals)
         if !report.passed { throw ExitCode.failure }

@@ -250,7 +250,7 @@ final class AgentAPITests: XCTestCase {
             let none = try await client.execute(uri: "/health/live", method: .get)
             XCTAssertNotEqual(none.headers[requestID], replaced, "every request gets its own id")
 
-            // The id the client gave is the one id in the request's log lines.
+            // The id the client gave is echoed and logged apart; the server's own id is the request's.
             let registered = try await client.admin(
                 .post,
                 "/v1/agents",
@@ -258,9 +258,15 @@ final class AgentAPITests: XCTestCase {
                 headers: [requestID: "trace-42"]
             )
             XCTAssertEqual(registered.headers[requestID], "trace-42")
+            let serverID = try XCTUnwrap(registered.headers[.init("Signet-Request-Id")!])
+            XCTAssertNotEqual(serverID, "trace-42", "a client cannot choose the server's request id")
+            let agentID = try XCTUnwrap(registered.object["id"] as? String)
+            let events = try await client.admin(.get, "/v1/audit?agentId=\(agentID)")
+            let event = try XCTUnwrap((events.object["items"] as? [[String: Any]])?.first { $0["requestId"] as? String == serverID })
+            XCTAssertEqual(event["clientRequestId"] as? String, "trace-42")
+            let line = try XCTUnwrap(signet.logs.entries.first { "\($0.message)" == "agent registered" })
+            XCTAssertEqual(line.metadata["hb.request.id"]?.description, serverID)
+            XCTAssertEqual(line.metadata["client.request.id"]?.description, "trace-42")
         }
-        let line = try XCTUnwrap(signet.logs.entries.first { "\($0.message)" == "agent registered" })
-        XCTAssertEqual(line.metadata["hb.request.id"], "trace-42")
-        XCTAssertNil(line.metadata["request.id"], "no second request id")
     }
 }

@@ -25,7 +25,7 @@ final class ClientIDAbuseTests: XCTestCase {
                 "grant_type=client_credentials&client_id=\(agent.clientID)%00x&client_secret=wrong")
             XCTAssertEqual(wrongSecret.status, .unauthorized)
             let after = try await Self.deniedEvents(agent.id)
-            XCTAssertEqual(after, before, "attempts under a malformed id write no token.denied row for the victim")
+            XCTAssertEqual(after.attempts, before.attempts, "attempts under a malformed id write no token.denied row for the victim")
             // The real id still works.
             _ = try await client.accessToken(for: agent)
         }
@@ -68,10 +68,14 @@ final class ClientIDAbuseTests: XCTestCase {
         }
     }
 
-    static func deniedEvents(_ agentID: String) async throws -> String {
-        try await TestDatabase.query(
-            "SELECT count(*) AS n FROM audit_events WHERE agent_id = $1::uuid AND action = 'token.denied'", [agentID]
-        )
-        .first?["n"] ?? "?"
+    /// The agent's `token.denied` rows, and the refused requests they count.
+    static func deniedEvents(_ agentID: String) async throws -> (rows: Int, attempts: Int) {
+        let row = try await TestDatabase.query(
+            """
+            SELECT count(*) AS rows, coalesce(sum(count), 0) AS attempts FROM audit_events
+            WHERE agent_id = $1::uuid AND action = 'token.denied'
+            """, [agentID]
+        ).first
+        return (Int(row?["rows"] ?? "") ?? -1, Int(row?["attempts"] ?? "") ?? -1)
     }
 }

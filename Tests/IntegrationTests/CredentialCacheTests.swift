@@ -171,7 +171,7 @@ final class CredentialCacheTests: XCTestCase {
         try await signet.test { client in
             let agent = try await client.agent()
             try await cached(agent, on: client, lookups: lookups)
-            let health = try await client.execute(uri: "/health/detailed", method: .get)
+            let health = try await client.operations("/health/detailed")
             let cache = health.object["credentialCache"] as? [String: Any]
             XCTAssertEqual(cache?["status"] as? String, "healthy", health.text)
             XCTAssertTrue((cache?["message"] as? String)?.hasPrefix("listening for client changes") == true, health.text)
@@ -203,7 +203,7 @@ final class CredentialCacheTests: XCTestCase {
         try await first.test { one in
             try await second.test { two in
                 func cacheStatus() async throws -> String? {
-                    let health = try await two.execute(uri: "/health/detailed", method: .get)
+                    let health = try await two.operations("/health/detailed")
                     return (health.object["credentialCache"] as? [String: Any])?["status"] as? String
                 }
                 let agent = try await one.agent()
@@ -236,7 +236,7 @@ final class CredentialCacheTests: XCTestCase {
             let agent = try await client.agent()
             for _ in 0..<3 { _ = try await client.accessToken(for: agent) }
             XCTAssertEqual(lookups.load(ordering: .relaxed), 3)
-            let health = try await client.execute(uri: "/health/detailed", method: .get)
+            let health = try await client.operations("/health/detailed")
             XCTAssertEqual(health.status.code, 207, health.text)
             let cache = health.object["credentialCache"] as? [String: Any]
             XCTAssertEqual(cache?["status"] as? String, "degraded", health.text)

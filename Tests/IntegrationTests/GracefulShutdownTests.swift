@@ -20,6 +20,7 @@ final class GracefulShutdownTests: XCTestCase {
             "DATABASE_URL": databaseURL,
             "SIGNET_ADMIN_TOKEN": TestSignet.adminToken,
             "PORT": String(port),
+            "OPS_PORT": String(try freePort()),
             "DB_POOL_MIN": "2",
             "LOG_LEVEL": "warning",
             "SHUTDOWN_DRAIN_MS": "3000",

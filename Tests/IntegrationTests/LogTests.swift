@@ -22,6 +22,7 @@ final class LogTests: XCTestCase {
             "REDIS_KEY_PREFIX": "logs-\(UUID().uuidString.prefix(8)):",
             "SIGNET_ADMIN_TOKEN": adminToken,
             "PORT": String(port),
+            "OPS_PORT": String(try freePort()),
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "debug",
             "SHUTDOWN_DRAIN_MS": "0",
@@ -58,7 +59,7 @@ final class LogTests: XCTestCase {
             "POST", "\(base)/oauth/token", form: "grant_type=client_credentials&client_id=\(clientID)&client_secret=\(secret)x")
         XCTAssertEqual(wrong.status, 401)
 
-        let rotated = try await Self.call("POST", "\(base)/v1/agents/\(id)/credentials/rotate", bearer: token, json: "{}")
+        let rotated = try await Self.call("POST", "\(base)/v1/agents/\(id)/credentials/rotate", basic: basic, json: "{}")
         XCTAssertEqual(rotated.status, 201)
         let newSecret = try XCTUnwrap(rotated.object["client_secret"] as? String)
         secrets.append(newSecret)

@@ -82,7 +82,7 @@ final class MetricsTests: XCTestCase {
         }
     }
 
-    func testMetricsTokenIsRequiredWhenSetAndMetricsAreNeverLimited() async throws {
+    func testMetricsTokenIsRequiredOnThePublicListenerAndFailuresCountAgainstTheAddress() async throws {
         let token = "metrics-token-0123456789abcdefghijklmn"
         let signet = try await TestSignet.make(["METRICS_TOKEN": token, "RATE_LIMIT_ADDRESS_MAX_REQUESTS": "2"])
         try await signet.test { client in
@@ -93,6 +93,8 @@ final class MetricsTests: XCTestCase {
             let wrong = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(token)x"])
             XCTAssertEqual(wrong.status, .unauthorized)
             XCTAssertFalse(wrong.text.contains(token))
+            let guessing = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(token)y"])
+            XCTAssertEqual(guessing.status, .tooManyRequests, "failed operations authentication spends the address's budget of 2")
             for _ in 0..<10 {
                 let scraped = try await client.execute(uri: "/metrics", method: .get, headers: [.authorization: "Bearer \(token)"])
                 XCTAssertEqual(scraped.status, .ok, "never limited, far past the address budget of 2")
@@ -155,7 +157,7 @@ final class MetricsTests: XCTestCase {
     }
 
     static func scrape(_ client: any TestClientProtocol) async throws -> Scrape {
-        let response = try await client.execute(uri: "/metrics", method: .get)
+        let response = try await client.operations("/metrics")
         XCTAssertEqual(response.status, .ok)
         return Scrape(text: response.text)
     }

@@ -32,7 +32,7 @@ final class ResponseHeaderTests: XCTestCase {
                 ("agent read", try await client.admin(.get, "/v1/agents/\(agent.id)")),
                 ("jwks", try await client.execute(uri: "/.well-known/jwks.json", method: .get)),
                 ("live", try await client.execute(uri: "/health/live", method: .get)),
-                ("metrics", try await client.execute(uri: "/metrics", method: .get)),
+                ("metrics", try await client.operations("/metrics")),
                 ("unknown path", try await client.execute(uri: "/no/such/thing", method: .get)),
                 ("wrong method", try await client.execute(uri: "/oauth/token", method: .get)),
                 ("wrong method on an admin route", try await client.admin(.put, "/v1/agents")),

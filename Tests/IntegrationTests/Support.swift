@@ -54,6 +54,11 @@ enum TestDatabase {
 /// A Signet built for one test: its configuration, its pool, and every log line it wrote.
 struct TestSignet {
     static let adminToken = "test-admin-token-0123456789abcdef-xyz"
+    /// `METRICS_TOKEN` and `HEALTH_DETAILED_TOKEN` of every test instance (unless
+    /// `operationsTokens` is false): in-process tests read `/metrics` and `/health/detailed` on
+    /// the public router with them (`TestClientProtocol.operations`).
+    static let metricsToken = "test-metrics-token-0123456789abcdefghij"
+    static let healthToken = "test-health-token-0123456789abcdefghijk"
 
     let configuration: SignetConfiguration
     let pool: ConnectionPool
@@ -73,12 +78,15 @@ struct TestSignet {
         credentialCacheFallbackTTL: Duration? = nil,
         listensForChanges: Bool = true,
         lookupsPerAddress: Int? = nil,
-        onRoutes: (@Sendable ([(method: String, path: String)]) -> Void)? = nil
+        onRoutes: (@Sendable ([(method: String, path: String)]) -> Void)? = nil,
+        operationsTokens: Bool = true
     ) async throws -> TestSignet {
         var variables = [
             "DATABASE_URL": try TestDatabase.url(applicationName: applicationName, database: database),
             "SIGNET_ADMIN_TOKEN": adminToken,
             "PORT": "0",
+            // An ephemeral operations listener: several test instances run at once.
+            "OPS_PORT": "0",
             "SIGNET_ISSUER": "https://signet.test",
             "REDIS_URL": ProcessInfo.processInfo.environment["SIGNET_TEST_REDIS_URL"] ?? "redis://127.0.0.1:6379",
             "REDIS_KEY_PREFIX": "test-\(UUID().uuidString.prefix(8)):",
@@ -87,6 +95,10 @@ struct TestSignet {
             "RATE_LIMIT_ADMIN_MAX_REQUESTS": "1000000",
             "RATE_LIMIT_DISCOVERY_MAX_REQUESTS": "1000000",
         ]
+        if operationsTokens {
+            variables["METRICS_TOKEN"] = metricsToken
+            variables["HEALTH_DETAILED_TOKEN"] = healthToken
+        }
         variables.merge(environment) { _, new in new }
         let configuration = try SignetConfiguration.from(environment: variables)
         let logs = InMemoryLogHandler()
@@ -150,6 +162,13 @@ extension TestClientProtocol {
         if json != nil { headers[.contentType] = "application/json" }
         headers.append(contentsOf: extra)
         return try await execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+    }
+
+    /// `GET /metrics` or `GET /health/detailed` on the public router, with the test instance's
+    /// operations token for that route.
+    func operations(_ uri: String) async throws -> TestResponse {
+        let token = uri.hasPrefix("/metrics") ? TestSignet.metricsToken : TestSignet.healthToken
+        return try await execute(uri: uri, method: .get, headers: [.authorization: "Bearer \(token)"])
     }
 
     /// Registers an agent and returns the response body as an object.

@@ -80,18 +80,17 @@ final class TokenBindingTests: XCTestCase {
                     await one.admin(.delete, "/v1/agents/\(agent.id)/credentials/\(leakedCredential)").status, .noContent)
                 try await assertEqual(await one.isActive(leakedToken), false)
                 try await assertEqual(await two.isActive(leakedToken), false, "introspection on the other instance, at once")
-                let rotateWithLeaked = try await two.execute(
-                    uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
-                    headers: [.authorization: "Bearer \(leakedToken)", .contentType: "application/json"],
-                    body: ByteBuffer(string: #"{"graceSeconds":0}"#))
+                let rotateWithLeaked = try await two.rotateOwn(agent, json: #"{"graceSeconds":0}"#)
                 XCTAssertEqual(
-                    rotateWithLeaked.status, .unauthorized, "a token of a revoked credential cannot rotate: \(rotateWithLeaked.text)")
-                // The token of the live credential is untouched, and may rotate.
-                try await assertEqual(await two.isActive(freshToken), true)
-                let rotateWithFresh = try await two.execute(
+                    rotateWithLeaked.status, .unauthorized, "a revoked credential cannot rotate: \(rotateWithLeaked.text)")
+                let rotateWithToken = try await two.execute(
                     uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
                     headers: [.authorization: "Bearer \(freshToken)", .contentType: "application/json"],
-                    body: ByteBuffer(string: #"{"graceSeconds":60}"#))
+                    body: ByteBuffer(string: #"{"graceSeconds":0}"#))
+                XCTAssertEqual(rotateWithToken.status, .unauthorized, "a token, even a live one, rotates nothing")
+                // The token of the live credential is untouched, and the live credential may rotate.
+                try await assertEqual(await two.isActive(freshToken), true)
+                let rotateWithFresh = try await two.rotateOwn(agent, secret: newSecret, json: #"{"graceSeconds":60}"#)
                 XCTAssertEqual(rotateWithFresh.status, .created, rotateWithFresh.text)
             }
         }

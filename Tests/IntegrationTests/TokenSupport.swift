@@ -46,6 +46,18 @@ extension TestClientProtocol {
         return try XCTUnwrap(response.object["access_token"] as? String, response.text)
     }
 
+    /// `POST /v1/agents/{id}/credentials/rotate` as the agent itself, by HTTP Basic client
+    /// credentials (`secret`, else the agent's registered one), with a JSON body.
+    func rotateOwn(_ agent: TestAgent, secret: String? = nil, json: String = "{}", headers extra: HTTPFields = [:]) async throws
+        -> TestResponse
+    {
+        let encoded = Data("\(formEncode(agent.clientID)):\(formEncode(secret ?? agent.secret))".utf8).base64EncodedString()
+        var headers: HTTPFields = [.authorization: "Basic \(encoded)", .contentType: "application/json"]
+        headers.append(contentsOf: extra)
+        return try await execute(
+            uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: headers, body: ByteBuffer(string: json))
+    }
+
     /// `POST /oauth/introspect` as the admin; the whole answer.
     func introspect(_ token: String) async throws -> [String: Any] {
         let response = try await execute(

@@ -178,31 +178,90 @@ final class TokenTests: XCTestCase {
         }
     }
 
-    func testAgentRotatesItsOwnCredentialWithAScopedToken() async throws {
+    func testAgentRotatesItsOwnCredentialWithItsClientCredentialsOnly() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.live { _, client in
+            let agent = try await client.agent(scopes: ["read", "credentials:rotate"])
+            let unscopedAgent = try await client.agent(scopes: ["read"])
+            let other = try await client.agent(scopes: ["read", "credentials:rotate"])
+            let scoped = try await client.accessToken(for: agent, scope: "credentials:rotate")
+            // A token, even one that asked for the scope, acts on nothing at Signet.
+            let byToken = try await client.execute(
+                uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: [.authorization: "Bearer \(scoped)"])
+            XCTAssertEqual(byToken.status, .unauthorized, byToken.text)
+            XCTAssertEqual(byToken.headers[.wwwAuthenticate], #"Basic realm="signet", charset="UTF-8""#)
+            try await assertEqual(await client.rotateOwn(unscopedAgent).status, .forbidden, "not registered with credentials:rotate")
+            let foreign = try await client.execute(
+                uri: "/v1/agents/\(other.id)/credentials/rotate", method: .post,
+                headers: [
+                    .authorization: "Basic \(Data("\(agent.clientID):\(agent.secret)".utf8).base64EncodedString())",
+                    .contentType: "application/json",
+                ], body: ByteBuffer(string: "{}"))
+            XCTAssertEqual(foreign.status, .forbidden, "an agent rotates only its own: \(foreign.text)")
+            try await assertEqual(await client.rotateOwn(agent, secret: "sgs_wrong").status, .unauthorized)
+
+            // By HTTP Basic ...
+            let rotated = try await client.rotateOwn(agent, json: #"{"graceSeconds":60}"#, headers: [.init("X-Request-Id")!: "chosen-1"])
+            XCTAssertEqual(rotated.status, .created, rotated.text)
+            let newSecret = try XCTUnwrap(rotated.object["client_secret"] as? String)
+            // ... and by the form, with the new secret.
+            let byForm = try await client.execute(
+                uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
+                headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(
+                    string: "client_id=\(formEncode(agent.clientID))&client_secret=\(formEncode(newSecret))&graceSeconds=30"))
+            XCTAssertEqual(byForm.status, .created, byForm.text)
+            XCTAssertEqual((byForm.object["previous"] as? [String: Any])?["state"] as? String, "expiring")
+
+            // The audit row names the principal, the credential it proved, the address, and the
+            // server's request id apart from the one the client chose.
+            let events = try await client.admin(.get, "/v1/audit?agentId=\(agent.id)")
+            let rotations = (events.object["items"] as? [[String: Any]] ?? []).filter { $0["action"] as? String == "credential.rotate" }
+            XCTAssertEqual(rotations.count, 2)
+            let first = try XCTUnwrap(rotations.first)
+            XCTAssertEqual(first["actor"] as? String, "client:\(agent.clientID)")
+            XCTAssertEqual(first["sourceAddress"] as? String, "127.0.0.1")
+            XCTAssertEqual(first["clientRequestId"] as? String, "chosen-1")
+            XCTAssertNotEqual(first["requestId"] as? String, "chosen-1")
+            XCTAssertNotNil(first["credentialId"] as? String, "the credential the agent authenticated with")
+            XCTAssertEqual(
+                (rotations.last?["details"] as? [String: Any])?["previousId"] as? String, rotated.object["id"] as? String)
+        }
+    }
+
+    func testADefaultGrantNeverCarriesAScopeThatActsOnSignet() async throws {
         let signet = try await TestSignet.make()
         try await signet.test { client in
             let agent = try await client.agent(scopes: ["read", "credentials:rotate"])
-            let other = try await client.agent(scopes: ["read"])
-            let scoped = try await client.accessToken(for: agent, scope: "credentials:rotate")
-            let unscoped = try await client.accessToken(for: agent, scope: "read")
-            func rotate(_ id: String, bearer: String) async throws -> TestResponse {
-                try await client.execute(
-                    uri: "/v1/agents/\(id)/credentials/rotate",
-                    method: .post,
-                    headers: [.authorization: "Bearer \(bearer)"]
-                )
-            }
-            try await assertEqual(await rotate(agent.id, bearer: scoped).status, .created)
-            try await assertEqual(await rotate(agent.id, bearer: unscoped).status, .forbidden)
-            try await assertEqual(await rotate(other.id, bearer: scoped).status, .forbidden)
-            try await assertEqual(await rotate(agent.id, bearer: "not-a-token").status, .unauthorized)
-            // The agent's token opens nothing else.
-            let list = try await client.execute(uri: "/v1/agents", method: .get, headers: [.authorization: "Bearer \(scoped)"])
-            XCTAssertEqual(list.status, .unauthorized)
-            let events = try await client.admin(.get, "/v1/audit?agentId=\(agent.id)")
-            let actors = (events.object["items"] as? [[String: Any]] ?? []).filter { $0["action"] as? String == "credential.rotate" }
-                .map { $0["actor"] as? String }
-            XCTAssertEqual(actors, ["agent:\(agent.id)"])
+            let plain = try await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, agent.secret))
+            XCTAssertEqual(plain.object["scope"] as? String, "read", plain.text)
+            let asked = try await client.tokenRequest(
+                "grant_type=client_credentials&scope=credentials%3Arotate", basic: (agent.clientID, agent.secret))
+            XCTAssertEqual(asked.object["scope"] as? String, "credentials:rotate", "only when asked for by name")
+            let onlyActing = try await client.agent(scopes: ["credentials:rotate"])
+            let none = try await client.tokenRequest("grant_type=client_credentials", basic: (onlyActing.clientID, onlyActing.secret))
+            XCTAssertEqual(none.status, .badRequest)
+            XCTAssertEqual(none.errorCode, "invalid_scope")
+        }
+    }
+
+    func testAnAgentsRotationNeverUndoesAnOperatorsNewerOne() async throws {
+        // The probe: an operator rotated after a leak; whoever holds the leaked secret (still in
+        // its grace period) self-rotated with grace 0 and revoked the operator's new secret.
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read", "credentials:rotate"])
+            let operatorRotation = try await client.admin(
+                .post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":86400}"#)
+            XCTAssertEqual(operatorRotation.status, .created, operatorRotation.text)
+            let operatorSecret = try XCTUnwrap(operatorRotation.object["client_secret"] as? String)
+            let leaked = try await client.rotateOwn(agent, json: #"{"graceSeconds":0}"#)
+            XCTAssertEqual(leaked.status, .conflict, leaked.text)
+            try await assertEqual(
+                await client.tokenRequest("grant_type=client_credentials", basic: (agent.clientID, operatorSecret)).status, .ok,
+                "the operator's credential still works")
+            // The newest credential may rotate.
+            try await assertEqual(await client.rotateOwn(agent, secret: operatorSecret, json: #"{"graceSeconds":0}"#).status, .created)
         }
     }
 

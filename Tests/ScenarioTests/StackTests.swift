@@ -41,7 +41,7 @@ final class StackTests: XCTestCase {
             id: "chaos",
             environment: ["DATABASE_URL": stack.postgres.url(database: database), "SIGNET_ADMIN_TOKEN": token]
         )
-        let report = await Chaos.run(target: instance.url, adminToken: token)
+        let report = await Chaos.run(target: instance.url, adminToken: token, operations: instance.opsURL)
         print(report.rendered)
         XCTAssertTrue(report.passed, report.rendered)
         XCTAssertGreaterThanOrEqual(report.checks.count, 9)

@@ -49,6 +49,17 @@ final class SlidingWindowTests: XCTestCase {
         XCTAssertFalse(window.decide("a", now: 1).allowed)
         XCTAssertEqual(window.subjectCount, 2)
     }
+
+    func testSubjectsAreBoundedLeastRecentlyUsedFirstOut() {
+        var window = SlidingWindow(limit: 1, windowMilliseconds: 60_000, capacity: 2)
+        XCTAssertTrue(window.decide("a", now: 0).allowed)
+        XCTAssertTrue(window.decide("b", now: 1).allowed)
+        XCTAssertFalse(window.decide("a", now: 2).allowed, "a is the most recent now")
+        XCTAssertTrue(window.decide("c", now: 3).allowed, "a third subject pushes out b, the least recently used")
+        XCTAssertEqual(window.subjectCount, 2)
+        XCTAssertFalse(window.decide("a", now: 4).allowed, "a kept its count")
+        XCTAssertTrue(window.decide("b", now: 5).allowed, "b starts again from nothing")
+    }
 }
 
 final class CircuitBreakerTests: XCTestCase {

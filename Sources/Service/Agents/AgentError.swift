@@ -6,6 +6,9 @@ public enum AgentError: Error, Equatable, SignetErrorConvertible {
     case duplicateName(owner: String, name: String)
     case deactivated
     case invalidCursor
+    /// An agent rotating with a credential older than its newest valid one (an operator rotated
+    /// since): the newer credential wins, and only it may rotate.
+    case newerCredentialExists
 
     public var signetError: SignetError {
         switch self {
@@ -13,6 +16,8 @@ public enum AgentError: Error, Equatable, SignetErrorConvertible {
         case .duplicateName(let owner, let name): .conflict("owner \"\(owner)\" already has an agent named \"\(name)\"")
         case .deactivated: .conflict("the agent is deactivated and cannot be changed")
         case .invalidCursor: .badRequest("cursor is not a cursor this API returned")
+        case .newerCredentialExists:
+            .conflict("a newer credential of this agent exists: only it may rotate (an operator's rotation is not undone by an agent)")
         }
     }
 }

@@ -2,19 +2,32 @@ import Foundation
 import Hummingbird
 import Spec
 
-/// The actor and request of an audited change.
+/// Who made an audited change, from where and in which request: the principal, the address the
+/// request came from (`TRUSTED_PROXIES` applied), the credential a client authenticated with, the
+/// server's request id, and the client's own `X-Request-Id` (kept apart: a client may send any).
 public struct AuditContext: Sendable {
     public let actor: String
     public let requestID: String?
+    public var sourceAddress: String?
+    public var credentialID: String?
+    public var clientRequestID: String?
 
-    public init(actor: String, requestID: String?) {
+    public init(
+        actor: String, requestID: String?, sourceAddress: String? = nil, credentialID: String? = nil, clientRequestID: String? = nil
+    ) {
         self.actor = actor
         self.requestID = requestID
+        self.sourceAddress = sourceAddress
+        self.credentialID = credentialID
+        self.clientRequestID = clientRequestID
     }
 }
 
 /// The append-only `audit_events` table (a trigger refuses UPDATE and DELETE). Events are
 /// written in the same transaction as the change they record, so neither exists without the other.
+/// Refused token requests are the one exception to "a row per event": they are counted, one row
+/// per agent, source address and minute (`count`), so a flood of wrong secrets is a number, not
+/// a table growing by the request.
 public enum AuditLog {
     public enum Action: String, Sendable {
         case agentRegister = "agent.register"
@@ -35,8 +48,34 @@ public enum AuditLog {
         on connection: PostgresConnection
     ) throws {
         try connection.query(
-            "INSERT INTO audit_events (action, actor, agent_id, request_id, details) VALUES ($1, $2, $3::uuid, $4, $5::jsonb)",
-            [action.rawValue, context.actor, agentID, context.requestID, JSONValue.object(details).jsonText]
+            """
+            INSERT INTO audit_events (action, actor, agent_id, request_id, details, source_address, credential_id, client_request_id)
+            VALUES ($1, $2, $3::uuid, $4, $5::jsonb, $6, $7::uuid, $8)
+            """,
+            [
+                action.rawValue, context.actor, agentID, context.requestID, JSONValue.object(details).jsonText, context.sourceAddress,
+                context.credentialID, context.clientRequestID,
+            ]
+        )
+    }
+
+    /// Counts a refused token request of a known agent: the first of its agent, address, minute
+    /// (`bucket`, epoch minutes) and reason is a row, the rest add to its `count`. The row keeps
+    /// the first request's ids.
+    static func countDenial(
+        agentID: String, reason: String, context: AuditContext, bucket: Int64, on connection: PostgresConnection
+    ) throws {
+        try connection.query(
+            """
+            INSERT INTO audit_events (action, actor, agent_id, request_id, details, source_address, client_request_id, bucket)
+            VALUES ('token.denied', $1, $2::uuid, $3, $4::jsonb, $5, $6, $7::bigint)
+            ON CONFLICT (agent_id, source_address, bucket, (details->>'reason')) WHERE action = 'token.denied' AND bucket IS NOT NULL
+            DO UPDATE SET count = audit_events.count + 1
+            """,
+            [
+                context.actor, agentID, context.requestID, JSONValue.object(["reason": .string(reason)]).jsonText,
+                context.sourceAddress ?? "unknown", context.clientRequestID, String(bucket),
+            ]
         )
     }
 
@@ -47,6 +86,11 @@ public enum AuditLog {
         let actor: String
         let agentId: String?
         let requestId: String?
+        let clientRequestId: String?
+        let sourceAddress: String?
+        let credentialId: String?
+        /// How many events the row stands for: more than 1 only for aggregated `token.denied`.
+        let count: Int
         let details: JSONValue
     }
 
@@ -56,7 +100,7 @@ public enum AuditLog {
             try connection.query(
                 """
                 SELECT id, \(iso8601("occurred_at")) AS occurred_at, action, actor, agent_id::text AS agent_id, request_id,
-                       details::text AS details
+                       client_request_id, source_address, credential_id::text AS credential_id, count, details::text AS details
                 FROM audit_events WHERE id > $1 AND ($2::uuid IS NULL OR agent_id = $2::uuid)
                 ORDER BY id LIMIT $3
                 """,
@@ -71,6 +115,10 @@ public enum AuditLog {
                 actor: try record.required("actor"),
                 agentId: record["agent_id"],
                 requestId: record["request_id"],
+                clientRequestId: record["client_request_id"],
+                sourceAddress: record["source_address"],
+                credentialId: record["credential_id"],
+                count: record["count"].flatMap(Int.init) ?? 1,
                 details: JSONValue.parse(Data((record["details"] ?? "{}").utf8)) ?? .object([:])
             )
         }
@@ -104,8 +152,14 @@ struct AuditRoutes {
 }
 
 extension SignetRequestContext {
-    /// The audit context of this request.
-    var audit: AuditContext {
-        AuditContext(actor: principal?.description ?? "anonymous", requestID: id)
+    /// The audit context of this request: its principal, the credential it authenticated with,
+    /// its source address and both request ids.
+    var audit: AuditContext { audit(actor: principal?.description ?? "anonymous") }
+
+    /// The same, for an actor the request claimed but did not prove (a refused client).
+    func audit(actor: String) -> AuditContext {
+        AuditContext(
+            actor: actor, requestID: id, sourceAddress: clientAddress, credentialID: principal?.credentialID,
+            clientRequestID: clientRequestID)
     }
 }

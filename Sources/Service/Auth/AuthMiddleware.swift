@@ -2,58 +2,65 @@ import HTTPTypes
 import Hummingbird
 
 /// The authentication layer: works out the client's address (`TRUSTED_PROXIES`), then sets at most
-/// one principal — the admin, an agent by its access token, or a client by its credentials on
-/// `/oauth/*` — or records why the credentials failed. It never answers by itself: the rate
-/// limiter runs next and counts the request against the principal, or against the address when
-/// there is none; then a route or a guard (`RequireAdmin`, `RequireAdminOrScope`) decides.
+/// one principal — the admin by its token, or a client by its credentials on `/oauth/*` and on its
+/// own credential rotation — or records why the credentials failed. It never answers by itself:
+/// the rate limiter runs next and counts the request against the principal, or against the
+/// address when there is none; then a route or a guard (`RequireAdmin`, `RequireAdminOrOwnClient`)
+/// decides.
 ///
-/// An access token is a principal only on the routes that act on its authority (credential
-/// rotation): there the authenticator checks it without the database, then its liveness is read
-/// (`TokenService.liveClaims`), so a revoked, suspended or descoped token counts against its
-/// sender's address, never against the agent's quota. Anywhere else a bearer token that is not
-/// the admin's is not even verified: those routes do not take it. The JWKS, the metadata and the
+/// An access token authenticates nothing here: every resource server, proxy and log it passed
+/// through holds it. A bearer token that is not the admin's is not even verified (no signature
+/// check, no query) and counts against its sender's address. The JWKS, the metadata and the
 /// health routes authenticate nothing.
 ///
-/// While the address is over its budget (`AddressGate`), nothing that costs a signature
-/// verification or a database query is tried, and an address may have at most
-/// `AddressGate.concurrentWork` client lookups under way at once (a request past that is answered
-/// 503 with `Retry-After` and counts against the address); a dependency failing during authentication is
-/// recorded (`.unavailable`) so the request is still counted before it is answered 503.
+/// What the limiter refuses costs no work: while the address is over its budget (`AddressGate`)
+/// no client is read from the database, and while a client's own budget is spent (`clientHolds`,
+/// filled by the limiter's refusals) a request naming it is neither looked up nor checked and is
+/// answered 429 by the limiter's middleware. An address may have at most
+/// `AddressGate.concurrentWork` client lookups under way at once (a request past that waits
+/// briefly for a slot, then is answered 503 with `Retry-After`); a dependency failing during
+/// authentication is recorded (`.unavailable`) so the request is still counted before it is
+/// answered 503.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
     let admin: AdminAuthenticator
-    let accessTokens: AccessTokenAuthenticator
     let clients: ClientCredentialsAuthenticator
-    let tokens: TokenService
     let trustedProxies: TrustedProxies
     let gate: AddressGate
+    /// Client ids whose agent is over its budget, until the limiter said it may retry.
+    let clientHolds: AddressGate
+    /// `METRICS_TOKEN` and `HEALTH_DETAILED_TOKEN`: on the public listener, `/metrics` and
+    /// `/health/detailed` answer only the principal `.operations` their token makes.
+    let operations: OperationsTokens
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let address = trustedProxies.clientAddress(peer: context.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor])
         context.clientAddress = address
         context.limiterAddress = address.map(TrustedProxies.limiterKey) ?? "unknown"
-        let path = request.uri.path
-        guard !Self.authenticatesNothing(path) else { return try await next(request, context) }
-        let mayWork = gate.retryAfter(context.limiterAddress) == nil
+        let route = context.endpointPath
+        if let token = operations.token(for: route) {
+            // An operations route: its own token or nothing (a failure counts against the address).
+            if let bearer = request.bearerToken {
+                if token?.matches(bearer) == true { context.principal = .operations } else { context.authFailure = .invalidBearer }
+            }
+            return try await next(request, context)
+        }
+        guard !Self.authenticatesNothing(route) else { return try await next(request, context) }
         do {
             if let bearer = request.bearerToken {
-                if admin.isAdmin(bearer) {
-                    context.principal = .admin
-                } else if !Self.takesAccessTokens(path) {
-                    context.authFailure = .invalidBearer
-                } else if !mayWork {
-                    context.authFailure = .notTried
-                } else if let claims = await accessTokens.authenticate(bearer), let live = try await tokens.liveClaims(claims) {
-                    context.principal = .agent(live)
-                } else {
-                    context.authFailure = .invalidBearer
+                context.principal = admin.isAdmin(bearer) ? .admin : nil
+                if context.principal == nil { context.authFailure = .invalidBearer }
+            } else if Self.takesClientCredentials(route) {
+                let form = context.form ?? OAuthForm(fields: [:])
+                if let named = ClientCredentials.namedClient(request, form: form), let retryAfter = clientHolds.retryAfter(named) {
+                    // The agent's budget is spent: no lookup, no secret check for the limiter to refuse.
+                    context.clientHeldFor = retryAfter
+                    return try await next(request, context)
                 }
-            } else if path.hasPrefix("/oauth/") {
+                let mayWork = gate.retryAfter(context.limiterAddress) == nil
                 let admission = ClientDirectory.Admission(gate: gate, address: context.limiterAddress)
-                switch try await clients.authenticate(
-                    request, form: context.form ?? OAuthForm(fields: [:]), mayQuery: mayWork, admission: admission)
-                {
+                switch try await clients.authenticate(request, form: form, mayQuery: mayWork, admission: admission) {
                 case .none: break
                 case .authenticated(let principal): context.principal = principal
                 case .failed(let failure): context.authFailure = failure
@@ -66,27 +73,56 @@ struct AuthMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// Routes that need no principal and are not worth a verification: discovery and health.
-    static func authenticatesNothing(_ path: String) -> Bool {
-        path.hasPrefix("/health/") || path == "/metrics" || path.hasPrefix("/.well-known/")
+    /// Routes that need no principal and are not worth a verification: discovery, liveness and
+    /// readiness.
+    static func authenticatesNothing(_ route: String?) -> Bool {
+        guard let route else { return false }
+        return route == "/health/live" || route == "/health/ready" || route.hasPrefix("/.well-known/")
     }
 
-    /// Routes an agent may call with its access token: `/v1/agents/{id}/credentials/rotate`.
-    static func takesAccessTokens(_ path: String) -> Bool {
-        let segments = path.split(separator: "/", omittingEmptySubsequences: true)
-        return segments.count == 5 && segments[0] == "v1" && segments[1] == "agents" && segments[3] == "credentials"
-            && segments[4] == "rotate"
+    /// The route template of an agent's own credential rotation.
+    static let rotateRoute = "/v1/agents/{id}/credentials/rotate"
+
+    /// Routes a client authenticates on with its credentials: `/oauth/*` and its own rotation.
+    static func takesClientCredentials(_ route: String?) -> Bool {
+        guard let route else { return false }
+        return route.hasPrefix("/oauth/") || route == rotateRoute
     }
 }
 
-/// Reads the form of a `POST /oauth/*` once, bounded, before authentication (client credentials
-/// may be in it); the route reads the parsed copy. A body that is not a valid form is kept as an
+/// The operations tokens, by the route each opens on the public listener.
+struct OperationsTokens: Sendable {
+    let metrics: SecretToken?
+    let health: SecretToken?
+
+    init(metrics: String?, health: String?) {
+        self.metrics = metrics.map(SecretToken.init)
+        self.health = health.map(SecretToken.init)
+    }
+
+    /// For an operations route, its token (nil inside when none is configured: nothing opens it);
+    /// nil for any other route.
+    func token(for route: String?) -> SecretToken?? {
+        switch route {
+        case "/metrics": .some(metrics)
+        case "/health/detailed": .some(health)
+        default: nil
+        }
+    }
+}
+
+/// Reads the form of a `POST /oauth/*` (and of a rotation sent as a form) once, bounded, before
+/// authentication (client credentials may be in it); the route reads the parsed copy. A body that is not a valid form is kept as an
 /// error for the route to answer, after the limiter has counted the request.
 struct FormBodyMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method == .post, request.uri.path.hasPrefix("/oauth/") else { return try await next(request, context) }
+        guard request.method == .post, let route = context.endpointPath else { return try await next(request, context) }
+        let isForm = request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
+        guard route.hasPrefix("/oauth/") || (route == AuthMiddleware.rotateRoute && isForm) else {
+            return try await next(request, context)
+        }
         var request = request
         var context = context
         do {
@@ -114,9 +150,11 @@ struct RequireAdmin: RouterMiddleware {
     }
 }
 
-/// Routes an agent may call on its own authority: the admin, or a live access token (checked by
-/// `AuthMiddleware`) that carries `scope`. 401 otherwise (403 for a live token without the scope).
-struct RequireAdminOrScope: RouterMiddleware {
+/// Routes an agent may call on its own registration (its credential rotation): the admin, or the
+/// agent itself by its client credentials (`client_secret_basic`, or `client_id` and
+/// `client_secret` in a form body), active and registered with `scope`. An access token is never
+/// enough: 401 for anything else, 403 for a client acting on another agent or lacking the scope.
+struct RequireAdminOrOwnClient: RouterMiddleware {
     typealias Context = SignetRequestContext
     let scope: String
 
@@ -124,25 +162,34 @@ struct RequireAdminOrScope: RouterMiddleware {
         switch context.principal {
         case .admin:
             break
-        case .agent(let claims):
-            // Already found live by the authentication layer.
-            guard claims.scopes.contains(scope) else {
-                throw SignetError(
-                    .forbidden, "insufficient_scope", "the token lacks scope \(scope)",
-                    headers: [.wwwAuthenticate: #"Bearer error="insufficient_scope", scope="\#(scope)""#])
+        case .client(let client, _):
+            guard client.status == .active else {
+                throw SignetError(.forbidden, "forbidden", "the agent is \(client.status.rawValue)")
             }
-        case .client, nil:
+            guard let id = context.parameters.get("id"), AgentStore.normalisedID(id) == AgentStore.normalisedID(client.agentID) else {
+                throw SignetError(.forbidden, "forbidden", "an agent may act only on its own registration")
+            }
+            guard client.scopes.contains(scope) else {
+                throw SignetError(.forbidden, "insufficient_scope", "the agent is not registered with scope \(scope)")
+            }
+        case nil, .operations:
             if case .unavailable(let error) = context.authFailure { throw error }
+            if case .malformed(let error) = context.authFailure {
+                throw SignetError(.badRequest, "invalid_request", error.description, headers: Self.challenge)
+            }
             throw Self.unauthorized
         }
         return try await next(request, context)
     }
 
+    static let challenge: HTTPFields = [.wwwAuthenticate: #"Basic realm="signet", charset="UTF-8""#]
+
     static let unauthorized = SignetError(
         .unauthorized,
         "unauthorized",
-        "the admin token or a live agent access token is required",
-        headers: [.wwwAuthenticate: #"Bearer realm="signet""#]
+        "the admin token, or the agent's own client credentials (HTTP Basic, or client_id and client_secret in a form), are required;"
+            + " an access token is not accepted",
+        headers: challenge
     )
 }
 

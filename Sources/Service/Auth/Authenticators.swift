@@ -32,22 +32,7 @@ struct AdminAuthenticator: Sendable {
     func isAdmin(_ candidate: String) -> Bool { token.matches(candidate) }
 }
 
-/// Access tokens this issuer signed for this audience, current at the injected clock. No
-/// database read: whether the token is still bound to a live credential is the business of the
-/// routes that act on its authority (`TokenService.liveClaims`).
-struct AccessTokenAuthenticator: Sendable {
-    let keyRing: KeyRing
-    let issuer: String
-    let audience: String
-    let now: @Sendable () -> Date
-
-    func authenticate(_ token: String) async -> AccessTokenClaims? {
-        guard let claims = await keyRing.verify(token), claims.isCurrent(issuer: issuer, audience: audience, at: now()) else { return nil }
-        return claims
-    }
-}
-
-/// Client credentials on `/oauth/*` (RFC 6749 §2.3.1): HTTP Basic, or `client_id` and
+/// Client credentials on `/oauth/*` and an agent's own rotation (RFC 6749 §2.3.1): HTTP Basic, or `client_id` and
 /// `client_secret` in the form. A client id not of the shape Signet issues is refused without a
 /// lookup; an unknown one is remembered as unknown by the directory.
 struct ClientCredentialsAuthenticator: Sendable {

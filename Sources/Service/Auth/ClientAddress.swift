@@ -71,11 +71,17 @@ public struct TrustedProxies: Sendable, Equatable {
     }
 
     /// What a client's budget is keyed on: an IPv4 address as it is, an IPv6 address as its /64
-    /// (one site is given a whole /64, so counting /128s would give it 2^64 budgets).
+    /// (one site is given a whole /64, so counting /128s would give it 2^64 budgets), and an IPv4
+    /// address a NAT64 translator embedded in `64:ff9b::/96` (RFC 6052) as that IPv4 address (else
+    /// every IPv4 client behind the translator would share one /64 budget).
     static func limiterKey(_ address: String) -> String {
         guard address.utf8.contains(UInt8(ascii: ":")), let bytes = bytes(of: address), bytes.count == 16 else { return address }
+        if bytes.starts(with: nat64Prefix) { return text(of: Array(bytes[12...])) }
         return text(of: Array(bytes[0..<8]) + Array(repeating: 0, count: 8)) + "/64"
     }
+
+    /// NAT64's well-known prefix, `64:ff9b::/96`.
+    static let nat64Prefix: [UInt8] = [0x00, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0]
 
     /// The address in one spelling (an IPv4-mapped IPv6 address as IPv4), so one client is one subject.
     static func canonical(_ address: String) -> String {

@@ -49,6 +49,9 @@ public struct SignetConfiguration: Sendable {
     public var trustedProxies: TrustedProxies
     /// Per-connection bounds (`HTTP_IDLE_TIMEOUT_MS`, `HTTP_BODY_TIMEOUT_MS`, `HTTP_MAX_CONNECTIONS`).
     public var connections: ConnectionLimits
+    /// The operations listener (`OPS_HOST`, `OPS_PORT`): `/metrics` and `/health/*` without tokens.
+    public var operationsHost: String
+    public var operationsPort: Int
     /// After SIGTERM, how long the instance keeps serving while `/health/ready` answers 503
     /// (`SHUTDOWN_DRAIN_MS`).
     public var shutdownDrain: Duration
@@ -116,8 +119,12 @@ public struct SignetConfiguration: Sendable {
         )
         healthDetailedToken = try env.optionalString("HEALTH_DETAILED_TOKEN")
         metricsToken = try env.optionalString("METRICS_TOKEN")
-        if let metricsToken, metricsToken.count < 32 {
-            throw ConfigurationError(variable: "METRICS_TOKEN", reason: "must be at least 32 characters")
+        // Guessable operations tokens are refused like a short admin token.
+        for (variable, token) in [("HEALTH_DETAILED_TOKEN", healthDetailedToken), ("METRICS_TOKEN", metricsToken)] {
+            if let token, token.count < Defaults.adminTokenMinimumLength {
+                throw ConfigurationError(
+                    variable: variable, reason: "must be at least \(Defaults.adminTokenMinimumLength) characters (got \(token.count))")
+            }
         }
         if let address = try env.optionalString("VAULT_ADDR") {
             try Self.validateHTTPURL(address, variable: "VAULT_ADDR")
@@ -200,8 +207,19 @@ public struct SignetConfiguration: Sendable {
                 try env.integer("HTTP_IDLE_TIMEOUT_MS", default: Defaults.httpIdleTimeoutMilliseconds, in: 100...Int(Int32.max))),
             bodyTimeout: .milliseconds(
                 try env.integer("HTTP_BODY_TIMEOUT_MS", default: Defaults.httpBodyTimeoutMilliseconds, in: 100...Int(Int32.max))),
-            maxConnections: try env.integer("HTTP_MAX_CONNECTIONS", default: Defaults.httpMaxConnections, in: 1...1_000_000)
+            maxConnections: try env.integer("HTTP_MAX_CONNECTIONS", default: Defaults.httpMaxConnections, in: 1...1_000_000),
+            maxConnectionsPerAddress: try env.integer(
+                "HTTP_MAX_CONNECTIONS_PER_ADDRESS", default: Defaults.httpMaxConnectionsPerAddress, in: 1...1_000_000),
+            writeTimeout: .milliseconds(
+                try env.integer("HTTP_WRITE_TIMEOUT_MS", default: Defaults.httpWriteTimeoutMilliseconds, in: 100...Int(Int32.max))),
+            maxPipelinedRequests: try env.integer(
+                "HTTP_MAX_PIPELINED_REQUESTS", default: Defaults.httpMaxPipelinedRequests, in: 1...1024)
         )
+        operationsHost = try env.string("OPS_HOST", default: Defaults.operationsHost)
+        operationsPort = try env.integer("OPS_PORT", default: Defaults.operationsPort, in: 0...65_535)
+        if operationsPort != 0, operationsPort == port, operationsHost == host {
+            throw ConfigurationError(variable: "OPS_PORT", reason: "must differ from PORT on the same host (got \(operationsPort))")
+        }
         shutdownDrain = .milliseconds(
             try env.integer("SHUTDOWN_DRAIN_MS", default: Defaults.shutdownDrainMilliseconds, in: 0...600_000))
         let format = try env.optionalString("LOG_FORMAT") ?? (isatty(2) == 1 ? "text" : "json")
@@ -329,10 +347,14 @@ public struct OPAConfiguration: Sendable {
     public var decisionCacheLifetime: Duration
 }
 
-/// Bounds on each HTTP connection: idle (a slow header included), the body of one request, and
-/// how many an instance holds at once.
+/// Bounds on each HTTP connection: idle (a slow header included), the body of one request, a
+/// response's progress, requests pipelined on it; and how many an instance holds at once, in all
+/// and per source address.
 public struct ConnectionLimits: Sendable {
     public var idleTimeout: Duration
     public var bodyTimeout: Duration
     public var maxConnections: Int
+    public var maxConnectionsPerAddress: Int
+    public var writeTimeout: Duration
+    public var maxPipelinedRequests: Int
 }

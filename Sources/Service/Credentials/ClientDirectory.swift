@@ -169,24 +169,38 @@ public final class ClientDirectory: Sendable {
         // Not the shape Signet issues (`sgc_` + 22 base64url characters): unknown, without a query.
         guard CredentialHasher.isWellFormedClientID(clientID) else { return (nil, false) }
         let started = clock()
-        let cached: Cached = state.withLock { state in
-            if let cached = fresh(clientID, at: started, readSince: readSince, in: &state) { return cached }
-            if let fetching = state.inFlight[clientID] { return .fetching(fetching.task) }
-            if let admission, !admission.gate.beginWork(admission.address) { return .refused }
-            state.fetches &+= 1
-            let fetch = state.fetches
-            let task = Task {
-                defer { admission.map { $0.gate.endWork($0.address) } }
-                return try await self.fetch(clientID, number: fetch)
+        // A slot this call waited for (`AddressGate.awaitWork`): handed to the query it starts,
+        // else given back.
+        var holdsSlot = false
+        while true {
+            let cached: Cached = state.withLock { state in
+                if let cached = fresh(clientID, at: started, readSince: readSince, in: &state) { return cached }
+                if let fetching = state.inFlight[clientID] { return .fetching(fetching.task) }
+                if let admission, !holdsSlot, !admission.gate.beginWork(admission.address) { return .refused }
+                holdsSlot = false
+                state.fetches &+= 1
+                let fetch = state.fetches
+                let task = Task {
+                    defer { admission.map { $0.gate.endWork($0.address) } }
+                    return try await self.fetch(clientID, number: fetch)
+                }
+                state.inFlight[clientID] = (fetch, task)
+                return .fetching(task)
             }
-            state.inFlight[clientID] = (fetch, task)
-            return .fetching(task)
-        }
-        switch cached {
-        case .known(let record): return (record, false)
-        case .unknown: return (nil, false)
-        case .fetching(let task): return (try await task.value, true)
-        case .refused: throw LookupRefused()
+            if holdsSlot, let admission {
+                holdsSlot = false
+                admission.gate.endWork(admission.address)
+            }
+            switch cached {
+            case .known(let record): return (record, false)
+            case .unknown: return (nil, false)
+            case .fetching(let task): return (try await task.value, true)
+            case .refused:
+                // Every slot of the address is busy: wait briefly for one (a fleet's cold start
+                // behind one NAT), then refuse.
+                guard let admission, await admission.gate.awaitWork(admission.address) else { throw LookupRefused() }
+                holdsSlot = true
+            }
         }
     }
 

@@ -1,8 +1,8 @@
 import Hummingbird
 import Spec
 
-/// `/v1/agents/{id}/credentials`: rotate (admin, or the agent itself with scope
-/// `credentials:rotate`), list and revoke (admin).
+/// `/v1/agents/{id}/credentials`: rotate (admin, or the agent itself by its client credentials
+/// when registered with `credentials:rotate`), list and revoke (admin).
 struct CredentialRoutes {
     let store: CredentialStore
     let directory: ClientDirectory
@@ -24,20 +24,31 @@ struct CredentialRoutes {
         }
     }
 
-    /// `POST .../rotate` `{graceSeconds?}`; the group's guard (`RequireAdminOrScope`) admits the
-    /// admin or a live token of the agent with `credentials:rotate`.
+    /// `POST .../rotate` `{graceSeconds?}` (JSON), or a form with `graceSeconds` beside the
+    /// client's `client_id` and `client_secret`; the group's guard (`RequireAdminOrOwnClient`)
+    /// admits the admin or the agent's own client credentials. An agent rotates only with its
+    /// newest credential (`CredentialStore.rotate`).
     func addRotateRoute(to group: RouterGroup<SignetRequestContext>) {
         group.post { request, context in
             let agentID = try context.parameters.require("id")
-            if case .agent(let claims) = context.principal, AgentStore.normalisedID(claims.sub) != AgentStore.normalisedID(agentID) {
-                throw SignetError(.forbidden, "forbidden", "an agent may rotate only its own credentials")
+            let grace: Int
+            if let formError = context.formError {
+                throw SignetError.badRequest(formError.description)
+            } else if let form = context.form {
+                grace = try RotationRequest(form: form).graceSeconds
+            } else {
+                var request = request
+                grace = try RotationRequest(await request.optionalJSONObject(context: context)).graceSeconds
             }
-            var request = request
-            let grace = try RotationRequest(await request.optionalJSONObject(context: context)).graceSeconds
-            let rotated = try await store.rotate(agentID: agentID, grace: .seconds(grace), audit: context.audit)
+            let rotated = try await store.rotate(
+                agentID: agentID, grace: .seconds(grace), authenticatedWith: context.principal?.credentialID, audit: context.audit)
             directory.invalidate(clientID: rotated.clientID)
             context.logger.info(
-                "credential rotated", metadata: ["agent.id": "\(agentID)", "credential.id": "\(rotated.id)", "graceSeconds": "\(grace)"])
+                "credential rotated",
+                metadata: [
+                    "agent.id": "\(agentID)", "credential.id": "\(rotated.id)", "graceSeconds": "\(grace)",
+                    "principal": "\(context.principal?.description ?? "-")",
+                ])
             return try jsonResponse(rotated, status: .created, headers: [.cacheControl: "no-store"])
         }
     }
@@ -49,6 +60,17 @@ package struct RotationRequest: Equatable {
     package static let maxGraceSeconds = 30 * 86_400
 
     package var graceSeconds = Defaults.credentialRotationGraceSeconds
+
+    /// From a form body: `graceSeconds` beside the client's credentials.
+    init(form: OAuthForm) throws(SignetError) {
+        try AgentValidation.rejectUnknown(
+            form.fields.mapValues { JSONValue.string($0) }, allowed: ["graceSeconds", "client_id", "client_secret"])
+        guard let text = form["graceSeconds"] else { return }
+        guard let value = Int(text), (0...Self.maxGraceSeconds).contains(value) else {
+            throw SignetError.badRequest("graceSeconds must be a whole number from 0 to \(Self.maxGraceSeconds)")
+        }
+        graceSeconds = value
+    }
 
     package init(_ body: [String: JSONValue]?) throws(SignetError) {
         guard let body else { return }

@@ -68,8 +68,12 @@ struct CredentialStore {
     }
 
     /// Makes a new secret; the current one stays valid for `grace` (zero: revoked now); any
-    /// older still-valid one ends now.
-    func rotate(agentID: String, grace: Duration, audit: AuditContext) async throws -> RotatedCredential {
+    /// older still-valid one ends now. `authenticatedWith`: the credential an agent rotating its
+    /// own proved; it must be the newest valid one, so an agent (or whoever holds an older
+    /// secret still in its grace period) never ends or shortens a credential made after it.
+    func rotate(agentID: String, grace: Duration, authenticatedWith: String? = nil, audit: AuditContext) async throws
+        -> RotatedCredential
+    {
         guard let agentID = AgentStore.normalisedID(agentID) else { throw AgentError.notFound }
         let secret = CredentialHasher.newSecret()
         let digest = hasher.digest(of: secret).hexString
@@ -92,6 +96,7 @@ struct CredentialStore {
             ).records.compactMap { $0["id"] }
             // The newest valid credential is "current"; anything older ends now.
             let current = valid.last
+            if let authenticatedWith, authenticatedWith != current { throw AgentError.newerCredentialExists }
             let older = Array(valid.dropLast())
             for id in older {
                 try connection.query("UPDATE agent_credentials SET revoked_at = now() WHERE id = $1::uuid", [id])

@@ -2,7 +2,7 @@
 /// an array of nodes (indices, no per-entry allocation) and a dictionary from key to node.
 /// Every operation is O(1). Not thread-safe: its owner holds it under a lock.
 struct LRUCache<Key: Hashable, Value> {
-    private struct Node {
+    fileprivate struct Node {
         var key: Key
         /// Nil once removed, so a freed slot holds nothing of what it held.
         var value: Value?
@@ -62,6 +62,14 @@ struct LRUCache<Key: Hashable, Value> {
         pushNewest(position)
     }
 
+    /// Removes the value and returns it (uniquely referenced, so changing it copies nothing).
+    mutating func take(_ key: Key) -> Value? {
+        guard let position = index[key] else { return nil }
+        let value = nodes[position].value
+        remove(key)
+        return value
+    }
+
     mutating func remove(_ key: Key) {
         guard let position = index.removeValue(forKey: key) else { return }
         unlink(position)
@@ -104,3 +112,6 @@ struct LRUCache<Key: Hashable, Value> {
         if oldest == nil { oldest = position }
     }
 }
+
+extension LRUCache: Sendable where Key: Sendable, Value: Sendable {}
+extension LRUCache.Node: Sendable where Key: Sendable, Value: Sendable {}

@@ -162,6 +162,39 @@ enum Migrations {
                 ALTER TABLE agent_credentials ENABLE ALWAYS TRIGGER agent_credentials_truncated;
                 """
         ),
+        Migration(
+            version: 6,
+            name: "audit sources and aggregated denials",
+            sql: """
+                -- Who did it from where: the source address, the credential a client authenticated
+                -- with, and the client's own X-Request-Id apart from the server's request id.
+                -- Refused token requests are aggregated: one token.denied row per agent, address,
+                -- minute (bucket, epoch minutes) and reason, whose count is the only column that may change.
+                ALTER TABLE audit_events
+                    ADD COLUMN source_address text,
+                    ADD COLUMN credential_id uuid,
+                    ADD COLUMN client_request_id text,
+                    ADD COLUMN count integer NOT NULL DEFAULT 1,
+                    ADD COLUMN bucket bigint;
+                CREATE UNIQUE INDEX audit_events_denials ON audit_events (agent_id, source_address, bucket, (details->>'reason'))
+                    WHERE action = 'token.denied' AND bucket IS NOT NULL;
+                CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF TG_OP = 'UPDATE' AND OLD.action = 'token.denied' AND OLD.bucket IS NOT NULL
+                        AND NEW.count > OLD.count
+                        AND (NEW.id, NEW.occurred_at, NEW.action, NEW.actor, NEW.agent_id, NEW.request_id, NEW.details,
+                             NEW.source_address, NEW.credential_id, NEW.client_request_id, NEW.bucket)
+                            IS NOT DISTINCT FROM
+                            (OLD.id, OLD.occurred_at, OLD.action, OLD.actor, OLD.agent_id, OLD.request_id, OLD.details,
+                             OLD.source_address, OLD.credential_id, OLD.client_request_id, OLD.bucket)
+                    THEN
+                        RETURN NEW;
+                    END IF;
+                    RAISE EXCEPTION 'audit_events is append-only';
+                END
+                $$;
+                """
+        ),
     ]
 
     /// An arbitrary constant: the advisory lock every instance takes while migrating.

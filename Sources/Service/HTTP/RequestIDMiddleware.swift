@@ -1,11 +1,15 @@
 import HTTPTypes
 import Hummingbird
 
-/// Gives every request one id: the client's `X-Request-Id` when it is sane (1–128 characters of
-/// `[A-Za-z0-9._-]`), else the one Hummingbird already made (`context.id`). It is the
-/// `hb.request.id` of every log line of the request and goes back in the response, with
-/// `Signet-Instance` naming the process that answered, and `X-Content-Type-Options: nosniff`. The logger's metadata is only rewritten
-/// when the client sent an id: that write costs, and most requests need none.
+/// Every request has the server's own id (`context.id`, Hummingbird's): the `hb.request.id` of
+/// every log line of the request, the `request_id` of its audit rows, and `Signet-Request-Id` in
+/// the response. A client's `X-Request-Id`, when it is sane (1–128 characters of
+/// `[A-Za-z0-9._-]`), is kept apart, never in its place: `client.request.id` in the log lines,
+/// `client_request_id` in the audit rows, and echoed as the response's `X-Request-Id` (the
+/// server's id when the client sent none). A client cannot choose the id an operator traces.
+/// The response also names the process that answered (`Signet-Instance`) and carries
+/// `X-Content-Type-Options: nosniff`. The logger's metadata is only written when the client sent
+/// an id: that write costs, and most requests need none.
 public struct RequestIDMiddleware: RouterMiddleware {
     public typealias Context = SignetRequestContext
     let instanceID: String
@@ -17,10 +21,12 @@ public struct RequestIDMiddleware: RouterMiddleware {
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         if let given = request.headers[.requestID], Self.isAcceptable(given) {
-            context.logger[metadataKey: "hb.request.id"] = .string(given)
+            context.clientRequestID = given
+            context.logger[metadataKey: "client.request.id"] = .string(given)
         }
         var response = try await next(request, context)
-        response.headers[.requestID] = context.id
+        response.headers[.requestID] = context.clientRequestID ?? context.id
+        response.headers[.signetRequestID] = context.id
         response.headers[.signetInstance] = instanceID
         // No response is ever to be sniffed into something it does not say it is.
         response.headers[.contentTypeOptions] = "nosniff"
@@ -38,6 +44,7 @@ public struct RequestIDMiddleware: RouterMiddleware {
 
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("X-Request-Id")!
+    static let signetRequestID = HTTPField.Name("Signet-Request-Id")!
     static let signetInstance = HTTPField.Name("Signet-Instance")!
     static let contentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
     static let pragma = HTTPField.Name("Pragma")!

@@ -13,6 +13,11 @@ public struct SignetRequestContext: RequestContext {
     public var principal: Principal?
     /// Why the credentials the request carried did not authenticate.
     var authFailure: AuthFailure?
+    /// Set instead of a principal when the request named a client whose budget is spent: whole
+    /// seconds until it may retry. The limiter's middleware answers 429 without asking.
+    var clientHeldFor: Int?
+    /// The client's own `X-Request-Id`, when it sent a sane one; the server's id is `id`.
+    public var clientRequestID: String?
     /// The client's address: the socket's peer, or what a trusted proxy forwarded.
     public var clientAddress: String?
     /// What the limiter counts requests without a principal against: the client's address, an

@@ -1,21 +1,26 @@
 import Crypto
 import Foundation
 import Hummingbird
+import Synchronization
 
 /// `GET /health/live` answers without touching a dependency; `GET /health/ready` answers 200
 /// when the database answered the latest bounded round of checks (Vault's state is shown, not
 /// required: the keys are in memory);
-/// `GET /health/detailed` reports every dependency (DESIGN.md §Health).
+/// `GET /health/detailed` reports every dependency (DESIGN.md §Health): on the operations
+/// listener to anyone who reaches it, on the public one only with `HEALTH_DETAILED_TOKEN`.
 struct HealthRoutes {
     let monitor: HealthMonitor
-    /// `HEALTH_DETAILED_TOKEN`: when set, `/health/detailed` requires it as a bearer token.
-    let detailedToken: SecretToken?
+    /// Who may read `/health/detailed` on this listener.
+    let detailedAccess: OperationsAccess
     /// Once set (SIGTERM), readiness answers 503 whatever the checks say.
     let drain: DrainState
+    /// Whether the last readiness answer was ready: readiness logs when that changes, not per
+    /// request (a balancer polling an instance whose database is down is not a flood of lines).
+    private let wasReady = ReadinessMemory()
 
-    init(monitor: HealthMonitor, detailedToken: String?, drain: DrainState) {
+    init(monitor: HealthMonitor, detailedAccess: OperationsAccess, drain: DrainState) {
         self.monitor = monitor
-        self.detailedToken = detailedToken.map(SecretToken.init)
+        self.detailedAccess = detailedAccess
         self.drain = drain
     }
 
@@ -26,8 +31,9 @@ struct HealthRoutes {
         group.get("ready") { _, context in
             try await ready(context: context)
         }
-        group.get("detailed") { request, _ in
-            try await detailed(request)
+        group.get("detailed") { _, context in
+            try detailedAccess.check(context)
+            return try await detailed()
         }
     }
 
@@ -50,26 +56,49 @@ struct HealthRoutes {
             vault: report.vault?.status.rawValue,
             latencyMs: max(report.database.latencyMs, report.vault?.latencyMs ?? 0)
         )
+        if wasReady.last.exchange(ready, ordering: .relaxed) != ready {
+            if ready {
+                context.logger.info("readiness: the database answers again", metadata: ["latencyMs": "\(report.database.latencyMs)"])
+            } else {
+                context.logger.warning(
+                    "readiness: the database is unreachable", metadata: ["latencyMs": "\(report.database.latencyMs)"])
+            }
+        }
         guard ready else {
-            context.logger.warning(
-                "readiness: the database is unreachable", metadata: ["latencyMs": "\(report.database.latencyMs)"]
-            )
             return try jsonResponse(readiness, status: .serviceUnavailable, headers: [.cacheControl: "no-store", .retryAfter: "1"])
         }
         return try jsonResponse(readiness, headers: [.cacheControl: "no-store"])
     }
 
-    func detailed(_ request: Request) async throws -> Response {
-        if let detailedToken {
-            guard let token = request.bearerToken, detailedToken.matches(token) else {
-                throw SignetError(
-                    .unauthorized, "unauthorized", "a valid health bearer token is required",
-                    headers: [.wwwAuthenticate: #"Bearer realm="signet-health""#])
-            }
-        }
+    func detailed() async throws -> Response {
         let report = await monitor.report()
         var headers: HTTPFields = [.cacheControl: "no-store"]
         if report.httpStatus == 503 { headers[.retryAfter] = "1" }
         return try jsonResponse(report, status: HTTPResponse.Status(code: report.httpStatus), headers: headers)
+    }
+}
+
+/// The last readiness answer, shared by every copy of the routes.
+final class ReadinessMemory: Sendable {
+    let last = Atomic<Bool>(true)
+}
+
+/// Who may read an operations route (`/metrics`, `/health/detailed`) on a listener.
+enum OperationsAccess: Sendable {
+    /// The operations listener (`OPS_HOST`:`OPS_PORT`): whoever reaches it.
+    case operationsListener
+    /// The public listener: only the principal `.operations` that the route's token makes
+    /// (`AuthMiddleware`); without a token configured the route is not served here.
+    case publicListener(variable: String, tokenConfigured: Bool)
+
+    func check(_ context: SignetRequestContext) throws {
+        guard case .publicListener(let variable, let tokenConfigured) = self else { return }
+        if case .operations = context.principal { return }
+        guard tokenConfigured else {
+            throw SignetError.notFound("served on the operations listener (OPS_HOST, OPS_PORT); set \(variable) to serve it here too")
+        }
+        throw SignetError(
+            .unauthorized, "unauthorized", "a valid \(variable) bearer token is required",
+            headers: [.wwwAuthenticate: #"Bearer realm="signet-operations""#])
     }
 }

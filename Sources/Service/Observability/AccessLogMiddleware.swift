@@ -31,8 +31,8 @@ struct AccessLogMiddleware: RouterMiddleware {
         let principal: String =
             switch context.principal {
             case .admin: "admin"
-            case .agent: "agent"
             case .client: "client"
+            case .operations: "operations"
             case nil: "none"
             }
         let route = context.endpointPath.flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "unmatched"

@@ -26,32 +26,19 @@ struct MetricsMiddleware: RouterMiddleware {
     }
 }
 
-/// `GET /metrics`: the Prometheus text format, never rate limited; with `METRICS_TOKEN` set, only
-/// for `Authorization: Bearer <it>`. The pool, limiter and health gauges are read at scrape time.
+/// `GET /metrics`: the Prometheus text format, on the operations listener to whoever reaches it,
+/// on the public listener only for `Authorization: Bearer <METRICS_TOKEN>` (`OperationsAccess`;
+/// a failed token counts against the address). The pool, limiter and health gauges are read at
+/// scrape time.
 struct MetricsRoutes {
     let metrics: SignetMetrics
-    let token: SecretToken?
     let pool: ConnectionPool
     let limiter: RateLimiter
     let health: HealthMonitor
 
-    init(metrics: SignetMetrics, token: String?, pool: ConnectionPool, limiter: RateLimiter, health: HealthMonitor) {
-        self.metrics = metrics
-        self.token = token.map(SecretToken.init)
-        self.pool = pool
-        self.limiter = limiter
-        self.health = health
-    }
-
-    func add(to router: Router<SignetRequestContext>) {
-        router.get("/metrics") { request, _ in
-            if let token {
-                guard let given = request.bearerToken, token.matches(given) else {
-                    throw SignetError(
-                        .unauthorized, "unauthorized", "a valid metrics bearer token is required",
-                        headers: [.wwwAuthenticate: #"Bearer realm="signet-metrics""#])
-                }
-            }
+    func add(to router: Router<SignetRequestContext>, access: OperationsAccess) {
+        router.get("/metrics") { _, context in
+            try access.check(context)
             await collect()
             return Response(
                 status: .ok,

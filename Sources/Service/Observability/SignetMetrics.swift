@@ -48,6 +48,12 @@ public final class SignetMetrics: Sendable {
     private let limiterDecisions: [String: MetricCounter]
     private let redisLatency: MetricTimer
     private let acquireWait: MetricTimer
+    /// Connections closed as they opened: their address held `HTTP_MAX_CONNECTIONS_PER_ADDRESS`.
+    let connectionsRefusedPerAddress: MetricCounter
+    /// Times a connection stopped being read: it had `HTTP_MAX_PIPELINED_REQUESTS` unanswered.
+    let pipelinePaused: MetricCounter
+    /// Connections closed because a response made no progress for `HTTP_WRITE_TIMEOUT_MS`.
+    let writeTimeouts: MetricCounter
     private let dependencyCalls = Mutex<[String: (latency: MetricTimer, errors: MetricCounter)]>([:])
     /// Values read at scrape time from the pool, the limiter and the health report.
     private let gauges = Mutex<[GaugeKey: MetricGauge]>([:])
@@ -90,6 +96,10 @@ public final class SignetMetrics: Sendable {
         limiterDecisions = decisions
         redisLatency = MetricTimer(label: "signet_redis_call_duration_seconds", factory: factory)
         acquireWait = MetricTimer(label: "signet_db_pool_acquire_wait_seconds", factory: factory)
+        connectionsRefusedPerAddress = MetricCounter(
+            label: "signet_http_connections_refused_total", dimensions: [("reason", "per_address")], factory: factory)
+        pipelinePaused = MetricCounter(label: "signet_http_pipeline_paused_total", factory: factory)
+        writeTimeouts = MetricCounter(label: "signet_http_write_timeouts_total", factory: factory)
     }
 
     // MARK: Requests

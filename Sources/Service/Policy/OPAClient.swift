@@ -24,9 +24,11 @@ public struct OPAClient: Sendable {
 
     /// The process's client for OPA (never shut down, like `HTTPClient.shared`): there is a
     /// decision per token request, so it keeps up to 64 connections per host, where the shared
-    /// client's 8 make concurrent decisions queue.
+    /// client's 8 make concurrent decisions queue. It never follows a redirect: a decision
+    /// comes from `OPA_URL` or not at all.
     public static let sharedHTTP: HTTPClient = {
         var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
         configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()

@@ -2,12 +2,15 @@ import HTTPTypes
 import Hummingbird
 import Metrics
 
-/// Limits every API route (everything but `/health/*` and `/metrics`), after authentication, and
+/// Limits every route but liveness, readiness and the operations routes opened by their token
+/// (a failed or missing operations token counts against the address), after authentication, and
 /// puts `RateLimit-Policy` and `RateLimit` (IETF ratelimit-headers draft 07 syntax) on every
 /// response of those routes; a rejection is 429 with `Retry-After` and a JSON error.
 ///
 /// Whose budget a request spends is decided by what it proved, never by what it named:
-/// - an agent (client credentials or access token): its own (`RATE_LIMIT_MAX_REQUESTS`);
+/// - an agent (by its client credentials): its own (`RATE_LIMIT_MAX_REQUESTS`); once that is
+///   spent, its client id is held in `clientHolds` until its retry time, and a request naming it
+///   is answered here before it is looked up or checked (`AuthMiddleware`);
 /// - the admin token: the admin's (`RATE_LIMIT_ADMIN_MAX_REQUESTS`);
 /// - no principal, failed authentication included: its source address's
 ///   (`RATE_LIMIT_ADDRESS_MAX_REQUESTS`); once that is spent, the address is held in the
@@ -19,21 +22,31 @@ struct RateLimitMiddleware: RouterMiddleware {
     let limiter: RateLimiter
     let admin: AdminAuthenticator
     let gate: AddressGate
+    let clientHolds: AddressGate
 
     static let rejected = Counter(label: "signet_rate_limited_total")
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let path = request.uri.path
-        guard !path.hasPrefix("/health/"), path != "/metrics" else { return try await next(request, context) }
-        let subject = self.subject(path: path, context: context)
+        // Liveness and readiness are cheap and the balancer's; an operations token is the operator's.
+        if path == "/health/live" || path == "/health/ready" { return try await next(request, context) }
+        if case .operations = context.principal { return try await next(request, context) }
+        let subject = context.clientHeldFor == nil ? self.subject(path: path, context: context) : RateLimitSubject(.agent, "held")
         let decision: RateLimitDecision
-        if subject.kind == .address, let retryAfter = gate.retryAfter(context.limiterAddress) {
+        if let retryAfter = context.clientHeldFor {
+            decision = RateLimitDecision(
+                allowed: false, limit: limiter.budgets[.agent], remaining: 0, resetMilliseconds: Int64(retryAfter) * 1000)
+        } else if subject.kind == .address, let retryAfter = gate.retryAfter(context.limiterAddress) {
             decision = RateLimitDecision(
                 allowed: false, limit: limiter.budgets[.address], remaining: 0, resetMilliseconds: Int64(retryAfter) * 1000)
         } else {
             decision = await limiter.decide(subject)
-            if !decision.allowed, subject.kind == .address {
-                gate.block(context.limiterAddress, milliseconds: decision.resetMilliseconds)
+            if !decision.allowed {
+                switch context.principal {
+                case .client(let client, _): clientHolds.block(client.clientID, milliseconds: decision.resetMilliseconds)
+                case nil where subject.kind == .address: gate.block(context.limiterAddress, milliseconds: decision.resetMilliseconds)
+                default: break
+                }
             }
         }
         var response: Response
@@ -64,9 +77,8 @@ struct RateLimitMiddleware: RouterMiddleware {
         }
         switch context.principal {
         case .admin: return admin.subject
-        case .agent(let claims): return RateLimitSubject(.agent, claims.sub)
         case .client(let client, _): return client.rateLimitSubject
-        case nil: return RateLimitSubject(.address, context.limiterAddress)
+        case nil, .operations: return RateLimitSubject(.address, context.limiterAddress)
         }
     }
 }

@@ -4,15 +4,22 @@ import DequeModule
 /// timestamps of the requests it was allowed in the last `window`; a request is allowed while
 /// fewer than `limit` are counted. Rejected requests are not counted. Redis runs the same
 /// algorithm in `RedisWindow.script`.
+///
+/// At most `capacity` subjects are held, least recently used first out (O(1)): a flood of
+/// distinct addresses while Redis is down cannot grow the instance without bound. A subject
+/// pushed out starts again from nothing, which only a flood of `capacity` others can cause.
 public struct SlidingWindow: Sendable {
     public let limit: Int
     public let windowMilliseconds: Int64
-    private var entries: [String: Deque<Int64>] = [:]
-    private var decisionsSinceSweep = 0
+    private var entries: LRUCache<String, Deque<Int64>>
 
-    public init(limit: Int, windowMilliseconds: Int64) {
+    /// The default `capacity`.
+    public static let defaultCapacity = 100_000
+
+    public init(limit: Int, windowMilliseconds: Int64, capacity: Int = SlidingWindow.defaultCapacity) {
         self.limit = limit
         self.windowMilliseconds = windowMilliseconds
+        entries = LRUCache(capacity: capacity)
     }
 
     /// Decides for `subject` at `now` (milliseconds on any monotonic scale), with `limit` unless
@@ -20,26 +27,16 @@ public struct SlidingWindow: Sendable {
     public mutating func decide(_ subject: String, limit: Int? = nil, now: Int64) -> RateLimitDecision {
         let limit = limit ?? self.limit
         // Taken out of the dictionary so it is uniquely referenced: appending must not copy it.
-        var timestamps = entries.removeValue(forKey: subject) ?? []
+        var timestamps = entries.take(subject) ?? []
         // The window is (now - window, now]: an entry exactly `window` old has left.
         while let oldest = timestamps.first, oldest <= now - windowMilliseconds { timestamps.removeFirst() }
         let allowed = timestamps.count < limit
         if allowed { timestamps.append(now) }
         let reset = timestamps.first.map { $0 + windowMilliseconds - now } ?? 0
-        if !timestamps.isEmpty { entries[subject] = timestamps }
-        sweepIfDue(now: now)
+        if !timestamps.isEmpty { entries.set(subject, timestamps) }
         return RateLimitDecision(allowed: allowed, limit: limit, remaining: limit - timestamps.count, resetMilliseconds: reset)
     }
 
     /// Subjects with counted requests (for tests and memory bounds).
     public var subjectCount: Int { entries.count }
-
-    /// Every so often, forget subjects whose requests have all left the window.
-    private mutating func sweepIfDue(now: Int64) {
-        decisionsSinceSweep += 1
-        guard decisionsSinceSweep >= 10_000 else { return }
-        decisionsSinceSweep = 0
-        let horizon = now - windowMilliseconds
-        entries = entries.filter { ($0.value.last ?? .min) > horizon }
-    }
 }

@@ -15,13 +15,22 @@ public struct VaultClient: Sendable {
     /// Told each KV call's latency and failure (`signet_dependency_call_*{dependency="vault"}`).
     public var metrics: SignetMetrics?
 
-    public init(address: String, token: String, mount: String, timeout: Duration, http: HTTPClient = .shared) {
+    public init(address: String, token: String, mount: String, timeout: Duration, http: HTTPClient = VaultClient.sharedHTTP) {
         self.address = address.hasSuffix("/") ? String(address.dropLast()) : address
         self.token = token
         self.mount = mount
         self.timeout = timeout
         self.http = http
     }
+
+    /// The process's client for Vault (never shut down, like `HTTPClient.shared`). It never
+    /// follows a redirect: `X-Vault-Token` goes to `VAULT_ADDR` and nowhere else, so a 3xx (a
+    /// Vault impostor's, or a standby's) is an error, never a hop with the token.
+    public static let sharedHTTP: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// `GET /v1/sys/health?standbyok=true&perfstandbyok=true`: 200 is healthy (a standby is
     /// fine) when `auth/token/lookup-self` also accepts the token; sealed (503), uninitialised

@@ -91,6 +91,15 @@ package struct ClientCredentials: Equatable {
         return ClientCredentials(clientID: id, secret: secret, method: .post)
     }
 
+    /// The client id a request names (the HTTP Basic user, else the form's `client_id`) when it
+    /// is of the shape Signet issues; nil otherwise, and for credentials that do not parse. Only
+    /// to look up a hold on that client: it authenticates nothing.
+    static func namedClient(_ request: Request, form: OAuthForm) -> String? {
+        let named = (try? basicCredentials(header: request.headers[.authorization]))??.clientID ?? form["client_id"]
+        guard let named, CredentialHasher.isWellFormedClientID(named) else { return nil }
+        return named
+    }
+
     /// `Authorization: Basic base64(urlencode(id) ":" urlencode(secret))`.
     static func basicCredentials(_ request: Request) throws(OAuthError) -> ClientCredentials? {
         try basicCredentials(header: request.headers[.authorization])

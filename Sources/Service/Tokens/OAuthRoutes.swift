@@ -66,8 +66,8 @@ struct OAuthRoutes {
         guard case .client(let client, let credential) = context.principal else {
             if case .invalidClient(_, let known?) = context.authFailure {
                 await tokens.deny(
-                    known, reason: "wrong or expired client secret",
-                    audit: AuditContext(actor: "client:\(known.clientID)", requestID: context.id), logger: context.logger)
+                    known, reason: "wrong or expired client secret", audit: context.audit(actor: "client:\(known.clientID)"),
+                    logger: context.logger)
             }
             throw Self.clientAuthenticationError(context, basicAttempted: basicAttempted)
         }
@@ -76,7 +76,7 @@ struct OAuthRoutes {
             credential: credential,
             requestedScope: form["scope"],
             clientAddress: context.clientAddress,
-            audit: AuditContext(actor: "agent:\(client.agentID)", requestID: context.id),
+            audit: context.audit,
             logger: context.logger
         )
         return issued.response
@@ -104,20 +104,13 @@ struct OAuthRoutes {
             throw OAuthError(.unsupportedTokenType, "token_type_hint must be access_token")
         }
         let clientID: String? = if case .client(let id) = caller { id } else { nil }
-        try await tokens.revoke(token, by: clientID, audit: AuditContext(actor: caller.actor, requestID: context.id))
+        try await tokens.revoke(token, by: clientID, audit: context.audit)
         return Response(status: .ok, headers: [.cacheControl: "no-store"])
     }
 
     enum Caller {
         case admin
         case client(String)
-
-        var actor: String {
-            switch self {
-            case .admin: "admin"
-            case .client(let id): "client:\(id)"
-            }
-        }
 
         func mayInspect(_ claims: AccessTokenClaims) -> Bool {
             switch self {
@@ -136,9 +129,7 @@ struct OAuthRoutes {
             return .client(client.clientID)
         case .client:
             throw OAuthError(.invalidClient, "client authentication failed", basicAttempted: true)
-        case .agent:
-            throw OAuthError(.invalidClient, "an access token is not accepted here; use client credentials or the admin token")
-        case nil:
+        case nil, .operations:
             throw clientAuthenticationError(
                 context, basicAttempted: request.headers[.authorization]?.lowercased().hasPrefix("basic ") == true)
         }
@@ -157,13 +148,10 @@ struct OAuthRoutes {
             }
             return OAuthError(.invalidClient, "client authentication failed", basicAttempted: method == .basic)
         case .invalidBearer:
-            return OAuthError(.invalidClient, "the bearer token is not accepted here")
+            return OAuthError(.invalidClient, "an access token is not accepted here; use client credentials")
         case .notTried:
             return OAuthError(.invalidClient, "client authentication failed", basicAttempted: basicAttempted)
         case nil:
-            if case .agent = context.principal {
-                return OAuthError(.invalidClient, "an access token is not accepted here; use client credentials")
-            }
             if case .admin = context.principal {
                 return OAuthError(.invalidClient, "the admin token cannot request tokens; use client credentials")
             }

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import Spec
 
 /// Issues, introspects and revokes access tokens.
 public struct TokenService: Sendable {
@@ -63,13 +64,22 @@ public struct TokenService: Sendable {
         }
         let subject = PolicySubject(
             agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes, clientAddress: clientAddress)
-        let granted = try await policy.grantedScopes(for: subject, requested: requested)
+        var granted = try await policy.grantedScopes(for: subject, requested: requested)
+        if requested.isEmpty {
+            // A default grant never carries a scope that acts on Signet itself: only when asked for.
+            granted.removeAll(where: Scopes.actsOnSignet)
+        }
         guard !granted.isEmpty else {
             await deny(client, reason: "no requested scope is granted", audit: audit(), logger: logger)
             // Scopes the agent could have had, refused by the policy: a policy denial, not the client's mistake.
-            let eligible = requested.isEmpty ? !client.scopes.isEmpty : requested.contains(where: client.scopes.contains)
+            let eligible =
+                requested.isEmpty
+                ? client.scopes.contains { !Scopes.actsOnSignet($0) } : requested.contains(where: client.scopes.contains)
             var error = OAuthError(
-                .invalidScope, requested.isEmpty ? "the agent holds no scope" : "none of the requested scopes is granted to this agent")
+                .invalidScope,
+                requested.isEmpty
+                    ? "the agent holds no scope granted by default (ask for the scopes it needs)"
+                    : "none of the requested scopes is granted to this agent")
             error.deniedByPolicy = eligible
             throw error
         }
@@ -94,13 +104,14 @@ public struct TokenService: Sendable {
         return Issued(accessToken: token, expiresIn: lifetime, scope: claims.scope)
     }
 
-    /// Records a refused token request of a known agent.
+    /// Records a refused token request of a known agent: counted in the audit trail, one row per
+    /// agent, address, minute and reason (`AuditLog.countDenial`).
     func deny(_ client: ClientRecord, reason: String, audit: AuditContext, logger: Logger) async {
         logger.info("token denied", metadata: ["agent.id": "\(client.agentID)", "reason": "\(reason)"])
+        let bucket = Int64((now().timeIntervalSince1970 / 60).rounded(.down))
         do {
             try await pool.withConnection { connection in
-                try AuditLog.append(
-                    .tokenDenied, agentID: client.agentID, context: audit, details: ["reason": .string(reason)], on: connection)
+                try AuditLog.countDenial(agentID: client.agentID, reason: reason, context: audit, bucket: bucket, on: connection)
             }
         } catch {
             logger.warning("could not write the token.denied audit event", metadata: ["error": "\(error)"])

@@ -202,7 +202,7 @@ public enum CacheScenarios {
 
     /// The `credentialCache` status of the instance's `/health/detailed`.
     static func cacheHealth(_ instance: SignetInstance) async throws -> String? {
-        let health = try await HTTP.request(.GET, "\(instance.url)/health/detailed")
+        let health = try await HTTP.request(.GET, "\(instance.opsURL)/health/detailed")
         return (health.json["credentialCache"] as? [String: Any])?["status"] as? String
     }
 }

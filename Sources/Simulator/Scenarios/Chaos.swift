@@ -3,7 +3,9 @@ import Foundation
 /// The fault-free checks `signet-sim chaos` runs against an already deployed Signet. It changes
 /// nothing but the test agent it creates and deactivates.
 public enum Chaos {
-    public static func run(target: String, adminToken: String) async -> ScenarioReport {
+    /// - Parameter operations: the base URL of an instance's operations listener, where
+    ///   `/health/detailed` is read; nil asks `target` (which answers it only with a token).
+    public static func run(target: String, adminToken: String, operations: String? = nil) async -> ScenarioReport {
         let started = ContinuousClock.now
         var checks: [Check] = []
         func record(_ name: String, _ passed: Bool, expected: String, observed: String) {
@@ -16,10 +18,11 @@ public enum Chaos {
             checks.append(Check(name: name, outcome: .skipped, expected: expected, observed: observed, at: ContinuousClock.now - started))
         }
         let base = target.hasSuffix("/") ? String(target.dropLast()) : target
+        let operationsBase = operations.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? base
         var failure: String?
         do {
             try await registryRoundTrip(base: base, token: adminToken, record: record)
-            try await healthShape(base: base, record: record, skip: skip)
+            try await healthShape(base: base, operations: operationsBase, record: record, skip: skip)
             try await rateLimit(base: base, token: adminToken, record: record, skip: skip)
         } catch {
             failure = "\(error)"
@@ -68,7 +71,7 @@ public enum Chaos {
         record("admin API needs the token", unauthorised.status == 401, "401", "\(unauthorised.status)")
     }
 
-    static func healthShape(base: String, record: Record, skip: Skip) async throws {
+    static func healthShape(base: String, operations: String, record: Record, skip: Skip) async throws {
         let live = try await HTTP.request(.GET, "\(base)/health/live")
         record(
             "/health/live", live.status == 200 && live.json["status"] as? String == "ok", #"200 {"status":"ok"}"#,
@@ -80,9 +83,9 @@ public enum Chaos {
             "200 or 503 with status and database",
             "\(ready.status) \(ready.body)"
         )
-        let detailed = try await HTTP.request(.GET, "\(base)/health/detailed")
+        let detailed = try await HTTP.request(.GET, "\(operations)/health/detailed")
         if detailed.status == 404 {
-            skip("/health/detailed (not deployed on this target)", "200/207/503", "404")
+            skip("/health/detailed (on the operations listener: give --operations)", "200/207/503", "404")
         } else if detailed.status == 401 {
             skip("/health/detailed (protected by HEALTH_DETAILED_TOKEN)", "200/207/503", "401")
         } else {

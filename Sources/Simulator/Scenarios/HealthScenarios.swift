@@ -16,7 +16,7 @@ public enum HealthScenarios {
         let signet: SignetInstance
         let vault: VaultFake
         let opa: OPAFake
-        var detailedURL: String { "\(signet.url)/health/detailed" }
+        var detailedURL: String { "\(signet.opsURL)/health/detailed" }
     }
 
     static func startWorld(_ context: ScenarioContext, id: String, _ extra: [String: String] = [:]) async throws -> World {
@@ -338,7 +338,7 @@ public enum HealthScenarios {
             observed: timed.map { $0.1 ?? "absent" }.joined(separator: ","))
         context.expect("API requests while frozen: slowest answer", timed.map(\.2).max() ?? .zero, in: .zero...apiBound, describe: format)
 
-        let (detailedResponse, _) = try await detailed(context, "\(signet.url)/health/detailed", until: "database", is: "unreachable")
+        let (detailedResponse, _) = try await detailed(context, "\(signet.opsURL)/health/detailed", until: "database", is: "unreachable")
         context.expect("/health/detailed while frozen", detailedResponse.status, equals: 503)
         let readyStarted = ContinuousClock.now
         let ready = try await HTTP.request(.GET, "\(signet.url)/health/ready", timeout: .seconds(30))

@@ -74,17 +74,17 @@ public enum OperationsScenarios {
         name: "prometheus-scrape",
         requirement: requirement,
         specScenario: "A real Prometheus scrapes every instance and sees the series move",
-        summary: "Two instances with METRICS_TOKEN, a real Prometheus (Debian's package) scraping both every second with "
-            + "that bearer token: both targets up, the pool and request series present for each, and "
+        summary: "Two instances, a real Prometheus (Debian's package) scraping both every second on their operations "
+            + "listeners (OPS_PORT, no token; the public listener refuses /metrics without METRICS_TOKEN): both targets up, the pool and request series present for each, and "
             + "signet_token_requests_total{result=\"issued\"} rising by the 40 tokens issued, through Prometheus's HTTP API."
     ) { context in
         let database = try await context.database()
-        let token = "sim-metrics-token-\(UUID().uuidString)"
-        var variables = context.environment(database: database, applicationName: "sim-prometheus", CacheScenarios.unlimited())
-        variables["METRICS_TOKEN"] = token
+        let variables = context.environment(database: database, applicationName: "sim-prometheus", CacheScenarios.unlimited())
         let first = try await context.startSignet(id: "a", environment: variables)
         let second = try await context.startSignet(id: "b", environment: variables)
-        let prometheus = try await PrometheusServer.start(scraping: [first, second], bearer: token)
+        let publicScrape = try await HTTP.request(.GET, "\(first.url)/metrics")
+        context.expect("GET /metrics on the public listener without METRICS_TOKEN", publicScrape.status, equals: 404)
+        let prometheus = try await PrometheusServer.start(scraping: [first, second])
         context.atTearDown { await prometheus.stop() }
 
         try await waitUntil("Prometheus scrapes both instances", timeout: .seconds(20)) {

@@ -66,7 +66,7 @@ public enum VaultScenarios {
         try await vault.setDown(true)
         let duringOutage = try await HealthScenarios.requestToken(base: b.url, clientID: clientID, secret: secret)
         context.expect("token while Vault is down", duringOutage.status, equals: 200)
-        let (health, _) = try await HealthScenarios.detailed(context, "\(a.url)/health/detailed", until: "vault", is: "unreachable")
+        let (health, _) = try await HealthScenarios.detailed(context, "\(a.opsURL)/health/detailed", until: "vault", is: "unreachable")
         context.expect("health while Vault is down", health.status, equals: 503)
         try await vault.setDown(false)
 

@@ -13,23 +13,22 @@ public final class PrometheusServer: Sendable {
         self.process = process
     }
 
-    /// - Parameter bearer: the `METRICS_TOKEN` the instances require, if any.
-    public static func start(scraping targets: [SignetInstance], bearer: String?) async throws -> PrometheusServer {
+    /// Scrapes each instance's operations listener (`OPS_PORT`), where `/metrics` needs no token.
+    public static func start(scraping targets: [SignetInstance]) async throws -> PrometheusServer {
         let executable = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"].first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let executable else { throw SimulatorError.missingTool("prometheus (apt-get install prometheus)") }
         let port = try freePort()
         let folder = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("signet-sim-prometheus-\(port)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        let authorization = bearer.map { "\n    authorization:\n      type: Bearer\n      credentials: \"\($0)\"" } ?? ""
         let configuration = """
             global:
               scrape_interval: 1s
               evaluation_interval: 1s
             scrape_configs:
               - job_name: signet
-                scrape_timeout: 1s\(authorization)
+                scrape_timeout: 1s
                 static_configs:
-                  - targets: [\(targets.map { "\"127.0.0.1:\($0.port)\"" }.joined(separator: ", "))]
+                  - targets: [\(targets.map { "\"127.0.0.1:\($0.opsPort)\"" }.joined(separator: ", "))]
 
             """
         let file = folder.appendingPathComponent("prometheus.yml")

@@ -5,28 +5,35 @@ import Foundation
 public final class SignetInstance: Sendable {
     public let id: String
     public let port: Int
+    /// The operations listener's port (`OPS_PORT`): `/metrics` and `/health/*` without tokens.
+    public let opsPort: Int
     public let environment: [String: String]
     public let process: ManagedProcess
 
     public var url: String { "http://127.0.0.1:\(port)" }
+    /// The operations listener, where the scraper and the detailed health checks go.
+    public var opsURL: String { "http://127.0.0.1:\(opsPort)" }
 
-    private init(id: String, port: Int, environment: [String: String], process: ManagedProcess) {
+    private init(id: String, port: Int, opsPort: Int, environment: [String: String], process: ManagedProcess) {
         self.id = id
         self.port = port
+        self.opsPort = opsPort
         self.environment = environment
         self.process = process
     }
 
     /// Starts an instance and waits until `/health/live` answers 200.
     ///
-    /// - Parameter environment: Signet's variables; `PORT` and `SIGNET_INSTANCE_ID` are added
-    ///   when missing, `SHUTDOWN_DRAIN_MS=0` (an instance the Simulator stops stops at once;
+    /// - Parameter environment: Signet's variables; `PORT`, `OPS_PORT` and `SIGNET_INSTANCE_ID`
+    ///   are added when missing, `SHUTDOWN_DRAIN_MS=0` (an instance the Simulator stops stops at once;
     ///   a scenario about draining sets its own) and `LOG_FORMAT=text`.
     public static func start(id: String, environment: [String: String]) async throws -> SignetInstance {
         let binary = try SignetBinary.locate()
         var variables = environment
         let port = try Int(variables["PORT"] ?? "") ?? freePort()
         variables["PORT"] = String(port)
+        let opsPort = try Int(variables["OPS_PORT"] ?? "") ?? freePort()
+        variables["OPS_PORT"] = String(opsPort)
         variables["HOST"] = variables["HOST"] ?? "127.0.0.1"
         variables["SIGNET_INSTANCE_ID"] = variables["SIGNET_INSTANCE_ID"] ?? id
         variables["PATH"] = variables["PATH"] ?? "/usr/bin:/bin"
@@ -34,7 +41,7 @@ public final class SignetInstance: Sendable {
         // The scenarios read these lines as text (`LogTests` covers the JSON format).
         variables["LOG_FORMAT"] = variables["LOG_FORMAT"] ?? "text"
         let process = try ManagedProcess(name: "signet:\(id)", executable: binary, arguments: [], environment: variables)
-        let instance = SignetInstance(id: id, port: port, environment: variables, process: process)
+        let instance = SignetInstance(id: id, port: port, opsPort: opsPort, environment: variables, process: process)
         do {
             try await waitUntil("signet \(id) answers /health/live", timeout: .seconds(30)) {
                 if !process.isRunning {
@@ -58,11 +65,11 @@ public final class SignetInstance: Sendable {
     /// Log lines containing `text`.
     public func logLines(containing text: String) -> [String] { process.lines(containing: text) }
 
-    /// The value of one series of its `GET /metrics` (the whole line before the value, labels
-    /// included, as `signet_redis_call_duration_seconds_count`), or nil when it is not exported.
-    /// The instance must run without `METRICS_TOKEN`.
+    /// The value of one series of its `GET /metrics` on the operations listener (the whole line
+    /// before the value, labels included, as `signet_redis_call_duration_seconds_count`), or nil
+    /// when it is not exported.
     public func metric(_ series: String) async throws -> Double? {
-        let scrape = try await HTTP.request(.GET, "\(url)/metrics")
+        let scrape = try await HTTP.request(.GET, "\(opsURL)/metrics")
         guard scrape.status == 200 else { throw SimulatorError.setupFailed("GET /metrics on \(id): \(scrape.status)") }
         for line in scrape.body.split(separator: "\n") where !line.hasPrefix("#") {
             guard let space = line.lastIndex(of: " "), line[..<space] == series else { continue }

@@ -1,0 +1,166 @@
+import NIOCore
+import NIOHTTPTypes
+import Synchronization
+
+/// How many connections each source address holds open on this instance, against a bound
+/// (`HTTP_MAX_CONNECTIONS_PER_ADDRESS`): one address cannot take every slot of
+/// `HTTP_MAX_CONNECTIONS`. An address is counted as the limiter counts it (IPv6 by its /64, an
+/// IPv4 address embedded in NAT64's `64:ff9b::/96` as that IPv4 address); the balancers of
+/// `TRUSTED_PROXIES` are not bounded (every client behind them shares their address).
+public final class ConnectionsPerAddress: Sendable {
+    private let counts = Mutex<[String: Int]>([:])
+    /// Most connections one address holds at once.
+    public let limit: Int
+    let trustedProxies: TrustedProxies
+
+    public init(limit: Int, trustedProxies: TrustedProxies) {
+        self.limit = limit
+        self.trustedProxies = trustedProxies
+    }
+
+    /// The key a connection from `peer` counts against, or nil when it is not bounded.
+    func key(peer: String?) -> String? {
+        guard let peer, !trustedProxies.contains(peer) else { return nil }
+        return TrustedProxies.limiterKey(TrustedProxies.canonical(peer))
+    }
+
+    /// Counts a new connection of `key`; false (and not counted) when `key` holds `limit` already.
+    func open(_ key: String) -> Bool {
+        counts.withLock { counts in
+            let current = counts[key, default: 0]
+            guard current < limit else { return false }
+            counts[key] = current + 1
+            return true
+        }
+    }
+
+    /// Ends a connection that `open` counted.
+    func close(_ key: String) {
+        counts.withLock { counts in
+            let remaining = counts[key, default: 1] - 1
+            counts[key] = remaining > 0 ? remaining : nil
+        }
+    }
+
+    /// Connections `key` holds now.
+    public func count(_ key: String) -> Int { counts.withLock { $0[key, default: 0] } }
+}
+
+/// What one HTTP connection may make the instance hold, per connection:
+/// - **connections per address:** a connection past its address's bound (`ConnectionsPerAddress`)
+///   is closed as it opens;
+/// - **pipelined requests:** at most `maxPipelined` requests read and not yet answered; past that
+///   the connection is not read from until an answer is written (the client waits in TCP, the
+///   instance holds nothing more for it);
+/// - **write deadline:** a response that makes no progress for `writeTimeout` (the channel stays
+///   unwritable: the client reads nothing, and the kernel's buffers and NIO's are full) closes
+///   the connection. Hummingbird's idle timer does not run while a response is being written, so
+///   without this a client that never reads holds its connection and its buffers for ever.
+///
+/// Each refusal, pause and close is counted (`signet_http_connections_refused_total`,
+/// `signet_http_pipeline_paused_total`, `signet_http_write_timeouts_total`).
+final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPRequestPart
+    typealias InboundOut = HTTPRequestPart
+    typealias OutboundIn = HTTPResponsePart
+    typealias OutboundOut = HTTPResponsePart
+
+    private let metrics: SignetMetrics
+    private let perAddress: ConnectionsPerAddress?
+    private let maxPipelined: Int
+    private let writeTimeout: TimeAmount
+    /// The key this connection was counted under; nil before, or when it is not bounded.
+    private var counted: String?
+    private var admitted = false
+    /// Requests whose head was read and whose answer has not been written whole.
+    private var unanswered = 0
+    /// A `read` held back while `unanswered` is at the bound.
+    private var readHeld = false
+    private var stalled: Scheduled<Void>?
+
+    init(perAddress: ConnectionsPerAddress?, maxPipelined: Int, writeTimeout: TimeAmount, metrics: SignetMetrics) {
+        self.metrics = metrics
+        self.perAddress = perAddress
+        self.maxPipelined = maxPipelined
+        self.writeTimeout = writeTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { admit(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        admit(context: context)
+        context.fireChannelActive()
+    }
+
+    private func admit(context: ChannelHandlerContext) {
+        guard !admitted else { return }
+        admitted = true
+        guard let perAddress, let key = perAddress.key(peer: context.channel.remoteAddress?.ipAddress) else { return }
+        guard perAddress.open(key) else {
+            metrics.connectionsRefusedPerAddress.increment()
+            context.close(promise: nil)
+            return
+        }
+        counted = key
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head = unwrapInboundIn(data) { unanswered += 1 }
+        context.fireChannelRead(data)
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard unanswered < maxPipelined else {
+            if !readHeld { metrics.pipelinePaused.increment() }
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) {
+            unanswered = max(0, unanswered - 1)
+            if readHeld, unanswered < maxPipelined {
+                readHeld = false
+                context.read()
+            }
+        }
+        context.write(data, promise: promise)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            stalled?.cancel()
+            stalled = nil
+        } else if stalled == nil {
+            stalled = context.eventLoop.assumeIsolated().scheduleTask(in: writeTimeout) {
+                self.stalled = nil
+                guard !context.channel.isWritable else { return }
+                self.metrics.writeTimeouts.increment()
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        release()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        release()
+    }
+
+    private func release() {
+        stalled?.cancel()
+        stalled = nil
+        if let counted {
+            perAddress?.close(counted)
+            self.counted = nil
+        }
+    }
+}
