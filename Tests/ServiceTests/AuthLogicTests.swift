@@ -69,17 +69,16 @@ final class AddressGateTests: XCTestCase {
         XCTAssertNil(gate.retryAfter("b", now: start))
     }
 
-    func testStaysBoundedDroppingExpiredEntriesFirst() {
+    func testHeldAddressesAreALeastRecentlyUsedBound() {
         let gate = AddressGate(capacity: 2)
         let start = ContinuousClock.now
-        gate.block("old", milliseconds: 10, now: start)
-        gate.block("live", milliseconds: 10_000, now: start)
-        gate.block("new", milliseconds: 10_000, now: start + .seconds(1))
-        XCTAssertNotNil(gate.retryAfter("live", now: start + .seconds(1)), "the expired entry made room")
-        XCTAssertNotNil(gate.retryAfter("new", now: start + .seconds(1)))
-        gate.block("flood", milliseconds: 10_000, now: start + .seconds(1))
-        XCTAssertNil(gate.retryAfter("flood", now: start + .seconds(1)), "full of live entries: the newcomer is not held")
-        XCTAssertNotNil(gate.retryAfter("live", now: start + .seconds(1)), "and pushes nobody out")
+        gate.block("first", milliseconds: 10_000, now: start)
+        gate.block("second", milliseconds: 10_000, now: start)
+        XCTAssertNotNil(gate.retryAfter("first", now: start))
+        gate.block("flood", milliseconds: 10_000, now: start)
+        XCTAssertNotNil(gate.retryAfter("flood", now: start), "a newcomer is held")
+        XCTAssertNil(gate.retryAfter("first", now: start), "the least recently held went: it only asks the limiter again")
+        XCTAssertNotNil(gate.retryAfter("second", now: start))
     }
 }
 
@@ -92,6 +91,72 @@ extension AddressGateTests {
         XCTAssertTrue(gate.beginWork("b"), "other addresses are not affected")
         gate.endWork("a")
         XCTAssertTrue(gate.beginWork("a"), "a slot freed")
+    }
+
+    func testARequestWaitsForAFreedSlotAndGivesUpAtItsDeadline() async {
+        let gate = AddressGate(concurrentWork: 1, queuedWork: 1, workWait: .seconds(60))
+        XCTAssertTrue(gate.beginWork("a"))
+        let waiting = Task { await gate.awaitWork("a") }
+        while gate.waiting("a") == 0 { await Task.yield() }
+        let second = await gate.awaitWork("a")
+        XCTAssertFalse(second, "the queue holds one: a second waiter is refused at once")
+        gate.endWork("a")
+        let handedOver = await waiting.value
+        XCTAssertTrue(handedOver, "the freed slot went to the waiter")
+        XCTAssertEqual(gate.working("a"), 1, "and is still taken, by it")
+
+        let quick = AddressGate(concurrentWork: 1, queuedWork: 4, workWait: .milliseconds(1))
+        XCTAssertTrue(quick.beginWork("b"))
+        let expired = await quick.awaitWork("b")
+        XCTAssertFalse(expired, "no slot within the wait: refused")
+        XCTAssertEqual(quick.waiting("b"), 0, "and no longer queued")
+        quick.endWork("b")
+        XCTAssertEqual(quick.working("b"), 0)
+    }
+
+    func testACancelledWaiterLeavesTheQueue() async {
+        let gate = AddressGate(concurrentWork: 1, queuedWork: 4, workWait: .seconds(60))
+        XCTAssertTrue(gate.beginWork("a"))
+        let waiting = Task { await gate.awaitWork("a") }
+        while gate.waiting("a") == 0 { await Task.yield() }
+        waiting.cancel()
+        let granted = await waiting.value
+        XCTAssertFalse(granted)
+        XCTAssertEqual(gate.waiting("a"), 0)
+        gate.endWork("a")
+        XCTAssertEqual(gate.working("a"), 0, "the slot was freed, not handed to the cancelled waiter")
+    }
+}
+
+final class WorkSlotsTests: XCTestCase {
+    func testSlotsGoToWaitersInOrderThenFree() {
+        var slots = WorkSlots<String>(concurrent: 2, queued: 2)
+        XCTAssertTrue(slots.begin("x"))
+        XCTAssertEqual(slots.enqueue("x", id: 1, "one") == .began, true, "a free slot is taken at once")
+        XCTAssertEqual(slots.enqueue("x", id: 2, "two") == .waiting, true)
+        XCTAssertEqual(slots.enqueue("x", id: 3, "three") == .waiting, true)
+        XCTAssertEqual(slots.enqueue("x", id: 4, "four") == .full, true, "two waiting is the bound")
+        XCTAssertTrue(slots.begin("y"), "another address has slots of its own")
+        XCTAssertEqual(slots.expire("x", id: 2), "two", "a waiter's deadline")
+        XCTAssertNil(slots.expire("x", id: 2), "once")
+        XCTAssertEqual(slots.end("x"), "three", "a freed slot goes to the oldest waiter")
+        XCTAssertEqual(slots.working("x"), 2)
+        XCTAssertNil(slots.end("x"))
+        XCTAssertNil(slots.end("x"))
+        XCTAssertEqual(slots.working("x"), 0)
+        XCTAssertNil(slots.addresses["x"], "an idle address holds no entry")
+    }
+}
+
+final class ClientAddressKeyTests: XCTestCase {
+    func testNAT64EmbeddedIPv4CountsAsThatIPv4Address() {
+        XCTAssertEqual(TrustedProxies.limiterKey("64:ff9b::c000:0201"), "192.0.2.1")
+        XCTAssertEqual(TrustedProxies.limiterKey("64:ff9b::198.51.100.7"), "198.51.100.7")
+        XCTAssertNotEqual(
+            TrustedProxies.limiterKey("64:ff9b::c000:0201"), TrustedProxies.limiterKey("64:ff9b::c000:0202"),
+            "two IPv4 clients behind one translator are two budgets, not one /64")
+        XCTAssertEqual(TrustedProxies.limiterKey("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64")
+        XCTAssertEqual(TrustedProxies.limiterKey("203.0.113.5"), "203.0.113.5")
     }
 }
 

@@ -151,6 +151,11 @@ final class RateLimitConfigurationTests: XCTestCase {
         environment["HTTP_IDLE_TIMEOUT_MS"] = "5000"
         environment["HTTP_BODY_TIMEOUT_MS"] = "2000"
         environment["HTTP_MAX_CONNECTIONS"] = "64"
+        environment["HTTP_MAX_CONNECTIONS_PER_ADDRESS"] = "16"
+        environment["HTTP_WRITE_TIMEOUT_MS"] = "1500"
+        environment["HTTP_MAX_PIPELINED_REQUESTS"] = "4"
+        environment["OPS_HOST"] = "10.0.0.5"
+        environment["OPS_PORT"] = "9100"
         environment["SHUTDOWN_DRAIN_MS"] = "0"
         let configuration = try SignetConfiguration.from(environment: environment)
         XCTAssertEqual(
@@ -163,6 +168,11 @@ final class RateLimitConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.connections.idleTimeout, .seconds(5))
         XCTAssertEqual(configuration.connections.bodyTimeout, .seconds(2))
         XCTAssertEqual(configuration.connections.maxConnections, 64)
+        XCTAssertEqual(configuration.connections.maxConnectionsPerAddress, 16)
+        XCTAssertEqual(configuration.connections.writeTimeout, .milliseconds(1500))
+        XCTAssertEqual(configuration.connections.maxPipelinedRequests, 4)
+        XCTAssertEqual(configuration.operationsHost, "10.0.0.5")
+        XCTAssertEqual(configuration.operationsPort, 9100)
         XCTAssertEqual(configuration.shutdownDrain, .zero, "no drain: stop accepting at once")
     }
 
@@ -173,7 +183,9 @@ final class RateLimitConfigurationTests: XCTestCase {
             ("RATE_LIMIT_ADMIN_MAX_REQUESTS", "x"), ("RATE_LIMIT_DISCOVERY_MAX_REQUESTS", "-5"), ("TRUSTED_PROXIES", "10.0.0.0/40"),
             ("TRUSTED_PROXIES", "proxy.internal"), ("HTTP_IDLE_TIMEOUT_MS", "0"), ("HTTP_BODY_TIMEOUT_MS", "soon"),
             ("HTTP_MAX_CONNECTIONS", "0"), ("SHUTDOWN_DRAIN_MS", "-1"), ("SHUTDOWN_DRAIN_MS", "5s"), ("METRICS_TOKEN", "too-short"),
-            ("LOG_FORMAT", "xml"), ("ACCESS_LOG", "maybe"),
+            ("LOG_FORMAT", "xml"), ("ACCESS_LOG", "maybe"), ("HEALTH_DETAILED_TOKEN", "ab"),
+            ("HEALTH_DETAILED_TOKEN", String(repeating: "x", count: 31)), ("HTTP_MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ("HTTP_WRITE_TIMEOUT_MS", "later"), ("HTTP_MAX_PIPELINED_REQUESTS", "0"), ("OPS_PORT", "70000"), ("OPS_PORT", "8080"),
         ]
         for (variable, value) in cases {
             var environment = ConfigurationTests.valid

@@ -2,6 +2,10 @@ import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// How many connections each source address holds open on this instance, against a bound
 /// (`HTTP_MAX_CONNECTIONS_PER_ADDRESS`): one address cannot take every slot of
 /// `HTTP_MAX_CONNECTIONS`. An address is counted as the limiter counts it (IPv6 by its /64, an
@@ -49,21 +53,28 @@ public final class ConnectionsPerAddress: Sendable {
 /// What one HTTP connection may make the instance hold, per connection:
 /// - **connections per address:** a connection past its address's bound (`ConnectionsPerAddress`)
 ///   is closed as it opens;
-/// - **pipelined requests:** at most `maxPipelined` requests read and not yet answered; past that
+/// - **pipelined requests:** at most `maxPipelined` requests read and not yet answered; at that
 ///   the connection is not read from until an answer is written (the client waits in TCP, the
-///   instance holds nothing more for it);
-/// - **write deadline:** a response that makes no progress for `writeTimeout` (the channel stays
-///   unwritable: the client reads nothing, and the kernel's buffers and NIO's are full) closes
-///   the connection. Hummingbird's idle timer does not run while a response is being written, so
-///   without this a client that never reads holds its connection and its buffers for ever.
+///   instance holds nothing more for it); a client whose one write already carried more is
+///   reset (`signet_http_pipeline_overflows_total`), since what a read brought is decoded whole;
+/// - **write deadline:** while a response is not yet handed to the kernel whole, another must be
+///   within `writeTimeout`, or the connection is closed: a client that reads nothing fills the
+///   kernel's buffers, and nothing moves after. Hummingbird's idle timer does not run while a
+///   response is being written, so without this such a client holds its connection and its
+///   buffers for ever.
 ///
 /// Each refusal, pause and close is counted (`signet_http_connections_refused_total`,
-/// `signet_http_pipeline_paused_total`, `signet_http_write_timeouts_total`).
+/// `signet_http_pipeline_paused_total`, `signet_http_pipeline_overflows_total`,
+/// `signet_http_write_timeouts_total`). Each connection's kernel send buffer is fixed
+/// (`sendBufferBytes`), so what it can hold there is bounded too.
 final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
     typealias OutboundIn = HTTPResponsePart
     typealias OutboundOut = HTTPResponsePart
+
+    /// `SO_SNDBUF` of every connection: room for several whole responses, bounded.
+    static let sendBufferBytes: SocketOptionValue = 256 * 1024
 
     private let metrics: SignetMetrics
     private let perAddress: ConnectionsPerAddress?
@@ -76,6 +87,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private var unanswered = 0
     /// A `read` held back while `unanswered` is at the bound.
     private var readHeld = false
+    /// Responses whose end was written and not yet handed to the kernel whole.
+    private var unsentResponses = 0
+    /// The client sent more than `maxPipelined` requests at once: the connection is being reset.
+    private var overflowed = false
     private var stalled: Scheduled<Void>?
 
     init(perAddress: ConnectionsPerAddress?, maxPipelined: Int, writeTimeout: TimeAmount, metrics: SignetMetrics) {
@@ -97,6 +112,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func admit(context: ChannelHandlerContext) {
         guard !admitted else { return }
         admitted = true
+        // A fixed send buffer: the kernel's autotuning would let one unread connection hold
+        // megabytes of responses (it grew to 2.8 MB on loopback) until the write deadline.
+        context.channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: Self.sendBufferBytes).whenFailure { _ in }
         guard let perAddress, let key = perAddress.key(peer: context.channel.remoteAddress?.ipAddress) else { return }
         guard perAddress.open(key) else {
             metrics.connectionsRefusedPerAddress.increment()
@@ -107,7 +125,20 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .head = unwrapInboundIn(data) { unanswered += 1 }
+        if case .head = unwrapInboundIn(data) {
+            unanswered += 1
+            guard unanswered <= maxPipelined else {
+                // More at once than the bound, in what one read brought: the decoder would hand
+                // every one of them on, held in memory until answered.
+                if !overflowed {
+                    overflowed = true
+                    metrics.pipelineOverflows.increment()
+                    Self.abort(context)
+                }
+                return
+            }
+        }
+        guard !overflowed else { return }
         context.fireChannelRead(data)
     }
 
@@ -121,29 +152,37 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) {
-            unanswered = max(0, unanswered - 1)
-            if readHeld, unanswered < maxPipelined {
-                readHeld = false
-                context.read()
-            }
+        guard case .end = unwrapOutboundIn(data) else {
+            context.write(data, promise: promise)
+            return
         }
-        context.write(data, promise: promise)
+        unanswered = max(0, unanswered - 1)
+        if readHeld, unanswered < maxPipelined {
+            readHeld = false
+            context.read()
+        }
+        // A response is handed to the kernel whole when its end's write completes: that is its
+        // progress. Only ends are watched, one promise per response.
+        let written = promise ?? context.eventLoop.makePromise(of: Void.self)
+        if unsentResponses == 0 { armWriteDeadline(context: context) }
+        unsentResponses += 1
+        written.futureResult.assumeIsolated().whenComplete { _ in
+            self.unsentResponses -= 1
+            self.stalled?.cancel()
+            self.stalled = nil
+            if self.unsentResponses > 0 { self.armWriteDeadline(context: context) }
+        }
+        context.write(data, promise: written)
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            stalled?.cancel()
-            stalled = nil
-        } else if stalled == nil {
-            stalled = context.eventLoop.assumeIsolated().scheduleTask(in: writeTimeout) {
-                self.stalled = nil
-                guard !context.channel.isWritable else { return }
-                self.metrics.writeTimeouts.increment()
-                context.close(promise: nil)
-            }
+    private func armWriteDeadline(context: ChannelHandlerContext) {
+        stalled?.cancel()
+        stalled = context.eventLoop.assumeIsolated().scheduleTask(in: writeTimeout) {
+            self.stalled = nil
+            guard self.unsentResponses > 0 else { return }
+            self.metrics.writeTimeouts.increment()
+            Self.abort(context)
         }
-        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -153,6 +192,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         release()
+    }
+
+    /// Closes with a reset (`SO_LINGER` 0): a plain close would leave the unread responses in the
+    /// kernel's send buffer, with the FIN queued behind them, for as long as the kernel keeps an
+    /// orphaned socket: the memory this deadline is there to free.
+    private static func abort(_ context: ChannelHandlerContext) {
+        guard let socket = context.channel as? any SocketOptionProvider else {
+            context.close(promise: nil)
+            return
+        }
+        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in context.channel.close(promise: nil) }
     }
 
     private func release() {

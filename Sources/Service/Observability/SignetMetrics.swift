@@ -52,6 +52,8 @@ public final class SignetMetrics: Sendable {
     let connectionsRefusedPerAddress: MetricCounter
     /// Times a connection stopped being read: it had `HTTP_MAX_PIPELINED_REQUESTS` unanswered.
     let pipelinePaused: MetricCounter
+    /// Connections reset because one write of the client carried more than `HTTP_MAX_PIPELINED_REQUESTS`.
+    let pipelineOverflows: MetricCounter
     /// Connections closed because a response made no progress for `HTTP_WRITE_TIMEOUT_MS`.
     let writeTimeouts: MetricCounter
     private let dependencyCalls = Mutex<[String: (latency: MetricTimer, errors: MetricCounter)]>([:])
@@ -100,6 +102,7 @@ public final class SignetMetrics: Sendable {
             label: "signet_http_connections_refused_total", dimensions: [("reason", "per_address")], factory: factory)
         pipelinePaused = MetricCounter(label: "signet_http_pipeline_paused_total", factory: factory)
         writeTimeouts = MetricCounter(label: "signet_http_write_timeouts_total", factory: factory)
+        pipelineOverflows = MetricCounter(label: "signet_http_pipeline_overflows_total", factory: factory)
     }
 
     // MARK: Requests

@@ -99,6 +99,12 @@ public final class AddressGate: Sendable {
         state.withLock { $0.slots.end(address) }?.resume(returning: true)
     }
 
+    /// Checks under way for `address`.
+    func working(_ address: String) -> Int { state.withLock { $0.slots.working(address) } }
+
+    /// Requests of `address` waiting for a slot.
+    func waiting(_ address: String) -> Int { state.withLock { $0.slots.waiting(address) } }
+
     /// Whole seconds until `address` may retry (at least 1), or nil when it is not blocked.
     public func retryAfter(_ address: String, now: ContinuousClock.Instant = .now) -> Int? {
         state.withLock { state in

@@ -19,6 +19,8 @@ public enum Catalogue {
         VaultScenarios.secretsInVault,
         VaultScenarios.importFromPostgres,
         AbuseScenarios.lockoutThroughBalancer,
+        ConnectionScenarios.slowReaders,
+        ConnectionScenarios.connectionSlots,
         CacheScenarios.revocationPropagation,
         CacheScenarios.listenerLost,
         OperationsScenarios.rollingRestart,

@@ -107,18 +107,24 @@ extension HTTP.Response {
 /// A blocking HTTP/1.1 connection over a plain socket from a chosen loopback source address to
 /// 127.0.0.1: for per-address budgets, and for what a server does with a connection held idle,
 /// a body sent slowly, or connections past its maximum. Call it off the cooperative pool
-/// (`blocking`).
-public final class LoopbackConnection {
+/// (`blocking`). `@unchecked Sendable`: its descriptor is set once, in `init`; a scenario may hold
+/// connections across threads, but must not send or read on one from two threads at once
+/// (`closedByPeer` only asks the kernel).
+public final class LoopbackConnection: @unchecked Sendable {
     /// -1 once closed: a class whose initializer throws after setting every property is
     /// deinitialized too, and a second `close` of a number the kernel has handed out again closes
     /// someone else's descriptor (a fresh-clone run crashed in NIO on exactly that: EBADF from
     /// `getpeername` on the server's new listening socket).
     private var socket: Int32
 
-    /// Connects from `source` to 127.0.0.1:`port`.
-    public init(port: Int, from source: String = "127.0.0.1") throws {
+    /// Connects from `source` to 127.0.0.1:`port`; `receiveBuffer`, when given, is the socket's
+    /// `SO_RCVBUF` (a client that reads nothing fills a small one sooner).
+    public init(port: Int, from source: String = "127.0.0.1", receiveBuffer: Int32? = nil) throws {
         socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socket >= 0 else { throw SimulatorError.setupFailed("socket() failed") }
+        if var size = receiveBuffer {
+            setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)
         local.sin_addr.s_addr = inet_addr(source)
@@ -146,6 +152,22 @@ public final class LoopbackConnection {
         let bytes = Array(text.utf8)
         let sent = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         guard sent == bytes.count else { throw SimulatorError.setupFailed("send failed (errno \(errno))") }
+    }
+
+    /// Sends what the socket takes without blocking; the number of bytes it took.
+    public func sendWithoutBlocking(_ bytes: [UInt8]) -> Int {
+        let sent = bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        return max(0, sent)
+    }
+
+    /// Whether the server has closed its side (a FIN or a reset arrived), read from the kernel's
+    /// TCP state without reading a byte: a client that never reads can still tell.
+    public var closedByPeer: Bool {
+        var info = [UInt8](repeating: 0, count: 256)
+        var length = socklen_t(info.count)
+        guard getsockopt(socket, Int32(IPPROTO_TCP), TCP_INFO, &info, &length) == 0 else { return true }
+        // tcpi_state, the first byte: 1 is ESTABLISHED; CLOSE_WAIT (8) after a FIN, CLOSE (7) after a reset.
+        return info[0] != 1
     }
 
     /// Everything received until the server closes the connection or `timeout` passes, and
