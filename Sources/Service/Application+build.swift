@@ -268,7 +268,7 @@ func operationsApplication(
         server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.connections.idleTimeout))),
         configuration: .init(
             address: .hostname(configuration.operationsHost, port: configuration.operationsPort), serverName: "signet-ops",
-            availableConnectionsDelegate: MaximumAvailableConnections(64, logger: logger)),
+            availableConnectionsDelegate: MaximumAvailableConnections(configuration.connections.maxConnections, logger: logger)),
         logger: logger
     )
 }

@@ -128,7 +128,7 @@ struct Stack: AsyncParsableCommand {
                 "Vault fake   \(vault.url)  (token \(vault.token))",
                 "OPA fake     \(opa.url)",
             ]
-            lines += started.map { "Signet       \($0.url)  (Signet-Instance: \($0.id))" }
+            lines += started.map { "Signet       \($0.url)  (Signet-Instance: \($0.id); metrics and detailed health on \($0.opsURL))" }
             if let balancer { lines.append("haproxy      \(balancer.url)  (round robin over \(instances) instances)") }
             lines += ["Admin token  \(adminToken)", "Ctrl-C stops everything."]
             // Unbuffered, so a script reading a pipe sees the addresses at once.

@@ -19,7 +19,8 @@ final class PoolScenarioTests: XCTestCase {
             [
                 "pool-exhaustion", "idle-reaping", "rate-limit-shared", "redis-fallback", "rate-limit-exceeded", "script-flush",
                 "memory-only", "health-all-healthy", "health-redis-unreachable", "health-vault-degraded", "vault-sealed", "opa-slow",
-                "opa-down", "health-flood", "postgres-frozen", "vault-secrets", "vault-import", "lockout-behind-balancer",
+                "opa-down", "health-flood", "postgres-frozen", "vault-secrets", "vault-import", "lockout-behind-balancer", "slow-readers",
+                "connection-slots",
                 "revocation-propagation", "listener-lost", "rolling-restart", "prometheus-scrape",
             ]
         )

@@ -201,9 +201,11 @@ public enum OpenAPIDocument {
               description: >-
                 The new secret is shown only here. The previous one stays valid `graceSeconds` (default 86400, 0 =
                 revoked now, at most 30 days); any older one ends now, so an agent never holds more than two.
-                Allowed to the admin, and to the agent itself with a live bearer access token carrying scope
-                `credentials:rotate`.
-              security: [{ admin: [] }, { agent: ["credentials:rotate"] }]
+                Allowed to the admin, and to the agent itself by its own client credentials (HTTP Basic, or
+                `client_id` and `client_secret` in a form body beside `graceSeconds`) when it is registered with
+                scope `credentials:rotate`. An access token is never accepted here. An agent rotates only with its
+                newest valid credential: 409 while a newer one exists (an operator's rotation is not undone).
+              security: [{ admin: [] }, { clientBasic: [] }, {}]
               requestBody:
                 required: false
                 content:
@@ -214,6 +216,14 @@ public enum OpenAPIDocument {
                       properties:
                         graceSeconds: { type: integer, minimum: 0, maximum: 2592000, default: 86400 }
                     example: { graceSeconds: 3600 }
+                  application/x-www-form-urlencoded:
+                    schema:
+                      type: object
+                      additionalProperties: false
+                      properties:
+                        client_id: { type: string }
+                        client_secret: { type: string }
+                        graceSeconds: { type: integer, minimum: 0, maximum: 2592000, default: 86400 }
               responses:
                 "201":
                   description: The new credential.
@@ -311,7 +321,8 @@ public enum OpenAPIDocument {
               description: >-
                 Client authentication by HTTP Basic (`client_secret_basic`) or `client_id` + `client_secret` form
                 fields (`client_secret_post`), not both. Granted scopes are the requested ones the agent is
-                registered for (all registered when none is requested), narrowed by OPA when configured. Errors
+                registered for (when none is requested, all registered but those acting on Signet itself, such as
+                `credentials:rotate`, which are granted only when asked for), narrowed by OPA when configured. Errors
                 follow RFC 6749 §5.2: `invalid_request` (400), `invalid_client` (401, with `WWW-Authenticate:
                 Basic` when Basic was tried), `unauthorized_client` (400, a suspended agent),
                 `unsupported_grant_type` (400), `invalid_scope` (400); OPA unreachable or slow fails closed with
@@ -523,22 +534,27 @@ public enum OpenAPIDocument {
               summary: Every dependency; 200 healthy, 207 degraded, 503 a dependency unreachable.
               description: >-
                 200 when every dependency is healthy, 207 when any is degraded and none unreachable, 503 when any
-                is unreachable. Bearer `HEALTH_DETAILED_TOKEN` when set.
+                is unreachable. Served without a token on the operations listener (`OPS_HOST`:`OPS_PORT`); on the
+                public listener only with bearer `HEALTH_DETAILED_TOKEN` (404 when it is not set); a missing or
+                wrong token counts against the address's budget.
               security: [{ health: [] }, {}]
               responses:
                 "200": { $ref: "#/components/responses/Health" }
                 "207": { $ref: "#/components/responses/Health" }
                 "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/NotFound" }
+                "429": { $ref: "#/components/responses/RateLimited" }
                 "503": { $ref: "#/components/responses/Health" }
 
           /metrics:
             get:
               tags: [operations]
               operationId: metrics
-              summary: Prometheus text format (docs/operations.md lists every metric). Never rate limited.
+              summary: Prometheus text format (docs/operations.md lists every metric).
               description: >-
-                The Prometheus text format (every metric: docs/operations.md); never rate limited; bearer
-                `METRICS_TOKEN` when set.
+                The Prometheus text format (every metric: docs/operations.md). Served without a token, never rate
+                limited, on the operations listener (`OPS_HOST`:`OPS_PORT`); on the public listener only with bearer
+                `METRICS_TOKEN` (404 when it is not set); a missing or wrong token counts against the address's budget.
               security: [{ metrics: [] }, {}]
               responses:
                 "200":
@@ -547,6 +563,8 @@ public enum OpenAPIDocument {
                     text/plain:
                       schema: { type: string }
                 "401": { $ref: "#/components/responses/Unauthorized" }
+                "404": { $ref: "#/components/responses/NotFound" }
+                "429": { $ref: "#/components/responses/RateLimited" }
 
           /openapi.yaml:
             get:
@@ -563,10 +581,9 @@ public enum OpenAPIDocument {
         components:
           securitySchemes:
             admin: { type: http, scheme: bearer, description: "SIGNET_ADMIN_TOKEN" }
-            agent: { type: http, scheme: bearer, bearerFormat: JWT, description: "An access token of the agent itself, with the scope the route names" }
             clientBasic: { type: http, scheme: basic, description: "client_secret_basic; or client_id and client_secret in the form (client_secret_post)" }
-            health: { type: http, scheme: bearer, description: "HEALTH_DETAILED_TOKEN, when set" }
-            metrics: { type: http, scheme: bearer, description: "METRICS_TOKEN, when set" }
+            health: { type: http, scheme: bearer, description: "HEALTH_DETAILED_TOKEN, on the public listener" }
+            metrics: { type: http, scheme: bearer, description: "METRICS_TOKEN, on the public listener" }
 
           parameters:
             AgentID:
@@ -577,7 +594,7 @@ public enum OpenAPIDocument {
 
           headers:
             NoStore: { schema: { const: no-store } }
-            RequestId: { schema: { type: string }, description: "The client's X-Request-Id when sane, else one made by Signet" }
+            RequestId: { schema: { type: string }, description: "The client's X-Request-Id echoed when sane, else the server's own (Signet-Request-Id)" }
             RateLimit: { schema: { type: string }, example: "limit=100, remaining=99, reset=60" }
             RateLimitPolicy: { schema: { type: string }, example: "100;w=60" }
             RetryAfter: { schema: { type: integer, minimum: 1 }, description: whole seconds }
