@@ -28,8 +28,9 @@ public struct Dependencies: Sendable {
     public var changeListenerHeartbeat = ChangeListener.defaultHeartbeat
     /// False: no change listener, as if PostgreSQL never let it listen (tests of the fallback).
     public var listensForChanges = true
-    /// Most client lookups one source address may have under way on this instance.
-    public var lookupsPerAddress = AddressGate.defaultConcurrentWork
+    /// Source addresses held over their budget, and the client lookups each has under way
+    /// (tests give one with a small bound, and watch its queue).
+    public var addressGate = AddressGate()
     /// Set on SIGTERM by `ShutdownDrain`; `/health/ready` answers 503 from then on.
     public var drain = DrainState()
     /// What `GET /metrics` exports; one registry per application.
@@ -171,7 +172,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics)
     let health = healthMonitor(configuration: configuration, pool: pool, limiter: limiter, directory: directory, logger: logger)
     let admin = AdminAuthenticator(adminToken: configuration.adminToken)
-    let gate = AddressGate(concurrentWork: dependencies.lookupsPerAddress)
+    let gate = dependencies.addressGate
 
     // In order: request id; the OAuth form read once; authentication (one principal, or none);
     // the limiter (keyed on it, or on the address); errors of the routes as JSON, so they carry
@@ -196,11 +197,12 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     router.add(middleware: RateLimitMiddleware(limiter: limiter, admin: admin, gate: gate, clientHolds: clientHolds))
     let routeTable = RouteTable()
     router.add(middleware: ErrorMiddleware(routes: routeTable))
-    HealthRoutes(
+    let healthRoutes = HealthRoutes(
         monitor: health,
         detailedAccess: .publicListener(variable: "HEALTH_DETAILED_TOKEN", tokenConfigured: configuration.healthDetailedToken != nil),
         drain: dependencies.drain
-    ).add(to: router.group("health"))
+    )
+    healthRoutes.add(to: router.group("health"))
     let metricsRoutes = MetricsRoutes(metrics: metrics, pool: pool, limiter: limiter, health: health)
     metricsRoutes.add(to: router, access: .publicListener(variable: "METRICS_TOKEN", tokenConfigured: configuration.metricsToken != nil))
     OAuthRoutes(tokens: tokens, issuer: configuration.issuer).add(to: router)
@@ -217,7 +219,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
     }
     credentials.addRotateRoute(
         to: router.group("v1/agents/{id}/credentials/rotate").add(
-            middleware: RequireAdminOrOwnClient(scope: Scopes.credentialsRotate))
+            middleware: RequireAdminOrOwnClient(scope: Scopes.credentialsRotate, tokens: tokens))
     )
 
     let routes = router.routes.map { (method: $0.method.rawValue, path: $0.path.description) }
@@ -246,8 +248,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
         services: [pool, keyRing, recorder, limiter, Housekeeping(pool: pool, logger: logger, now: now)]
             + (dependencies.listensForChanges ? [listener] : [])
             + [
-                operationsApplication(
-                    configuration: configuration, health: health, metrics: metricsRoutes, drain: dependencies.drain, logger: logger)
+                operationsApplication(configuration: configuration, health: healthRoutes, metrics: metricsRoutes, logger: logger)
             ],
         logger: logger
     )
@@ -257,11 +258,14 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
 /// `/metrics` without tokens, for the scraper and the balancer's checks; nothing else. It has no
 /// limiter and no authentication: it must not be reachable from where the public listener is.
 func operationsApplication(
-    configuration: SignetConfiguration, health: HealthMonitor, metrics: MetricsRoutes, drain: DrainState, logger: Logger
+    configuration: SignetConfiguration, health: HealthRoutes, metrics: MetricsRoutes, logger: Logger
 ) -> some ApplicationProtocol {
     let router = Router(context: SignetRequestContext.self)
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
-    HealthRoutes(monitor: health, detailedAccess: .operationsListener, drain: drain).add(to: router.group("health"))
+    // The same routes (one readiness memory: a change is logged once), open here.
+    var health = health
+    health.detailedAccess = .operationsListener
+    health.add(to: router.group("health"))
     metrics.add(to: router, access: .operationsListener)
     return Application(
         router: router,

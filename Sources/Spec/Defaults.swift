@@ -66,12 +66,15 @@ public enum Defaults {
     public static let operationsHost = "127.0.0.1"
     public static let operationsPort = 8081
     /// Most connections one source address holds open on an instance (`HTTP_MAX_CONNECTIONS_PER_ADDRESS`;
-    /// IPv6 by /64; `TRUSTED_PROXIES` unbounded); further ones are closed as they open.
-    public static let httpMaxConnectionsPerAddress = 256
+    /// IPv6 by /64; `TRUSTED_PROXIES` unbounded); further ones are closed as they open. Half of
+    /// `httpMaxConnections`: a thousand agents behind one NAT, each with its connection, fit; one
+    /// address still leaves the other half to everyone else.
+    public static let httpMaxConnectionsPerAddress = 1_024
     /// A response that makes no progress for this long closes its connection (`HTTP_WRITE_TIMEOUT_MS`).
     public static let httpWriteTimeoutMilliseconds = 10_000
     /// Most requests one connection may have read and not yet answered (`HTTP_MAX_PIPELINED_REQUESTS`);
-    /// past it the connection is not read from until an answer is written.
+    /// at it the connection is not read from until an answer is written (at least 2: a request's
+    /// body may arrive after its head).
     public static let httpMaxPipelinedRequests = 16
 
     /// Vault KV v2 mount (`VAULT_KV_MOUNT`).

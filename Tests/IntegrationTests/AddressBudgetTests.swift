@@ -94,7 +94,7 @@ final class AddressBudgetTests: XCTestCase {
         let database = try await TestDatabase.create()
         let signet = try await TestSignet.make(
             ["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "25"], database: database, onClientLookup: { lookups.add(1, ordering: .relaxed) },
-            lookupsPerAddress: 8)
+            addressGate: AddressGate(concurrentWork: 8))
         try await signet.live { port, _ in
             // Lookups stall on a lock while the burst arrives: each one under way stays under way.
             let locker = try PostgresConnection.connect(try TestDatabase.url(applicationName: "locker", database: database), settings: [])

@@ -77,7 +77,7 @@ struct TestSignet {
         onClientLookup: (@Sendable () -> Void)? = nil,
         credentialCacheFallbackTTL: Duration? = nil,
         listensForChanges: Bool = true,
-        lookupsPerAddress: Int? = nil,
+        addressGate: AddressGate? = nil,
         onRoutes: (@Sendable ([(method: String, path: String)]) -> Void)? = nil,
         operationsTokens: Bool = true
     ) async throws -> TestSignet {
@@ -110,7 +110,7 @@ struct TestSignet {
         dependencies.onClientLookup = onClientLookup
         if let credentialCacheFallbackTTL { dependencies.credentialCacheFallbackTTL = credentialCacheFallbackTTL }
         dependencies.listensForChanges = listensForChanges
-        if let lookupsPerAddress { dependencies.lookupsPerAddress = lookupsPerAddress }
+        if let addressGate { dependencies.addressGate = addressGate }
         dependencies.onRoutes = onRoutes
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)

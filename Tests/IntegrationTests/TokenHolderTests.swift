@@ -76,8 +76,9 @@ final class TokenHolderTests: XCTestCase {
     func testAFleetColdStartBehindOneAddressGetsNoError() async throws {
         let lookups = Atomic<Int>(0)
         let database = try await TestDatabase.create()
+        let gate = AddressGate(concurrentWork: 4)
         let signet = try await TestSignet.make(
-            database: database, onClientLookup: { lookups.add(1, ordering: .relaxed) }, lookupsPerAddress: 4)
+            database: database, onClientLookup: { lookups.add(1, ordering: .relaxed) }, addressGate: gate)
         try await signet.live { port, client in
             var agents: [TestAgent] = []
             for _ in 0..<20 { agents.append(try await client.agent(scopes: ["read"])) }
@@ -101,13 +102,33 @@ final class TokenHolderTests: XCTestCase {
                     return try await group.reduce(into: [Int: Int]()) { $0[$1, default: 0] += 1 }
                 }
             }
-            try await eventually("4 lookups stall on the lock") { lookups.load(ordering: .relaxed) == 4 }
-            // The lock is held a moment more, so the rest of the fleet has arrived and found every slot taken.
-            try await Task.sleep(for: .milliseconds(500))
+            try await eventually("4 lookups stall on the lock and the other 16 wait for a slot") {
+                gate.working("127.0.0.6") == 4 && gate.waiting("127.0.0.6") == 16
+            }
             XCTAssertEqual(lookups.load(ordering: .relaxed), 4, "never more lookups under way for one address than its bound")
             _ = try locker.query("ROLLBACK")
             let statuses = try await fleet.value
             XCTAssertEqual(statuses, [200: 20], "every agent of the cold start got its token")
+        }
+    }
+
+    /// Probe 7 through a balancer: wrong secrets from addresses of one IPv6 /64 (each request
+    /// another /128) are one aggregated row, as the limiter counts them, not a row per address.
+    func testDenialsFromOneIPv6SiteAreOneRowAMinute() async throws {
+        let signet = try await TestSignet.make(["TRUSTED_PROXIES": "127.0.0.1/32"])
+        try await signet.live { port, client in
+            let agent = try await client.agent(scopes: ["read"])
+            for index in 1...12 {
+                let refused = try await blocking {
+                    try LoopbackConnection(port: port, from: "127.0.0.1").exchange(
+                        "POST", "/oauth/token", headers: Self.form + [("X-Forwarded-For", "2001:db8:7:7::\(index)")],
+                        body: "grant_type=client_credentials&client_id=\(agent.clientID)&client_secret=sgs_wrong")
+                }
+                XCTAssertEqual(refused.status, 401)
+            }
+            let denied = try await ClientIDAbuseTests.deniedEvents(agent.id)
+            XCTAssertEqual(denied.attempts, 12)
+            XCTAssertLessThanOrEqual(denied.rows, 2, "one row per /64 and minute (two if a minute turned), not twelve")
         }
     }
 

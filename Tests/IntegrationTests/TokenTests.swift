@@ -199,6 +199,8 @@ final class TokenTests: XCTestCase {
                 ], body: ByteBuffer(string: "{}"))
             XCTAssertEqual(foreign.status, .forbidden, "an agent rotates only its own: \(foreign.text)")
             try await assertEqual(await client.rotateOwn(agent, secret: "sgs_wrong").status, .unauthorized)
+            try await assertEqual(
+                await ClientIDAbuseTests.deniedEvents(agent.id).attempts, 1, "a wrong secret on rotation is audited as on /oauth/token")
 
             // By HTTP Basic ...
             let rotated = try await client.rotateOwn(agent, json: #"{"graceSeconds":60}"#, headers: [.init("X-Request-Id")!: "chosen-1"])

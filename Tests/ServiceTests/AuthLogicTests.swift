@@ -114,6 +114,18 @@ extension AddressGateTests {
         XCTAssertEqual(quick.working("b"), 0)
     }
 
+    func testATaskCancelledBeforeItQueuesIsRefusedAtOnce() async {
+        let gate = AddressGate(concurrentWork: 1, queuedWork: 4, workWait: .seconds(3600))
+        XCTAssertTrue(gate.beginWork("a"))
+        let waiting = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await gate.awaitWork("a")
+        }
+        let granted = await waiting.value
+        XCTAssertFalse(granted, "not left waiting an hour for a slot")
+        XCTAssertEqual(gate.waiting("a"), 0)
+    }
+
     func testACancelledWaiterLeavesTheQueue() async {
         let gate = AddressGate(concurrentWork: 1, queuedWork: 4, workWait: .seconds(60))
         XCTAssertTrue(gate.beginWork("a"))

@@ -185,7 +185,7 @@ final class RateLimitConfigurationTests: XCTestCase {
             ("HTTP_MAX_CONNECTIONS", "0"), ("SHUTDOWN_DRAIN_MS", "-1"), ("SHUTDOWN_DRAIN_MS", "5s"), ("METRICS_TOKEN", "too-short"),
             ("LOG_FORMAT", "xml"), ("ACCESS_LOG", "maybe"), ("HEALTH_DETAILED_TOKEN", "ab"),
             ("HEALTH_DETAILED_TOKEN", String(repeating: "x", count: 31)), ("HTTP_MAX_CONNECTIONS_PER_ADDRESS", "0"),
-            ("HTTP_WRITE_TIMEOUT_MS", "later"), ("HTTP_MAX_PIPELINED_REQUESTS", "0"), ("OPS_PORT", "70000"), ("OPS_PORT", "8080"),
+            ("HTTP_WRITE_TIMEOUT_MS", "later"), ("HTTP_MAX_PIPELINED_REQUESTS", "1"), ("OPS_PORT", "70000"), ("OPS_PORT", "8080"),
         ]
         for (variable, value) in cases {
             var environment = ConfigurationTests.valid

@@ -11,6 +11,10 @@ public struct AuditContext: Sendable {
     public var sourceAddress: String?
     public var credentialID: String?
     public var clientRequestID: String?
+    /// The source address as the limiter counts it (an IPv6 address as its /64): what aggregated
+    /// denials are keyed on, so a client cannot make a row per attempt by changing addresses in its
+    /// own /64.
+    public var countedAddress: String?
 
     public init(
         actor: String, requestID: String?, sourceAddress: String? = nil, credentialID: String? = nil, clientRequestID: String? = nil
@@ -59,9 +63,10 @@ public enum AuditLog {
         )
     }
 
-    /// Counts a refused token request of a known agent: the first of its agent, address, minute
-    /// (`bucket`, epoch minutes) and reason is a row, the rest add to its `count`. The row keeps
-    /// the first request's ids.
+    /// Counts a refused request of a known agent: the first of its agent, address (as the limiter
+    /// counts it), minute (`bucket`, epoch minutes) and reason is a row, the rest add to its
+    /// `count`. The row keeps the first request's ids. A row's count may still grow during its
+    /// minute: read a bucket as final once its minute is over.
     static func countDenial(
         agentID: String, reason: String, context: AuditContext, bucket: Int64, on connection: PostgresConnection
     ) throws {
@@ -74,7 +79,7 @@ public enum AuditLog {
             """,
             [
                 context.actor, agentID, context.requestID, JSONValue.object(["reason": .string(reason)]).jsonText,
-                context.sourceAddress ?? "unknown", context.clientRequestID, String(bucket),
+                context.countedAddress ?? context.sourceAddress ?? "unknown", context.clientRequestID, String(bucket),
             ]
         )
     }
@@ -158,8 +163,10 @@ extension SignetRequestContext {
 
     /// The same, for an actor the request claimed but did not prove (a refused client).
     func audit(actor: String) -> AuditContext {
-        AuditContext(
+        var context = AuditContext(
             actor: actor, requestID: id, sourceAddress: clientAddress, credentialID: principal?.credentialID,
             clientRequestID: clientRequestID)
+        context.countedAddress = limiterAddress
+        return context
     }
 }

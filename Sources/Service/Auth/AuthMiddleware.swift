@@ -157,6 +157,8 @@ struct RequireAdmin: RouterMiddleware {
 struct RequireAdminOrOwnClient: RouterMiddleware {
     typealias Context = SignetRequestContext
     let scope: String
+    /// Counts a wrong secret for a known client in the audit trail, as `/oauth/token` does.
+    let tokens: TokenService
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         switch context.principal {
@@ -176,6 +178,11 @@ struct RequireAdminOrOwnClient: RouterMiddleware {
             if case .unavailable(let error) = context.authFailure { throw error }
             if case .malformed(let error) = context.authFailure {
                 throw SignetError(.badRequest, "invalid_request", error.description, headers: Self.challenge)
+            }
+            if case .invalidClient(_, let known?) = context.authFailure {
+                await tokens.deny(
+                    known, reason: "wrong or expired client secret on rotation", audit: context.audit(actor: "client:\(known.clientID)"),
+                    logger: context.logger)
             }
             throw Self.unauthorized
         }

@@ -213,7 +213,7 @@ public struct SignetConfiguration: Sendable {
             writeTimeout: .milliseconds(
                 try env.integer("HTTP_WRITE_TIMEOUT_MS", default: Defaults.httpWriteTimeoutMilliseconds, in: 100...Int(Int32.max))),
             maxPipelinedRequests: try env.integer(
-                "HTTP_MAX_PIPELINED_REQUESTS", default: Defaults.httpMaxPipelinedRequests, in: 1...1024)
+                "HTTP_MAX_PIPELINED_REQUESTS", default: Defaults.httpMaxPipelinedRequests, in: 2...1024)
         )
         operationsHost = try env.string("OPS_HOST", default: Defaults.operationsHost)
         operationsPort = try env.integer("OPS_PORT", default: Defaults.operationsPort, in: 0...65_535)

@@ -114,9 +114,13 @@ struct CredentialStore {
                 let parameters: [String?] = grace == .zero ? [current, nowSeconds] : [current, nowSeconds, graceSeconds]
                 previous = try connection.query(sql, parameters).records.first.map(Self.view(from:))
             }
+            // `created_at` is the insert's own time, taken under the agent's lock, not the
+            // transaction's start: a rotation that began first but waited for the lock is still
+            // the older one, and "newest" is the order the rotations were made in.
             let created = try connection.query(
                 """
-                INSERT INTO agent_credentials (id, agent_id, secret_hash) VALUES ($1::uuid, $2::uuid, decode($3, 'hex'))
+                INSERT INTO agent_credentials (id, agent_id, secret_hash, created_at)
+                VALUES ($1::uuid, $2::uuid, decode($3, 'hex'), clock_timestamp())
                 RETURNING \(iso8601("created_at")) AS created_at
                 """,
                 [credentialID, agentID, digest]

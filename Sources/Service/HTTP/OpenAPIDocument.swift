@@ -290,8 +290,11 @@ public enum OpenAPIDocument {
               operationId: listAudit
               summary: The append-only audit trail.
               description: >-
-                Append-only (a trigger refuses changes): `agent.register`, `agent.update`, `agent.deactivate`,
-                `credential.rotate`, `credential.revoke`, `key.rotate`, `token.denied`, `token.revoke`.
+                Append-only (a trigger refuses changes), but for `token.denied`: refused requests of a known
+                agent are one row per agent, address (an IPv6 one as its /64), minute and reason, whose `count`
+                grows during that minute (read it as final once the minute is over). Actions: `agent.register`,
+                `agent.update`, `agent.deactivate`, `credential.rotate`, `credential.revoke`, `key.rotate`,
+                `token.denied`, `token.revoke`.
               security: [{ admin: [] }]
               parameters:
                 - { name: agentId, in: query, schema: { type: string, format: uuid } }
@@ -739,7 +742,11 @@ public enum OpenAPIDocument {
                 action: { type: string }
                 actor: { type: string }
                 agentId: { type: [string, "null"] }
-                requestId: { type: [string, "null"] }
+                requestId: { type: [string, "null"], description: "The server's request id (Signet-Request-Id)" }
+                clientRequestId: { type: [string, "null"], description: "The X-Request-Id the client sent, kept apart" }
+                sourceAddress: { type: [string, "null"], description: "Where the request came from (TRUSTED_PROXIES applied)" }
+                credentialId: { type: [string, "null"], description: "The credential a client authenticated with" }
+                count: { type: integer, minimum: 1, description: "Events the row stands for: more than 1 only for token.denied" }
                 details: { type: object }
             TokenResponse:
               type: object

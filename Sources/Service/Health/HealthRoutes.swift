@@ -11,11 +11,12 @@ import Synchronization
 struct HealthRoutes {
     let monitor: HealthMonitor
     /// Who may read `/health/detailed` on this listener.
-    let detailedAccess: OperationsAccess
+    var detailedAccess: OperationsAccess
     /// Once set (SIGTERM), readiness answers 503 whatever the checks say.
     let drain: DrainState
     /// Whether the last readiness answer was ready: readiness logs when that changes, not per
     /// request (a balancer polling an instance whose database is down is not a flood of lines).
+    /// Copies (the operations listener's) share it.
     private let wasReady = ReadinessMemory()
 
     init(monitor: HealthMonitor, detailedAccess: OperationsAccess, drain: DrainState) {

@@ -76,10 +76,16 @@ public final class AddressGate: Sendable {
                 case .began: continuation.resume(returning: true)
                 case .full: continuation.resume(returning: false)
                 case .waiting:
-                    // Armed once queued, so the deadline cannot pass before there is a waiter to end.
+                    // Cancelled before it was queued: `onCancel` found nothing to end.
+                    if Task.isCancelled {
+                        expire(address, id: id)
+                        return
+                    }
+                    // Armed once queued, so the deadline cannot pass before there is a waiter to end;
+                    // cancelled (a slot came) it ends without touching the queue.
                     expiry.withLock {
                         $0 = Task { [workWait] in
-                            try? await Task.sleep(for: workWait)
+                            guard (try? await Task.sleep(for: workWait)) != nil else { return }
                             self.expire(address, id: id)
                         }
                     }
@@ -100,10 +106,10 @@ public final class AddressGate: Sendable {
     }
 
     /// Checks under way for `address`.
-    func working(_ address: String) -> Int { state.withLock { $0.slots.working(address) } }
+    public func working(_ address: String) -> Int { state.withLock { $0.slots.working(address) } }
 
     /// Requests of `address` waiting for a slot.
-    func waiting(_ address: String) -> Int { state.withLock { $0.slots.waiting(address) } }
+    public func waiting(_ address: String) -> Int { state.withLock { $0.slots.waiting(address) } }
 
     /// Whole seconds until `address` may retry (at least 1), or nil when it is not blocked.
     public func retryAfter(_ address: String, now: ContinuousClock.Instant = .now) -> Int? {

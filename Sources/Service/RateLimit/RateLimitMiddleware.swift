@@ -27,11 +27,12 @@ struct RateLimitMiddleware: RouterMiddleware {
     static let rejected = Counter(label: "signet_rate_limited_total")
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let path = request.uri.path
+        // The route's template (every route has one: an unmatched path never reaches middleware).
+        let route = context.endpointPath ?? request.uri.path
         // Liveness and readiness are cheap and the balancer's; an operations token is the operator's.
-        if path == "/health/live" || path == "/health/ready" { return try await next(request, context) }
+        if route == "/health/live" || route == "/health/ready" { return try await next(request, context) }
         if case .operations = context.principal { return try await next(request, context) }
-        let subject = context.clientHeldFor == nil ? self.subject(path: path, context: context) : RateLimitSubject(.agent, "held")
+        let subject = context.clientHeldFor == nil ? self.subject(route: route, context: context) : RateLimitSubject(.agent, "held")
         let decision: RateLimitDecision
         if let retryAfter = context.clientHeldFor {
             decision = RateLimitDecision(
@@ -71,8 +72,8 @@ struct RateLimitMiddleware: RouterMiddleware {
         return response
     }
 
-    func subject(path: String, context: Context) -> RateLimitSubject {
-        if path == "/.well-known/jwks.json" || path == "/.well-known/oauth-authorization-server" {
+    func subject(route: String, context: Context) -> RateLimitSubject {
+        if route == "/.well-known/jwks.json" || route == "/.well-known/oauth-authorization-server" {
             return RateLimitSubject(.discovery, context.limiterAddress)
         }
         switch context.principal {

@@ -6,6 +6,17 @@ import Foundation
 public enum ConnectionScenarios {
     static let requirement = "Bounded connections"
 
+    /// One instance on a database of its own, with an idle timeout (60 s) no check here waits for:
+    /// whatever closes a connection within the scenario's bounds is the bound under test.
+    static func instance(_ context: ScenarioContext, _ applicationName: String, _ extra: [String: String]) async throws
+        -> SignetInstance
+    {
+        let variables = context.environment(
+            database: try await context.database(), applicationName: applicationName,
+            extra.merging(["HTTP_IDLE_TIMEOUT_MS": "60000", "LOG_LEVEL": "warning"]) { own, _ in own })
+        return try await context.startSignet(id: "a", environment: variables)
+    }
+
     /// Sockets from 127.0.0.3 (not a trusted proxy: the per-address bound applies to them).
     static let attacker = "127.0.0.3"
 
@@ -19,15 +30,10 @@ public enum ConnectionScenarios {
             + "pipelining 200 at once is reset as they arrive (signet_http_pipeline_overflows_total 1). Another client is "
             + "served meanwhile."
     ) { context in
-        let database = try await context.database()
-        let variables = context.environment(
-            database: database, applicationName: "sim-slow-readers",
-            [
-                "HTTP_WRITE_TIMEOUT_MS": "1000", "HTTP_IDLE_TIMEOUT_MS": "60000", "LOG_LEVEL": "warning",
-                // The responses must be the 33 KB document, not 429s.
-                "RATE_LIMIT_ADDRESS_MAX_REQUESTS": "1000000",
-            ])
-        let signet = try await context.startSignet(id: "a", environment: variables)
+        let signet = try await instance(
+            context, "sim-slow-readers",
+            // The responses must be the 33 KB document, not 429s.
+            ["HTTP_WRITE_TIMEOUT_MS": "1000", "RATE_LIMIT_ADDRESS_MAX_REQUESTS": "1000000"])
         let request = Array("GET /openapi.yaml HTTP/1.1\r\nHost: signet\r\n\r\n".utf8)
         @Sendable func pipelined(_ count: Int) -> [UInt8] { Array(Array(repeating: request, count: count).joined()) }
         let connections = try await blocking {
@@ -64,14 +70,8 @@ public enum ConnectionScenarios {
             + "(signet_http_connections_refused_total 32); a client on another address is answered at once; the balancer's "
             + "address (TRUSTED_PROXIES) is not bounded: 12 connections from it all stay open."
     ) { context in
-        let database = try await context.database()
-        let variables = context.environment(
-            database: database, applicationName: "sim-connection-slots",
-            [
-                "HTTP_MAX_CONNECTIONS": "32", "HTTP_MAX_CONNECTIONS_PER_ADDRESS": "8", "HTTP_IDLE_TIMEOUT_MS": "60000",
-                "LOG_LEVEL": "warning",
-            ])
-        let signet = try await context.startSignet(id: "a", environment: variables)
+        let signet = try await instance(
+            context, "sim-connection-slots", ["HTTP_MAX_CONNECTIONS": "32", "HTTP_MAX_CONNECTIONS_PER_ADDRESS": "8"])
         let held = try await blocking {
             try (0..<40).map { _ in try LoopbackConnection(port: signet.port, from: attacker) }
         }
