@@ -1,6 +1,13 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// `SIGNET_FUZZER=1 swift build --product signet-fuzz` (ci/fuzz): libFuzzer's coverage
+/// instrumentation on Signet's own modules only, in the ordinary debug build folder, so a fuzzer
+/// build recompiles Spec, Service and the fuzz targets and none of the dependencies (which
+/// `swift build --sanitize=fuzzer` would build again, instrumented, in a folder of their own).
+let fuzzer = Context.environment["SIGNET_FUZZER"] == "1"
+let instrumented: [SwiftSetting] = fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
+
 let package = Package(
     name: "signet",
     platforms: [.macOS(.v15)],
@@ -39,7 +46,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        .target(name: "Spec"),
+        .target(name: "Spec", swiftSettings: instrumented),
         .systemLibrary(
             name: "CLibPQ",
             pkgConfig: "libpq",
@@ -72,7 +79,8 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: instrumented
         ),
         .executableTarget(
             name: "signet",
@@ -113,9 +121,15 @@ let package = Package(
                 "Spec",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: instrumented
         ),
-        .executableTarget(name: "signet-fuzz", dependencies: ["SignetFuzzing"]),
+        .executableTarget(
+            name: "signet-fuzz",
+            dependencies: ["SignetFuzzing"],
+            swiftSettings: fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"]), .define("SIGNET_FUZZER")] : [],
+            linkerSettings: fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
+        ),
         .testTarget(
             name: "ServiceTests",
             dependencies: [

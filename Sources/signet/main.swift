@@ -12,7 +12,7 @@ do {
     exit(2)
 }
 
-let level = ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+let level = configuration.logLevel
 switch configuration.logFormat {
 case .json:
     LoggingSystem.bootstrap { label in

@@ -34,6 +34,9 @@ final class OpenAPIDocumentTests: XCTestCase {
         XCTAssertGreaterThan(routes.count, 15, "the router's routes were listed")
         XCTAssertEqual(routes.subtracting(documented).sorted(), [], "routes missing from openapi.yaml")
         XCTAssertEqual(documented.subtracting(routes).sorted(), [], "operations in openapi.yaml that no route serves")
+        // The layers in front of the routes know each one by its class, never by its path.
+        XCTAssertEqual(routes.subtracting(publicRouteClasses.routes).sorted(), [], "routes without a class (Routes.swift)")
+        XCTAssertEqual(publicRouteClasses.routes.subtracting(routes).sorted(), [], "classes of routes that are not registered")
     }
 
     func testTheDocumentIsWellFormedAndServed() async throws {

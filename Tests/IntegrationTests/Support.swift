@@ -106,12 +106,12 @@ struct TestSignet {
         logger.logLevel = .debug
         var dependencies = Dependencies.live(configuration: configuration, logger: logger)
         dependencies.now = now
-        dependencies.lastUsedFlushInterval = lastUsedFlushInterval
-        dependencies.onClientLookup = onClientLookup
-        if let credentialCacheFallbackTTL { dependencies.credentialCacheFallbackTTL = credentialCacheFallbackTTL }
-        dependencies.listensForChanges = listensForChanges
-        if let addressGate { dependencies.addressGate = addressGate }
-        dependencies.onRoutes = onRoutes
+        dependencies.tuning.lastUsedFlushInterval = lastUsedFlushInterval
+        dependencies.tuning.onClientLookup = onClientLookup
+        if let credentialCacheFallbackTTL { dependencies.tuning.credentialCacheFallbackTTL = credentialCacheFallbackTTL }
+        dependencies.tuning.listensForChanges = listensForChanges
+        if let addressGate { dependencies.tuning.addressGate = addressGate }
+        dependencies.tuning.onRoutes = onRoutes
         let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
         return TestSignet(configuration: configuration, pool: dependencies.pool, logs: logs, application: application)
     }

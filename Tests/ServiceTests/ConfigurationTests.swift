@@ -183,7 +183,7 @@ final class RateLimitConfigurationTests: XCTestCase {
             ("RATE_LIMIT_ADMIN_MAX_REQUESTS", "x"), ("RATE_LIMIT_DISCOVERY_MAX_REQUESTS", "-5"), ("TRUSTED_PROXIES", "10.0.0.0/40"),
             ("TRUSTED_PROXIES", "proxy.internal"), ("HTTP_IDLE_TIMEOUT_MS", "0"), ("HTTP_BODY_TIMEOUT_MS", "soon"),
             ("HTTP_MAX_CONNECTIONS", "0"), ("SHUTDOWN_DRAIN_MS", "-1"), ("SHUTDOWN_DRAIN_MS", "5s"), ("METRICS_TOKEN", "too-short"),
-            ("LOG_FORMAT", "xml"), ("ACCESS_LOG", "maybe"), ("HEALTH_DETAILED_TOKEN", "ab"),
+            ("LOG_FORMAT", "xml"), ("LOG_LEVEL", "verbose"), ("ACCESS_LOG", "maybe"), ("HEALTH_DETAILED_TOKEN", "ab"),
             ("HEALTH_DETAILED_TOKEN", String(repeating: "x", count: 31)), ("HTTP_MAX_CONNECTIONS_PER_ADDRESS", "0"),
             ("HTTP_WRITE_TIMEOUT_MS", "later"), ("HTTP_MAX_PIPELINED_REQUESTS", "1"), ("OPS_PORT", "70000"), ("OPS_PORT", "8080"),
         ]

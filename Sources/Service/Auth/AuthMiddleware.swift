@@ -38,20 +38,25 @@ struct AuthMiddleware: RouterMiddleware {
         let address = trustedProxies.clientAddress(peer: context.remoteAddress, forwardedFor: request.headers[values: .xForwardedFor])
         context.clientAddress = address
         context.limiterAddress = address.map(TrustedProxies.limiterKey) ?? "unknown"
-        let route = context.endpointPath
-        if let token = operations.token(for: route) {
+        switch context.routeClass {
+        case .operations, .metrics:
             // An operations route: its own token or nothing (a failure counts against the address).
             if let bearer = request.bearerToken {
+                let token = operations.token(for: context.routeClass)
                 if token?.matches(bearer) == true { context.principal = .operations } else { context.authFailure = .invalidBearer }
             }
             return try await next(request, context)
+        case .probe, .discovery:
+            // Nothing to authenticate, and not worth a verification.
+            return try await next(request, context)
+        case .oauth, .tokenAuthority, .admin, .document, .unmatched:
+            break
         }
-        guard !Self.authenticatesNothing(route) else { return try await next(request, context) }
         do {
             if let bearer = request.bearerToken {
                 context.principal = admin.isAdmin(bearer) ? .admin : nil
                 if context.principal == nil { context.authFailure = .invalidBearer }
-            } else if Self.takesClientCredentials(route) {
+            } else if context.routeClass.takesClientCredentials {
                 let form = context.form ?? OAuthForm(fields: [:])
                 if let named = ClientCredentials.namedClient(request, form: form), let retryAfter = clientHolds.retryAfter(named) {
                     // The agent's budget is spent: no lookup, no secret check for the limiter to refuse.
@@ -73,21 +78,6 @@ struct AuthMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// Routes that need no principal and are not worth a verification: discovery, liveness and
-    /// readiness.
-    static func authenticatesNothing(_ route: String?) -> Bool {
-        guard let route else { return false }
-        return route == "/health/live" || route == "/health/ready" || route.hasPrefix("/.well-known/")
-    }
-
-    /// The route template of an agent's own credential rotation.
-    static let rotateRoute = "/v1/agents/{id}/credentials/rotate"
-
-    /// Routes a client authenticates on with its credentials: `/oauth/*` and its own rotation.
-    static func takesClientCredentials(_ route: String?) -> Bool {
-        guard let route else { return false }
-        return route.hasPrefix("/oauth/") || route == rotateRoute
-    }
 }
 
 /// The operations tokens, by the route each opens on the public listener.
@@ -100,12 +90,11 @@ struct OperationsTokens: Sendable {
         self.health = health.map(SecretToken.init)
     }
 
-    /// For an operations route, its token (nil inside when none is configured: nothing opens it);
-    /// nil for any other route.
-    func token(for route: String?) -> SecretToken?? {
+    /// The token of an operations route class (nil when none is configured: nothing opens it).
+    func token(for route: RouteClass) -> SecretToken? {
         switch route {
-        case "/metrics": .some(metrics)
-        case "/health/detailed": .some(health)
+        case .metrics: metrics
+        case .operations: health
         default: nil
         }
     }
@@ -118,9 +107,9 @@ struct FormBodyMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard request.method == .post, let route = context.endpointPath else { return try await next(request, context) }
+        guard request.method == .post else { return try await next(request, context) }
         let isForm = request.headers[.contentType]?.lowercased().hasPrefix("application/x-www-form-urlencoded") == true
-        guard route.hasPrefix("/oauth/") || (route == AuthMiddleware.rotateRoute && isForm) else {
+        guard context.routeClass == .oauth || (context.routeClass == .tokenAuthority && isForm) else {
             return try await next(request, context)
         }
         var request = request

@@ -1,6 +1,7 @@
 import CLibPQ
 import Configuration
 import Foundation
+import Logging
 import Spec
 
 /// Everything Signet reads from its environment, validated before anything starts.
@@ -58,6 +59,8 @@ public struct SignetConfiguration: Sendable {
     /// How log lines are written (`LOG_FORMAT`): JSON by default when standard error is not a
     /// terminal, text on one.
     public var logFormat: LogFormat
+    /// The lowest level logged (`LOG_LEVEL`, default info): `trace` … `critical`.
+    public var logLevel: Logger.Level
     /// One line per request (`ACCESS_LOG`, default true), at info.
     public var accessLog: Bool
 
@@ -227,6 +230,12 @@ public struct SignetConfiguration: Sendable {
             throw ConfigurationError(variable: "LOG_FORMAT", reason: "must be json or text (got \"\(format)\")")
         }
         self.logFormat = logFormat
+        let level = try env.optionalString("LOG_LEVEL") ?? "info"
+        guard let logLevel = Logger.Level(rawValue: level.lowercased()) else {
+            let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigurationError(variable: "LOG_LEVEL", reason: "must be one of \(levels) (got \"\(level)\")")
+        }
+        self.logLevel = logLevel
         accessLog = try env.boolean("ACCESS_LOG", default: true)
     }
 

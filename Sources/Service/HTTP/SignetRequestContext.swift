@@ -5,6 +5,8 @@ import Spec
 /// that `RequestIDMiddleware` assigns.
 public struct SignetRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
+    /// What the route is to the layers in front of it, set first (`RouteClassMiddleware`).
+    public var routeClass = RouteClass.unmatched
     /// The form of a `POST /oauth/*`, read once by `FormBodyMiddleware`; `formError` when the
     /// body was not a valid form.
     var form: OAuthForm?

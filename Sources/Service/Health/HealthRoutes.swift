@@ -10,8 +10,6 @@ import Synchronization
 /// listener to anyone who reaches it, on the public one only with `HEALTH_DETAILED_TOKEN`.
 struct HealthRoutes {
     let monitor: HealthMonitor
-    /// Who may read `/health/detailed` on this listener.
-    var detailedAccess: OperationsAccess
     /// Once set (SIGTERM), readiness answers 503 whatever the checks say.
     let drain: DrainState
     /// Whether the last readiness answer was ready: readiness logs when that changes, not per
@@ -19,23 +17,23 @@ struct HealthRoutes {
     /// Copies (the operations listener's) share it.
     private let wasReady = ReadinessMemory()
 
-    init(monitor: HealthMonitor, detailedAccess: OperationsAccess, drain: DrainState) {
+    init(monitor: HealthMonitor, drain: DrainState) {
         self.monitor = monitor
-        self.detailedAccess = detailedAccess
         self.drain = drain
     }
 
-    func add(to group: RouterGroup<SignetRequestContext>) {
+    /// - Parameter detailedGuard: who may read `/health/detailed` on this listener
+    ///   (`RequireOperations` on the public one; nil on the operations listener: whoever reaches it).
+    func add(to group: RouterGroup<SignetRequestContext>, detailedGuard: RequireOperations?) {
         group.get("live") { _, _ in
             try jsonResponse(["status": "ok"])
         }
         group.get("ready") { _, context in
             try await ready(context: context)
         }
-        group.get("detailed") { _, context in
-            try detailedAccess.check(context)
-            return try await detailed()
-        }
+        let detailed = group.group("detailed")
+        if let detailedGuard { detailed.add(middleware: detailedGuard) }
+        detailed.get { _, _ in try await self.detailed() }
     }
 
     private struct Readiness: Encodable {
@@ -84,17 +82,18 @@ final class ReadinessMemory: Sendable {
     let last = Atomic<Bool>(true)
 }
 
-/// Who may read an operations route (`/metrics`, `/health/detailed`) on a listener.
-enum OperationsAccess: Sendable {
-    /// The operations listener (`OPS_HOST`:`OPS_PORT`): whoever reaches it.
-    case operationsListener
-    /// The public listener: only the principal `.operations` that the route's token makes
-    /// (`AuthMiddleware`); without a token configured the route is not served here.
-    case publicListener(variable: String, tokenConfigured: Bool)
+/// The guard of an operations route (`/metrics`, `/health/detailed`) on the public listener: only
+/// the principal `.operations` that the route's token makes (`AuthMiddleware`; a failed token
+/// counts against the address); without a token configured the route is not served there. The
+/// operations listener (`OPS_HOST`:`OPS_PORT`) has no guard: whoever reaches it may read them.
+struct RequireOperations: RouterMiddleware {
+    typealias Context = SignetRequestContext
+    /// The variable that holds the route's token.
+    let variable: String
+    let tokenConfigured: Bool
 
-    func check(_ context: SignetRequestContext) throws {
-        guard case .publicListener(let variable, let tokenConfigured) = self else { return }
-        if case .operations = context.principal { return }
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if case .operations = context.principal { return try await next(request, context) }
         guard tokenConfigured else {
             throw SignetError.notFound("served on the operations listener (OPS_HOST, OPS_PORT); set \(variable) to serve it here too")
         }

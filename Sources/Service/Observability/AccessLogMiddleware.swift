@@ -25,8 +25,7 @@ struct AccessLogMiddleware: RouterMiddleware {
     func log(_ request: Request, _ context: Context, status: Int) {
         // A flood must not become a flood of lines: limited answers, health checks and scrapes
         // are logged at debug.
-        let path = request.uri.path
-        let level: Logger.Level = status == 429 || path.hasPrefix("/health/") || path == "/metrics" ? .debug : .info
+        let level: Logger.Level = status == 429 || context.routeClass.quietInAccessLog ? .debug : .info
         guard context.logger.logLevel <= level else { return }
         let principal: String =
             switch context.principal {

@@ -27,7 +27,7 @@ struct MetricsMiddleware: RouterMiddleware {
 }
 
 /// `GET /metrics`: the Prometheus text format, on the operations listener to whoever reaches it,
-/// on the public listener only for `Authorization: Bearer <METRICS_TOKEN>` (`OperationsAccess`;
+/// on the public listener only for `Authorization: Bearer <METRICS_TOKEN>` (`RequireOperations`;
 /// a failed token counts against the address). The pool, limiter and health gauges are read at
 /// scrape time.
 struct MetricsRoutes {
@@ -36,9 +36,11 @@ struct MetricsRoutes {
     let limiter: RateLimiter
     let health: HealthMonitor
 
-    func add(to router: Router<SignetRequestContext>, access: OperationsAccess) {
-        router.get("/metrics") { _, context in
-            try access.check(context)
+    /// - Parameter guard: `RequireOperations` on the public listener; nil on the operations one.
+    func add(to router: Router<SignetRequestContext>, guard routeGuard: RequireOperations?) {
+        let group = router.group("metrics")
+        if let routeGuard { group.add(middleware: routeGuard) }
+        group.get { _, _ in
             await collect()
             return Response(
                 status: .ok,

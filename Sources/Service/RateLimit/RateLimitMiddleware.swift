@@ -27,12 +27,10 @@ struct RateLimitMiddleware: RouterMiddleware {
     static let rejected = Counter(label: "signet_rate_limited_total")
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        // The route's template (every route has one: an unmatched path never reaches middleware).
-        let route = context.endpointPath ?? request.uri.path
         // Liveness and readiness are cheap and the balancer's; an operations token is the operator's.
-        if route == "/health/live" || route == "/health/ready" { return try await next(request, context) }
+        if context.routeClass == .probe { return try await next(request, context) }
         if case .operations = context.principal { return try await next(request, context) }
-        let subject = context.clientHeldFor == nil ? self.subject(route: route, context: context) : RateLimitSubject(.agent, "held")
+        let subject = context.clientHeldFor == nil ? self.subject(context) : RateLimitSubject(.agent, "held")
         let decision: RateLimitDecision
         if let retryAfter = context.clientHeldFor {
             decision = RateLimitDecision(
@@ -72,10 +70,8 @@ struct RateLimitMiddleware: RouterMiddleware {
         return response
     }
 
-    func subject(route: String, context: Context) -> RateLimitSubject {
-        if route == "/.well-known/jwks.json" || route == "/.well-known/oauth-authorization-server" {
-            return RateLimitSubject(.discovery, context.limiterAddress)
-        }
+    func subject(_ context: Context) -> RateLimitSubject {
+        if context.routeClass == .discovery { return RateLimitSubject(.discovery, context.limiterAddress) }
         switch context.principal {
         case .admin: return admin.subject
         case .client(let client, _): return client.rateLimitSubject

@@ -1,0 +1,20 @@
+import NIOPosix
+
+/// A direct PostgreSQL connection for start-up work (migrations, the secret material): the pool
+/// serves only once the application runs. Each use opens a connection, runs `body` on the
+/// blocking thread pool and closes it.
+struct StartupConnection: Sendable {
+    let databaseURL: String
+    let settings: [(String, String)]
+
+    @discardableResult
+    func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        let databaseURL = databaseURL
+        let settings = settings
+        return try await NIOThreadPool.singleton.runIfActive {
+            let connection = try PostgresConnection.connect(databaseURL, settings: settings)
+            defer { connection.close() }
+            return try body(connection)
+        }
+    }
+}
