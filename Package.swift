@@ -132,10 +132,13 @@ let package = Package(
             swiftSettings: fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"]), .define("SIGNET_FUZZER")] : [],
             linkerSettings: fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
         ),
+        // What tests share: the manual clock the pure rules' tests drive.
+        .target(name: "SignetTestSupport", path: "Tests/SignetTestSupport"),
         .testTarget(
             name: "ServiceTests",
             dependencies: [
                 "Service",
+                "SignetTestSupport",
                 "SignetFuzzing",
                 "Spec",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -28,7 +28,7 @@ public func buildApplication(configuration: SignetConfiguration, dependencies: D
                     ConnectionGuard(
                         perAddress: perAddress, maxPipelined: connections.maxPipelinedRequests,
                         writeTimeout: TimeAmount(connections.writeTimeout), metrics: services.metrics),
-                    BodyDeadlineHandler(timeout: TimeAmount(connections.bodyTimeout)),
+                    BodyDeadlineHandler(timeout: TimeAmount(connections.bodyTimeout), metrics: services.metrics),
                 ],
                 idleTimeout: TimeAmount(connections.idleTimeout))),
         configuration: .init(

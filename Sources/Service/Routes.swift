@@ -56,7 +56,8 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
     if configuration.accessLog { router.add(middleware: AccessLogMiddleware()) }
     router.add(
         middleware: RateLimitMiddleware(
-            limiter: services.limiter, admin: admin, gate: services.addressGate, clientHolds: services.clientHolds))
+            limiter: services.limiter, admin: admin, gate: services.addressGate, clientHolds: services.clientHolds,
+            metrics: services.metrics))
     let routeTable = RouteTable()
     router.add(middleware: ErrorMiddleware(routes: routeTable))
 
@@ -72,10 +73,15 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
             body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
     }
 
-    let credentials = CredentialRoutes(
-        store: CredentialStore(pool: pool, hasher: services.hasher, now: services.now), directory: services.directory)
+    // The stores announce each client they change, after commit, to this instance's cache.
+    let changed: @Sendable (String) -> Void = { [directory = services.directory] in directory.invalidate(clientID: $0) }
+    var credentialStore = CredentialStore(pool: pool, hasher: services.hasher, now: services.now)
+    credentialStore.changed = changed
+    var agentStore = AgentStore(pool: pool, hasher: services.hasher)
+    agentStore.changed = changed
+    let credentials = CredentialRoutes(store: credentialStore)
     let adminAPI = router.group("v1").add(middleware: RequireAdmin())
-    AgentRoutes(store: AgentStore(pool: pool, hasher: services.hasher), directory: services.directory).add(to: adminAPI.group("agents"))
+    AgentRoutes(store: agentStore).add(to: adminAPI.group("agents"))
     credentials.addAdminRoutes(to: adminAPI.group("agents/{id}/credentials"))
     KeyRoutes(store: services.secrets, keyRing: services.keyRing, tokenTTL: configuration.tokenTTL).add(to: adminAPI.group("keys"))
     AuditRoutes(pool: pool).add(to: adminAPI.group("audit"))

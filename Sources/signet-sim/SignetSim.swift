@@ -94,14 +94,9 @@ struct Stack: AsyncParsableCommand {
             let vault = try await VaultFake.start(seedDirectory: URL(fileURLWithPath: "fixtures/vault"))
             // Load runs never take OPA down: no fault proxy to copy every decision through.
             let opa = try await OPAFake.start(proxied: !loadModel)
-            var variables = [
-                "DATABASE_URL": stack.postgres.url(database: database, applicationName: "signet"),
-                "REDIS_URL": stack.redis.url,
-                "SIGNET_ADMIN_TOKEN": adminToken,
-                "VAULT_ADDR": vault.url,
-                "VAULT_TOKEN": vault.token,
-                "OPA_URL": opa.url,
-            ]
+            var variables = stack.instanceEnvironment(
+                database: database, applicationName: "signet", adminToken: adminToken,
+                ["VAULT_ADDR": vault.url, "VAULT_TOKEN": vault.token, "OPA_URL": opa.url])
             // Instances behind one balancer share its address as their issuer.
             let balancerPort = instances > 1 ? (port == 0 ? try freePort() : port) : nil
             if let balancerPort {

@@ -181,9 +181,9 @@ final class CredentialCacheTests: XCTestCase {
                 [name + ChangeListener.applicationNameSuffix])
             XCTAssertEqual(terminated.first?["n"], "1", "one listener session")
             try await eventually("the listener listens again") {
-                signet.logs.entries.contains { "\($0.message)" == "listening for client changes again" }
+                signet.logs.entries.contains { $0.message == LogLine.listenerBack }
             }
-            XCTAssertTrue(signet.logs.entries.contains { "\($0.message)".hasPrefix("not listening for client changes") })
+            XCTAssertTrue(signet.logs.entries.contains { $0.message == LogLine.listenerLost })
             let before = lookups.load(ordering: .relaxed)
             _ = try await client.accessToken(for: agent)
             _ = try await client.accessToken(for: agent)

@@ -45,10 +45,8 @@ final class LoadSuiteTests: XCTestCase {
         let database = try await stack.postgres.createDatabase(prefix: "k6")
         let instance = try await SignetInstance.start(
             id: "k6",
-            environment: [
-                "DATABASE_URL": stack.postgres.url(database: database), "SIGNET_ADMIN_TOKEN": adminToken, "REDIS_URL": stack.redis.url,
-                "LOG_LEVEL": "warning", "REDIS_KEY_PREFIX": "k6-test:",
-            ])
+            environment: stack.instanceEnvironment(
+                database: database, adminToken: adminToken, ["LOG_LEVEL": "warning", "REDIS_KEY_PREFIX": "k6-test:"]))
         let script = Self.root.appendingPathComponent("tests/load/token-issuance.js").path
         var environment = impossible
         environment["SIGNET_URL"] = instance.url

@@ -8,11 +8,8 @@ final class StackTests: XCTestCase {
     func testTwoInstancesBehindHAProxyTakeTurns() async throws {
         let stack = try await SharedStack.shared.get()
         let database = try await stack.postgres.createDatabase(prefix: "lb")
-        var environment = [
-            "DATABASE_URL": stack.postgres.url(database: database),
-            "SIGNET_ADMIN_TOKEN": "sim-admin-token-0123456789abcdefghijkl",
-        ]
-        environment["LOG_LEVEL"] = "warning"
+        let environment = stack.instanceEnvironment(
+            database: database, adminToken: "sim-admin-token-0123456789abcdefghijkl", ["LOG_LEVEL": "warning"])
         let first = try await SignetInstance.start(id: "one", environment: environment)
         let second = try await SignetInstance.start(id: "two", environment: environment)
         let balancer = try await LoadBalancer.start(backendPorts: [first.port, second.port])
@@ -39,7 +36,7 @@ final class StackTests: XCTestCase {
         let token = "sim-admin-token-0123456789abcdefghijkl"
         let instance = try await SignetInstance.start(
             id: "chaos",
-            environment: ["DATABASE_URL": stack.postgres.url(database: database), "SIGNET_ADMIN_TOKEN": token]
+            environment: stack.instanceEnvironment(database: database, adminToken: token)
         )
         let report = await Chaos.run(target: instance.url, adminToken: token, operations: instance.opsURL)
         print(report.rendered)

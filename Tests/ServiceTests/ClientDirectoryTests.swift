@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SignetTestSupport
 import Synchronization
 import XCTest
 

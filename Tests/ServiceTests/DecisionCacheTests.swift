@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SignetTestSupport
 import XCTest
 
 @testable import Service

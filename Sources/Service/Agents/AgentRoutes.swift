@@ -6,7 +6,6 @@ import Spec
 /// admin token.
 struct AgentRoutes {
     let store: AgentStore
-    let directory: ClientDirectory
 
     func add(to group: RouterGroup<SignetRequestContext>) {
         group.post(use: create)
@@ -59,15 +58,13 @@ struct AgentRoutes {
         let id = try context.parameters.require("id")
         let patch = try AgentPatch(try await request.jsonObject(context: context))
         let agent = try await store.update(id: id, patch, audit: context.audit)
-        directory.invalidate(clientID: agent.clientID)
         context.logger.info("agent updated", metadata: ["agent.id": "\(agent.id)", "agent.status": "\(agent.status.rawValue)"])
         return try jsonResponse(agent)
     }
 
     @Sendable func delete(_ request: Request, context: SignetRequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard let clientID = try await store.deactivate(id: id, audit: context.audit) else { throw AgentError.notFound }
-        directory.invalidate(clientID: clientID)
+        guard try await store.deactivate(id: id, audit: context.audit) != nil else { throw AgentError.notFound }
         context.logger.info("agent deactivated", metadata: ["agent.id": "\(id)"])
         return Response(status: .noContent)
     }

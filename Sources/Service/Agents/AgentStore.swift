@@ -5,6 +5,10 @@ import Foundation
 public struct AgentStore: Sendable {
     let pool: ConnectionPool
     let hasher: CredentialHasher
+    /// Told the client id of each client this store changed, once the change has committed: the
+    /// instance's credential cache drops it before the answer goes out (other instances hear of it
+    /// through the change listener). Routes never invalidate the cache themselves.
+    var changed: @Sendable (_ clientID: String) -> Void = { _ in }
 
     public init(pool: ConnectionPool, hasher: CredentialHasher) {
         self.pool = pool
@@ -133,7 +137,9 @@ public struct AgentStore: Sendable {
         }
         guard let record = records.first else { throw AgentError.notFound }
         guard record["id"] != nil else { throw AgentError.deactivated }
-        return try Self.agent(from: record)
+        let agent = try Self.agent(from: record)
+        changed(agent.clientID)
+        return agent
     }
 
     /// Deactivates the agent and revokes every credential it holds, in one transaction.
@@ -141,7 +147,7 @@ public struct AgentStore: Sendable {
     /// not an error.
     func deactivate(id: String, audit: AuditContext) async throws -> String? {
         guard let id = Self.normalisedID(id) else { return nil }
-        return try await pool.transaction { connection in
+        let clientID: String? = try await pool.transaction { connection in
             let previous = try connection.query("SELECT status, client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [id]).records.first
             guard let previous, let clientID = previous["client_id"] else { return nil }
             guard previous["status"] != Agent.Status.deactivated.rawValue else { return clientID }
@@ -166,6 +172,8 @@ public struct AgentStore: Sendable {
             )
             return clientID
         }
+        if let clientID { changed(clientID) }
+        return clientID
     }
 
     // MARK: Mapping

@@ -39,9 +39,10 @@ public final class ChangeListener: Service, Sendable {
         directory: ClientDirectory,
         heartbeat: Duration = ChangeListener.defaultHeartbeat,
         logger: Logger,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
         connect: @escaping @Sendable () throws -> PostgresConnection
     ) {
-        core = Core(directory: directory, heartbeat: heartbeat, logger: logger, connect: connect)
+        core = Core(directory: directory, heartbeat: heartbeat, logger: logger, now: now, connect: connect)
     }
 
     deinit {
@@ -70,6 +71,7 @@ private final class Core: Sendable {
     private let directory: ClientDirectory
     private let heartbeat: Duration
     private let logger: Logger
+    private let now: @Sendable () -> ContinuousClock.Instant
     let stopping = Atomic<Bool>(false)
     private struct Progress {
         var threadStarted = false
@@ -82,7 +84,11 @@ private final class Core: Sendable {
     /// This listener's own channel for its heartbeats.
     private let heartbeatChannel = "signet_heartbeat_" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
 
-    init(directory: ClientDirectory, heartbeat: Duration, logger: Logger, connect: @escaping @Sendable () throws -> PostgresConnection) {
+    init(
+        directory: ClientDirectory, heartbeat: Duration, logger: Logger, now: @escaping @Sendable () -> ContinuousClock.Instant,
+        connect: @escaping @Sendable () throws -> PostgresConnection
+    ) {
+        self.now = now
         self.directory = directory
         self.heartbeat = heartbeat
         self.logger = logger
@@ -128,12 +134,9 @@ private final class Core: Sendable {
     }
 
     private func listen() {
-        // Failed or short-lived sessions in a row: the backoff grows with them. An outage is one
-        // warning when it begins and one info line when a heartbeat comes back after it.
-        var failures = 0
-        var inOutage = false
+        var monitor = ListenerMonitor(heartbeat: heartbeat, heartbeatTimeout: ChangeListener.heartbeatTimeout)
         while !stopping.load(ordering: .relaxed) {
-            var listeningSince: ContinuousClock.Instant?
+            var reconnectAfter = Duration.zero
             do {
                 let connection = try connect()
                 defer { connection.close() }
@@ -143,47 +146,36 @@ private final class Core: Sendable {
                     [ChangeListener.applicationNameSuffix])
                 try connection.query("LISTEN \(ChangeListener.channel)")
                 try connection.query("LISTEN \(heartbeatChannel)")
-                directory.listenerStarted(at: .now)
-                listeningSince = .now
-                try beat(on: connection) {
-                    guard inOutage else { return }
-                    inOutage = false
-                    logger.info("listening for client changes again", metadata: ["failedAttempts": "\(failures)"])
-                }
+                let now = self.now()
+                directory.listenerStarted(at: now)
+                monitor.sessionStarted(now: now)
+                try beat(on: connection, monitor: &monitor)
             } catch {
-                let lived = listeningSince.map { ContinuousClock.now - $0 } ?? .zero
-                if lived >= ChangeListener.heartbeatTimeout { failures = 0 }
-                let message = "not listening for client changes: cached credentials are kept only the short fallback until it listens again"
-                if failures == 0 {
-                    logger.warning("\(message)", metadata: ["error": "\(error)"])
-                    inOutage = true
-                } else {
-                    logger.debug("\(message)", metadata: ["error": "\(error)", "failedAttempts": "\(failures)"])
+                let (outage, delay) = monitor.sessionEnded(now: now())
+                reconnectAfter = delay
+                switch outage {
+                case .begins: logger.warning(LogLine.listenerLost, metadata: ["error": "\(error)"])
+                case .continues(let failed):
+                    logger.debug(LogLine.listenerLost, metadata: ["error": "\(error)", "failedAttempts": "\(failed)"])
                 }
-                failures += 1
             }
             directory.listenerLost()
             markAttempted()
-            pause(for: min(.seconds(5), .milliseconds(100) * (1 << min(failures, 6))))
+            pause(for: reconnectAfter)
         }
         markAttempted()
         signal(\.finished, \.waitingForFinish)
     }
 
     /// Every `heartbeat`: a notification to this listener's own channel, committed after every
-    /// change before it, and a look at the triggers. When it comes back (notifications arrive
-    /// in commit order) and every trigger is enabled, every change committed before it has been
-    /// seen: the cache may count on the listener up to then. One not back within
-    /// `heartbeatTimeout` ends the session; until then only the cache's grace decides.
-    private func beat(on connection: PostgresConnection, onConfirmed: () -> Void) throws {
-        var outstanding: (nonce: String, sent: ContinuousClock.Instant, triggersEnabled: Bool)?
-        var lastSent: ContinuousClock.Instant?
-        var nonce: UInt64 = 0
-        var warnedAboutTriggers = false
+    /// change before it, and a look at the triggers (`ListenerMonitor` keeps the rules). When it
+    /// comes back (notifications arrive in commit order) and every trigger is enabled, every change
+    /// committed before it has been seen: the cache may count on the listener up to then. One not
+    /// back within `heartbeatTimeout` ends the session; until then only the cache's grace decides.
+    private func beat(on connection: PostgresConnection, monitor: inout ListenerMonitor) throws {
         while !stopping.load(ordering: .relaxed) {
-            let now = ContinuousClock.now
-            if outstanding == nil, lastSent.map({ now - $0 >= heartbeat }) ?? true {
-                nonce &+= 1
+            switch monitor.tick(now: now()) {
+            case .sendHeartbeat(let nonce):
                 let enabled = try connection.query(
                     """
                     SELECT pg_notify($1, $2),
@@ -191,11 +183,11 @@ private final class Core: Sendable {
                     """,
                     [heartbeatChannel, String(nonce), "{\(ChangeListener.triggers.joined(separator: ","))}"]
                 ).records.first?["enabled"]
-                outstanding = (String(nonce), now, enabled == String(ChangeListener.triggers.count))
-                lastSent = now
-            }
-            if let sent = outstanding?.sent, now - sent > ChangeListener.heartbeatTimeout {
+                monitor.heartbeatSent(nonce: nonce, triggersEnabled: enabled == String(ChangeListener.triggers.count))
+            case .giveUp:
                 throw DatabaseError.timedOut(ChangeListener.heartbeatTimeout)
+            case .wait:
+                break
             }
             // Short waits, so a stop is noticed soon.
             for notification in try connection.notifications(waitingUpTo: .milliseconds(100)) {
@@ -205,20 +197,25 @@ private final class Core: Sendable {
                     } else {
                         directory.invalidate(clientID: notification.payload)
                     }
-                } else if notification.channel == heartbeatChannel, let beat = outstanding, notification.payload == beat.nonce {
-                    outstanding = nil
-                    if beat.triggersEnabled {
-                        directory.listenerConfirmed(at: beat.sent)
-                        onConfirmed()
-                        warnedAboutTriggers = false
-                    } else if !warnedAboutTriggers {
+                    continue
+                }
+                guard notification.channel == heartbeatChannel else { continue }
+                switch monitor.heartbeatArrived(payload: notification.payload) {
+                case .stray:
+                    continue
+                case .confirmed(let sent, let afterOutage):
+                    directory.listenerConfirmed(at: sent)
+                    if let afterOutage {
+                        logger.info(LogLine.listenerBack, metadata: ["failedAttempts": "\(afterOutage)"])
+                    }
+                case .triggersDisabled(let warn):
+                    if warn {
                         logger.warning(
                             "a client change trigger is not enabled (ENABLE ALWAYS): cached credentials are kept only the short fallback",
                             metadata: ["triggers": "\(ChangeListener.triggers.joined(separator: ", "))"])
-                        warnedAboutTriggers = true
                     }
-                    markAttempted()
                 }
+                markAttempted()
             }
         }
     }

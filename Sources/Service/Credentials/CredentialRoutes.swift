@@ -5,7 +5,6 @@ import Spec
 /// when registered with `credentials:rotate`), list and revoke (admin).
 struct CredentialRoutes {
     let store: CredentialStore
-    let directory: ClientDirectory
 
     /// Routes under `/v1/agents/{id}/credentials` that need the admin token.
     func addAdminRoutes(to group: RouterGroup<SignetRequestContext>) {
@@ -16,10 +15,9 @@ struct CredentialRoutes {
         group.delete("{cid}") { _, context in
             let agentID = try context.parameters.require("id")
             guard
-                let clientID = try await store.revoke(
-                    agentID: agentID, credentialID: try context.parameters.require("cid"), audit: context.audit)
+                try await store.revoke(agentID: agentID, credentialID: try context.parameters.require("cid"), audit: context.audit)
+                    != nil
             else { throw SignetError.notFound("no such credential for this agent") }
-            directory.invalidate(clientID: clientID)
             return Response(status: .noContent)
         }
     }
@@ -42,7 +40,6 @@ struct CredentialRoutes {
             }
             let rotated = try await store.rotate(
                 agentID: agentID, grace: .seconds(grace), authenticatedWith: context.principal?.credentialID, audit: context.audit)
-            directory.invalidate(clientID: rotated.clientID)
             context.logger.info(
                 "credential rotated",
                 metadata: [

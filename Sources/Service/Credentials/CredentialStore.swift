@@ -51,6 +51,10 @@ struct RotatedCredential: Encodable {
 struct CredentialStore {
     let pool: ConnectionPool
     let hasher: CredentialHasher
+    /// Told the client id of each client this store changed, once the change has committed: the
+    /// instance's credential cache drops it before the answer goes out (other instances hear of it
+    /// through the change listener). Routes never invalidate the cache themselves.
+    var changed: @Sendable (_ clientID: String) -> Void = { _ in }
     /// The one clock of credential expiry and grace periods (`Dependencies.now`).
     var now: @Sendable () -> Date = { Date() }
 
@@ -80,7 +84,7 @@ struct CredentialStore {
         let credentialID = UUID().uuidString.lowercased()
         let graceSeconds = String(grace.components.seconds)
         let nowSeconds = String(now().timeIntervalSince1970)
-        return try await pool.transaction { connection in
+        let rotated = try await pool.transaction { connection in
             guard
                 let agent = try connection.query("SELECT status, client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]).records
                     .first
@@ -146,6 +150,8 @@ struct CredentialStore {
                 endedNow: older
             )
         }
+        changed(rotated.clientID)
+        return rotated
     }
 
     /// Every credential of the agent, newest first, with its state; nil when there is no agent.
@@ -164,7 +170,7 @@ struct CredentialStore {
     /// such credential. Revoking twice is not an error.
     func revoke(agentID: String, credentialID: String, audit: AuditContext) async throws -> String? {
         guard let agentID = AgentStore.normalisedID(agentID), let credentialID = AgentStore.normalisedID(credentialID) else { return nil }
-        return try await pool.transaction { connection in
+        let clientID: String? = try await pool.transaction { connection in
             guard let agent = try connection.query("SELECT client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]).records.first
             else { return nil }
             let rows = try connection.query(
@@ -172,13 +178,15 @@ struct CredentialStore {
                 [credentialID, agentID]
             ).records
             guard let row = rows.first else { return nil }
-            if row["live"] == "t" {
+            if try row.bool("live") {
                 try connection.query("UPDATE agent_credentials SET revoked_at = now() WHERE id = $1::uuid", [credentialID])
                 try AuditLog.append(
                     .credentialRevoke, agentID: agentID, context: audit, details: ["credentialId": .string(credentialID)], on: connection)
             }
             return try agent.required("client_id")
         }
+        if let clientID { changed(clientID) }
+        return clientID
     }
 
     static func view(from record: Record) throws -> CredentialView {

@@ -221,7 +221,7 @@ where C.Instant == ContinuousClock.Instant {
                 switch failure {
                 case .timedOut:
                     logger.warning(
-                        "database pool: no connection within DB_POOL_CONNECTION_TIMEOUT_MS",
+                        LogLine.poolTimeout,
                         metadata: [
                             "timeoutMs": "\(configuration.connectionTimeout.milliseconds)",
                             "total": "\(stats.total)", "leased": "\(stats.leased)",
@@ -261,13 +261,5 @@ where C.Instant == ContinuousClock.Instant {
     static func tickInterval(for configuration: PoolConfiguration) -> Duration {
         let shortest = min(configuration.connectionTimeout, configuration.idleTimeout)
         return min(max(shortest / 20, .milliseconds(5)), .milliseconds(100))
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -399,6 +399,33 @@ public struct Record: Sendable {
         guard let value = self[column] else { throw .unexpectedResult("column \(column) is missing or NULL") }
         return value
     }
+
+    /// A `boolean` column: PostgreSQL's text `t` or `f`; anything else (NULL included) throws,
+    /// naming the column.
+    public func bool(_ column: String) throws(DatabaseError) -> Bool {
+        switch try required(column) {
+        case "t": return true
+        case "f": return false
+        case let other: throw .unexpectedResult("column \(column) is not a boolean (\(other.prefix(8)))")
+        }
+    }
+
+    /// A nullable `boolean` column: nil for NULL; anything but `t` or `f` throws, naming the column.
+    public func optionalBool(_ column: String) throws(DatabaseError) -> Bool? {
+        self[column] == nil ? nil : try bool(column)
+    }
+
+    /// A nullable integer column: nil for NULL; anything else that is not an integer throws.
+    public func optionalInt(_ column: String) throws(DatabaseError) -> Int? {
+        self[column] == nil ? nil : try int(column)
+    }
+
+    /// An integer column; NULL or anything else throws, naming the column.
+    public func int(_ column: String) throws(DatabaseError) -> Int {
+        let text = try required(column)
+        guard let value = Int(text) else { throw .unexpectedResult("column \(column) is not an integer (\(text.prefix(8)))") }
+        return value
+    }
 }
 
 /// Cancel requests for abandoned statements. `PQcancel` opens a new connection and waits for

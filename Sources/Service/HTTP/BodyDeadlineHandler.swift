@@ -1,4 +1,3 @@
-import Metrics
 import NIOCore
 import NIOHTTPTypes
 
@@ -12,15 +11,15 @@ final class BodyDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
 
-    static let closed = Counter(label: "signet_http_body_timeouts_total")
-
     private let timeout: TimeAmount
+    private let metrics: SignetMetrics
     /// When the header of the request still being read arrived; nil between requests.
     private var headerArrived: NIODeadline?
     private var scheduled: Scheduled<Void>?
 
-    init(timeout: TimeAmount) {
+    init(timeout: TimeAmount, metrics: SignetMetrics) {
         self.timeout = timeout
+        self.metrics = metrics
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -41,7 +40,7 @@ final class BodyDeadlineHandler: ChannelInboundHandler, RemovableChannelHandler 
             scheduled = context.eventLoop.assumeIsolated().scheduleTask(deadline: headerArrived + timeout) {
                 self.scheduled = nil
                 guard self.headerArrived != nil else { return }
-                Self.closed.increment()
+                self.metrics.bodyTimeouts.increment()
                 context.close(promise: nil)
             }
         }

@@ -25,8 +25,9 @@ public final class HealthMonitor: Sendable {
     public typealias Check = @Sendable (_ timeout: Duration) async throws -> String?
 
     private struct State {
-        var latest: (report: HealthReport, at: ContinuousClock.Instant)?
-        var round: Task<HealthReport, Never>?
+        var rounds: HealthRounds<HealthReport>
+        /// The round under way, by its number.
+        var task: (round: Int, task: Task<HealthReport, Never>)?
     }
 
     private let database: Check
@@ -36,9 +37,9 @@ public final class HealthMonitor: Sendable {
     private let credentialCache: (@Sendable () -> DependencyHealth)?
     private let timeout: Duration
     private let degradedAfter: Duration
-    private let sharedFor: Duration
     private let logger: Logger
-    private let state = Mutex(State())
+    private let now: @Sendable () -> ContinuousClock.Instant
+    private let state: Mutex<State>
 
     public init(
         database: @escaping Check,
@@ -49,7 +50,8 @@ public final class HealthMonitor: Sendable {
         timeout: Duration,
         degradedAfter: Duration,
         sharedFor: Duration = .seconds(1),
-        logger: Logger
+        logger: Logger,
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
     ) {
         self.database = database
         self.redis = redis
@@ -58,28 +60,36 @@ public final class HealthMonitor: Sendable {
         self.credentialCache = credentialCache
         self.timeout = timeout
         self.degradedAfter = degradedAfter
-        self.sharedFor = sharedFor
         self.logger = logger
+        self.now = now
+        state = Mutex(State(rounds: HealthRounds(sharedFor: sharedFor)))
     }
 
     /// The latest report when it is younger than `sharedFor`, else the running round's, else a
-    /// new round's.
+    /// new round's (`HealthRounds`).
     public func report() async -> HealthReport {
-        enum Answer {
-            case fresh(HealthReport)
-            case join(Task<HealthReport, Never>)
+        enum Next {
+            case report(HealthReport)
+            case wait(Task<HealthReport, Never>)
         }
-        let now = ContinuousClock.now
-        let answer: Answer = state.withLock { state in
-            if let latest = state.latest, now - latest.at < sharedFor { return .fresh(latest.report) }
-            if let round = state.round { return .join(round) }
-            let round = Task { await self.runRound() }
-            state.round = round
-            return .join(round)
+        let now = self.now()
+        let next: Next = state.withLock { state in
+            let action = state.rounds.request(now: now)
+            switch action {
+            case .answer(let report):
+                return .report(report)
+            case .join(let round) where state.task?.round == round:
+                return .wait(state.task!.task)
+            case .join(let round), .start(let round):
+                // A round the state machine runs always has its task (both change under the lock).
+                let task = Task { await self.runRound(round) }
+                state.task = (round, task)
+                return .wait(task)
+            }
         }
-        switch answer {
-        case .fresh(let report): return report
-        case .join(let round): return await round.value
+        switch next {
+        case .report(let report): return report
+        case .wait(let task): return await task.value
         }
     }
 
@@ -91,7 +101,7 @@ public final class HealthMonitor: Sendable {
         return (report.database.status != .unreachable, report)
     }
 
-    private func runRound() async -> HealthReport {
+    private func runRound(_ round: Int) async -> HealthReport {
         async let database = run("database", self.database)
         async let redis = run("redis", self.redis)
         async let vault = run("vault", self.vault)
@@ -99,9 +109,10 @@ public final class HealthMonitor: Sendable {
         let report = HealthReport(
             checkedAt: Date(), database: await database ?? unreachable("not checked"), redis: await redis, vault: await vault,
             opa: await opa, credentialCache: credentialCache?())
+        let now = self.now()
         state.withLock { state in
-            state.latest = (report, ContinuousClock.now)
-            state.round = nil
+            state.rounds.finished(round: round, report: report, now: now)
+            if state.task?.round == round { state.task = nil }
         }
         return report
     }

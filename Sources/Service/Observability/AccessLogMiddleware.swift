@@ -40,15 +40,8 @@ struct AccessLogMiddleware: RouterMiddleware {
             level: level, "request",
             metadata: [
                 "method": .string(method), "route": .string(route), "status": .stringConvertible(status),
-                "durationMs": .string(String(format: "%.2f", Double((ContinuousClock.now - context.receivedAt).nanosecondsValue) / 1e6)),
+                "durationMs": .string(String(format: "%.2f", (ContinuousClock.now - context.receivedAt).fractionalMilliseconds)),
                 "principal": .string(principal),
             ])
-    }
-}
-
-extension Duration {
-    var nanosecondsValue: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -56,6 +56,10 @@ public final class SignetMetrics: Sendable {
     let pipelineOverflows: MetricCounter
     /// Connections closed because a response made no progress for `HTTP_WRITE_TIMEOUT_MS`.
     let writeTimeouts: MetricCounter
+    /// Requests the limiter answered 429.
+    let rateLimited: MetricCounter
+    /// Connections closed because a request's body did not arrive within `HTTP_BODY_TIMEOUT_MS`.
+    let bodyTimeouts: MetricCounter
     private let dependencyCalls = Mutex<[String: (latency: MetricTimer, errors: MetricCounter)]>([:])
     /// Values read at scrape time from the pool, the limiter and the health report.
     private let gauges = Mutex<[GaugeKey: MetricGauge]>([:])
@@ -103,6 +107,8 @@ public final class SignetMetrics: Sendable {
         pipelinePaused = MetricCounter(label: "signet_http_pipeline_paused_total", factory: factory)
         writeTimeouts = MetricCounter(label: "signet_http_write_timeouts_total", factory: factory)
         pipelineOverflows = MetricCounter(label: "signet_http_pipeline_overflows_total", factory: factory)
+        rateLimited = MetricCounter(label: "signet_rate_limited_total", factory: factory)
+        bodyTimeouts = MetricCounter(label: "signet_http_body_timeouts_total", factory: factory)
     }
 
     // MARK: Requests
@@ -187,21 +193,14 @@ public final class SignetMetrics: Sendable {
         }
     }
 
-    /// Makes this registry the process's `MetricsSystem` too, so metrics made without an explicit
-    /// factory (the body-timeout counter, libraries') are exported with the rest. Once per process.
+    /// Makes this registry the process's `MetricsSystem` too, so metrics libraries make without an
+    /// explicit factory are exported with the rest. Once per process.
     public func bootstrapProcessWide() {
         MetricsSystem.bootstrap(factory)
     }
 
     /// The Prometheus text exposition of every series.
     func exposition() -> [UInt8] { registry.emitToBuffer() }
-}
-
-extension Duration {
-    fileprivate var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
 }
 
 extension MetricTimer {

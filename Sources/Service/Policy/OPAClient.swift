@@ -125,13 +125,13 @@ public final class OPAPolicy: TokenPolicy {
                 decided = try await client.decide(body: body)
             } catch {
                 if !failing.exchange(true, ordering: .relaxed) {
-                    logger.warning("OPA unavailable: token requests fail closed (503) until it answers", metadata: ["error": "\(error)"])
+                    logger.warning(LogLine.opaDown, metadata: ["error": "\(error)"])
                 }
                 throw error
             }
             cache?.store(decided, for: body)
             if failing.exchange(false, ordering: .relaxed) {
-                logger.info("OPA answers again: token decisions resumed")
+                logger.info(LogLine.opaBack)
             }
         }
         // OPA may narrow, never widen: only scopes the agent is registered for and asked for.

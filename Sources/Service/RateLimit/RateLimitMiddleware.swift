@@ -1,6 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import Metrics
 
 /// Limits every route but liveness, readiness and the operations routes opened by their token
 /// (a failed or missing operations token counts against the address), after authentication, and
@@ -24,7 +23,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     let gate: AddressGate
     let clientHolds: AddressGate
 
-    static let rejected = Counter(label: "signet_rate_limited_total")
+    let metrics: SignetMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // Liveness and readiness are cheap and the balancer's; an operations token is the operator's.
@@ -54,7 +53,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         } else {
             // Counted, and logged only at debug: a flood of rejected requests must not become a
             // flood of log lines.
-            Self.rejected.increment()
+            metrics.rateLimited.increment()
             context.logger.debug("rate limited", metadata: ["subject.kind": "\(subject.kind)"])
             response =
                 SignetError(

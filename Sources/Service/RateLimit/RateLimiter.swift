@@ -60,10 +60,7 @@ public final class RateLimiter: Service, Sendable {
             metrics?.redisCall(took: ContinuousClock.now - started)
             let transition = breaker.withLock { $0.failed(now: clock.now) }
             if transition == .opened {
-                logger.warning(
-                    "rate limiter: Redis failed; deciding in memory (per instance) until it answers again",
-                    metadata: ["error": "\(error)"]
-                )
+                logger.warning(LogLine.redisDown, metadata: ["error": "\(error)"])
                 redis.failPending(error)
             }
             let decision = decideInMemory(subject)
@@ -93,8 +90,7 @@ public final class RateLimiter: Service, Sendable {
                 do {
                     try await redis.probe()
                     if case .closed(let after) = self.breaker.withLock({ $0.succeeded(now: self.clock.now) }) {
-                        self.logger.info(
-                            "rate limiter: Redis answers again; deciding in Redis", metadata: ["outageMs": "\(after.milliseconds)"])
+                        self.logger.info(LogLine.redisBack, metadata: ["outageMs": "\(after.milliseconds)"])
                     }
                 } catch {
                     // Still down: the breaker stays open; nothing more to log.

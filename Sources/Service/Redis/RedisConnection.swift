@@ -176,7 +176,7 @@ public final class RedisConnection: @unchecked Sendable {
 
 extension timeval {
     init(duration: Duration) {
-        let microseconds = duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000
+        let microseconds = duration.microseconds
         self.init(tv_sec: Int(microseconds / 1_000_000), tv_usec: Int(microseconds % 1_000_000))
     }
 }

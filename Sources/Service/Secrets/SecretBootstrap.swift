@@ -33,11 +33,7 @@ struct SecretMaterial: Sendable {
                 )
             }
             if found.hmacKey != nil || !found.signingKeys.isEmpty {
-                logger.warning(
-                    """
-                    secret material found in PostgreSQL: it is copied to an empty Vault and not used from PostgreSQL; \
-                    delete the server_keys and signing_keys rows once every instance runs with Vault
-                    """)
+                logger.warning(LogLine.secretsInPostgres)
             }
             return found
         }

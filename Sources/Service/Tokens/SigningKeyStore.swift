@@ -17,7 +17,7 @@ enum SigningKeyStore {
             """
         ).records.map { record in
             let key = try P256.Signing.PrivateKey(pemRepresentation: try record.required("private_key_pem"))
-            return SigningKey(privateKey: key, isCurrent: record["current"] == "t")
+            return SigningKey(privateKey: key, isCurrent: try record.bool("current"))
         }
     }
 

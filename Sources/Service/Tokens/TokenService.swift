@@ -139,8 +139,8 @@ public struct TokenService: Sendable {
                 Statements.tokenState, [claims.jti, claims.sub, claims.client_id, claims.credential_id, String(nowSeconds)]
             ).records.first
         }
-        guard let state, state["revoked"] == "f", state["credential_live"] == "t", state["status"] == Agent.Status.active.rawValue,
-            state["token_generation"].flatMap(Int.init) == claims.generation ?? 0
+        guard let state, try state.optionalBool("revoked") == false, try state.optionalBool("credential_live") == true,
+            state["status"] == Agent.Status.active.rawValue, try state.optionalInt("token_generation") == claims.generation ?? 0
         else { return nil }
         let held = Set(AgentStore.scopes(fromJSON: state["scopes"] ?? "[]"))
         let live = claims.scopes.filter(held.contains)

@@ -97,7 +97,7 @@ public enum CacheScenarios {
             ["sim-listener-b" + ChangeListener.applicationNameSuffix])
         context.expect("listener sessions terminated", terminated.first?["n"], equals: "1")
         try await waitUntil("b notices", timeout: .seconds(5)) {
-            !second.logLines(containing: "not listening for client changes").isEmpty
+            !second.logLines(containing: LogLine.listenerLost.text).isEmpty
         }
         let revoked = try await HTTP.admin(
             .DELETE, "\(first.url)/v1/agents/\(agent.id)/credentials/\(agent.credentialID)", token: context.adminToken)
@@ -113,7 +113,7 @@ public enum CacheScenarios {
         context.check("requests", true, expected: "reported", observed: "\(statuses.values.reduce(0, +)) in 1.5 s")
 
         try await waitUntil("b listens again", timeout: .seconds(10)) {
-            !second.logLines(containing: "listening for client changes again").isEmpty
+            !second.logLines(containing: LogLine.listenerBack.text).isEmpty
         }
         try await waitUntil("b reports its listener current again", timeout: .seconds(5)) {
             try await CacheScenarios.cacheHealth(second) == "healthy"
@@ -172,16 +172,8 @@ public enum CacheScenarios {
     }
 
     static func register(_ context: ScenarioContext, base: String) async throws -> RegisteredAgent {
-        let name = "cache-\(UUID().uuidString.prefix(8))"
-        let response = try await HTTP.admin(
-            .POST, "\(base)/v1/agents", token: context.adminToken, body: #"{"name":"\#(name)","owner":"sim","scopes":["read"]}"#)
-        let json = response.json
-        guard let id = json["id"] as? String, let clientID = json["client_id"] as? String, let secret = json["client_secret"] as? String,
-            let credential = (json["credential"] as? [String: Any])?["id"] as? String
-        else {
-            throw SimulatorError.setupFailed("registration failed: \(response.status) \(response.body)")
-        }
-        return RegisteredAgent(id: id, clientID: clientID, secret: secret, credentialID: credential)
+        let agent = try await SignetClient(base: base, adminToken: context.adminToken).register(prefix: "cache", scopes: ["read"])
+        return RegisteredAgent(id: agent.id, clientID: agent.clientID, secret: agent.secret, credentialID: agent.credentialID)
     }
 
     /// Asks `instance` for a token with `agent`'s secret until it is refused (401), for at most

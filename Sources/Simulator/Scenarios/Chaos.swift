@@ -43,16 +43,11 @@ public enum Chaos {
     static func registryRoundTrip(base: String, token: String, record: Record) async throws {
         let owner = "signet-sim-chaos"
         let name = "chaos-\(UUID().uuidString.prefix(8).lowercased())"
-        let created = try await HTTP.admin(
-            .POST,
-            "\(base)/v1/agents",
-            token: token,
-            body: #"{"name":"\#(name)","owner":"\#(owner)","scopes":["chaos:check"]}"#
-        )
+        let (created, agent) = try await SignetClient(base: base, adminToken: token).registration(
+            name: name, owner: owner, scopes: ["chaos:check"])
         record("register an agent", created.status == 201, "201", "\(created.status)")
-        guard let id = created.json["id"] as? String, let secret = created.json["client_secret"] as? String else {
-            throw SimulatorError.setupFailed("registration answered \(created.status): \(created.body)")
-        }
+        guard let agent else { throw SimulatorError.setupFailed("registration answered \(created.status): \(created.body)") }
+        let (id, secret) = (agent.id, agent.secret)
         let shown = try await HTTP.admin(.GET, "\(base)/v1/agents/\(id)", token: token)
         record("read it back", shown.status == 200 && shown.json["name"] as? String == name, "200 with the same name", "\(shown.status)")
         record(

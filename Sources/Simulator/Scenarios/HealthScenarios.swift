@@ -240,7 +240,7 @@ public enum HealthScenarios {
                 "token request \(attempt): Retry-After", denied.header("Retry-After") != nil, expected: "present",
                 observed: denied.header("Retry-After") ?? "absent")
         }
-        context.expect("warnings logged for the outage", world.signet.logLines(containing: "OPA unavailable").count, equals: 1)
+        context.expect("warnings logged for the outage", world.signet.logLines(containing: LogLine.opaDown.text).count, equals: 1)
 
         try await world.opa.setDown(false)
         world.opa.setFailing(true)
@@ -259,7 +259,7 @@ public enum HealthScenarios {
         world.opa.setDecision(OPAFake.builtInPolicy)
         let recovered = try await requestToken(base: world.signet.url, clientID: clientID, secret: secret)
         context.expect("token once OPA is back", recovered.status, equals: 200)
-        context.expect("recovery logged", world.signet.logLines(containing: "OPA answers again").count, equals: 1)
+        context.expect("recovery logged", world.signet.logLines(containing: LogLine.opaBack.text).count, equals: 1)
     }
 
     public static let flood = Scenario(
@@ -365,14 +365,8 @@ public enum HealthScenarios {
 
     /// Registers an agent; returns its client id and secret.
     static func registerAgent(_ context: ScenarioContext, base: String, scopes: [String]) async throws -> (String, String) {
-        let scopeList = scopes.map { "\"\($0)\"" }.joined(separator: ",")
-        let name = "health-\(UUID().uuidString.prefix(8))"
-        let response = try await HTTP.admin(
-            .POST, "\(base)/v1/agents", token: context.adminToken, body: #"{"name":"\#(name)","owner":"sim","scopes":[\#(scopeList)]}"#)
-        guard let clientID = response.json["client_id"] as? String, let secret = response.json["client_secret"] as? String else {
-            throw SimulatorError.setupFailed("registration failed: \(response.status) \(response.body)")
-        }
-        return (clientID, secret)
+        let agent = try await SignetClient(base: base, adminToken: context.adminToken).register(prefix: "health", scopes: scopes)
+        return (agent.clientID, agent.secret)
     }
 
     static func requestToken(base: String, clientID: String, secret: String) async throws -> HTTP.Response {

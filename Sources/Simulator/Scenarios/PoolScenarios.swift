@@ -21,11 +21,7 @@ public enum PoolScenarios {
             id: "exhaustion",
             pool: ["DB_POOL_MAX": "2", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": String(timeoutMs)]
         )
-        let agent = try await HTTP.admin(
-            .POST, "\(signet.url)/v1/agents", token: context.adminToken, body: #"{"name":"held","owner":"sim"}"#)
-        guard let id = agent.json["id"] as? String else {
-            throw SimulatorError.setupFailed("registration failed: \(agent.status) \(agent.body)")
-        }
+        let id = try await SignetClient(base: signet.url, adminToken: context.adminToken).register(prefix: "held").id
         let agentURL = "\(signet.url)/v1/agents/\(id)"
         let token = context.adminToken
 
@@ -57,7 +53,7 @@ public enum PoolScenarios {
             try await context.stack.postgres.connectionCount(applicationName: application),
             equals: 2
         )
-        let logLine = signet.logLines(containing: "DB_POOL_CONNECTION_TIMEOUT_MS").first ?? "none"
+        let logLine = signet.logLines(containing: LogLine.poolTimeout.text).first ?? "none"
         context.check(
             "one log line with the pool's numbers",
             logLine.contains("total=2") && logLine.contains("leased=2") && logLine.contains("waiting="),

@@ -49,8 +49,8 @@ public enum RateLimitScenarios {
             extra: ["RATE_LIMIT_MAX_REQUESTS": "5", "RATE_LIMIT_WINDOW_MS": "60000", "REDIS_URL": "redis://127.0.0.1:\(proxy.port)"]
         )
         for subject in ["refused", "blackholed", "recovered"] { try await probes.register(first.url, subject: subject) }
-        let warning = "rate limiter: Redis failed"
-        let recovered = "rate limiter: Redis answers again"
+        let warning = LogLine.redisDown.text
+        let recovered = LogLine.redisBack.text
 
         // Refused: decisions move to memory, per instance.
         try await proxy.setMode(.refuse)
@@ -169,7 +169,7 @@ public enum RateLimitScenarios {
             return try await group.reduce(into: []) { $0.append($1) }.filter { $0 != 0 }
         }
         context.expect("requests that did not get 200", statuses.filter { $0 != 200 }.count, equals: 0)
-        context.expect("Redis failures logged", signet.logLines(containing: "rate limiter: Redis failed").count, equals: 0)
+        context.expect("Redis failures logged", signet.logLines(containing: LogLine.redisDown.text).count, equals: 0)
         // Proof that a flush hit the traffic: the instance had to load the script again.
         let reloads = try await scriptLoads(flusher) - loadsBefore
         context.check("script reloaded during the traffic", reloads >= 1, expected: "SCRIPT LOAD calls ≥ 1", observed: "\(reloads)")
@@ -255,13 +255,7 @@ actor Probes {
         if let task = agents[subject] { return try await task.value }
         let token = adminToken
         let task = Task {
-            let response = try await HTTP.admin(
-                .POST, "\(base)/v1/agents", token: token,
-                body: #"{"name":"probe-\#(subject)-\#(UUID().uuidString.prefix(8))","owner":"sim","scopes":["read"]}"#)
-            guard let id = response.json["client_id"] as? String, let secret = response.json["client_secret"] as? String else {
-                throw SimulatorError.setupFailed("registering the agent of \(subject): \(response.status) \(response.body)")
-            }
-            return Data("\(id):\(secret)".utf8).base64EncodedString()
+            try await SignetClient(base: base, adminToken: token).register(prefix: "probe-\(subject)", scopes: ["read"]).basic
         }
         agents[subject] = task
         return try await task.value

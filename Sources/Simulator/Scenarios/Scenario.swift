@@ -82,7 +82,7 @@ public struct ScenarioReport: Sendable {
 }
 
 func format(_ duration: Duration) -> String {
-    let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+    let milliseconds = duration.fractionalMilliseconds
     return milliseconds < 1000 ? String(format: "%.0f ms", milliseconds) : String(format: "%.2f s", milliseconds / 1000)
 }
 
@@ -138,15 +138,12 @@ public final class ScenarioContext: Sendable {
     /// The variables an instance needs to run on `database`, plus `extra`.
     public func environment(database: String, applicationName: String, _ extra: [String: String] = [:]) -> [String: String] {
         var variables = [
-            "DATABASE_URL": stack.postgres.url(database: database, applicationName: applicationName),
-            "REDIS_URL": stack.redis.url,
-            "SIGNET_ADMIN_TOKEN": adminToken,
             "LOG_LEVEL": "info",
             // Behind `startLoadBalancer` the client's address comes from haproxy's X-Forwarded-For.
             "TRUSTED_PROXIES": LoadBalancer.trustedProxies,
         ]
         variables.merge(extra) { _, new in new }
-        return variables
+        return stack.instanceEnvironment(database: database, applicationName: applicationName, adminToken: adminToken, variables)
     }
 
     /// Starts an instance; it is stopped when the scenario ends.

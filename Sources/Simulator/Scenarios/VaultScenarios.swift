@@ -118,8 +118,8 @@ public enum VaultScenarios {
         let active = try await introspect(context, base: after.url, token: oldToken.json["access_token"] as? String ?? "")
         context.expect("a token signed before the move is still active", active, equals: true)
         context.check(
-            "the move is logged", !after.logLines(containing: "secret material found in PostgreSQL").isEmpty, expected: "a warning",
-            observed: "\(after.logLines(containing: "secret material found in PostgreSQL").count) lines")
+            "the move is logged", !after.logLines(containing: LogLine.secretsInPostgres.text).isEmpty, expected: "a warning",
+            observed: "\(after.logLines(containing: LogLine.secretsInPostgres.text).count) lines")
     }
 
     static func introspect(_ context: ScenarioContext, base: String, token: String) async throws -> Bool {

@@ -31,3 +31,20 @@ public final class LocalStack: Sendable {
         await postgres.stop()
     }
 }
+
+extension LocalStack {
+    /// The variables every instance on this stack needs (its database on this PostgreSQL, this
+    /// Redis, the admin token), with `extra` on top: the one place an instance's environment is
+    /// put together (scenarios, `stack up`, the stack's own tests).
+    public func instanceEnvironment(
+        database: String, applicationName: String? = nil, adminToken: String, _ extra: [String: String] = [:]
+    ) -> [String: String] {
+        var variables = [
+            "DATABASE_URL": postgres.url(database: database, applicationName: applicationName),
+            "REDIS_URL": redis.url,
+            "SIGNET_ADMIN_TOKEN": adminToken,
+        ]
+        variables.merge(extra) { _, new in new }
+        return variables
+    }
+}

@@ -1,9 +1,10 @@
 import Synchronization
 
-/// A clock that moves only when a test says so. Its instants are `ContinuousClock`'s, so it
+/// A clock that moves only when a test says so (test support, as postgres-nio keeps its
+/// `MockClock` apart from the tests). Its instants are `ContinuousClock`'s, so it
 /// drives code written for the continuous clock (the pool's state machine) at exact instants.
-final class ManualClock: Clock, Sendable {
-    typealias Instant = ContinuousClock.Instant
+package final class ManualClock: Clock, Sendable {
+    package typealias Instant = ContinuousClock.Instant
 
     private struct Sleeper {
         let deadline: Instant
@@ -19,17 +20,17 @@ final class ManualClock: Clock, Sendable {
 
     private let state: Mutex<State>
 
-    init(start: Instant = ContinuousClock.now) {
+    package init(start: Instant = ContinuousClock.now) {
         state = Mutex(State(now: start))
     }
 
-    var now: Instant { state.withLock { $0.now } }
-    var minimumResolution: Duration { .zero }
+    package var now: Instant { state.withLock { $0.now } }
+    package var minimumResolution: Duration { .zero }
 
     /// How many sleeps are waiting for the clock to move.
-    var sleeperCount: Int { state.withLock { $0.sleepers.count } }
+    package var sleeperCount: Int { state.withLock { $0.sleepers.count } }
 
-    func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
+    package func sleep(until deadline: Instant, tolerance: Duration? = nil) async throws {
         let id = state.withLock { state in
             state.nextID += 1
             return state.nextID
@@ -57,7 +58,7 @@ final class ManualClock: Clock, Sendable {
     }
 
     /// Moves time forward and wakes every sleep that is due.
-    func advance(by duration: Duration) {
+    package func advance(by duration: Duration) {
         let due = state.withLock { state -> [Sleeper] in
             state.now = state.now + duration
             let now = state.now
