@@ -39,7 +39,8 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
     let pool = services.pool
     let admin = AdminAuthenticator(adminToken: configuration.adminToken)
     let router = Router(context: SignetRequestContext.self)
-    router.add(middleware: RouteClassMiddleware(classes: publicRouteClasses))
+    let routeTable = RouteTable()
+    router.add(middleware: RouteClassMiddleware(classes: publicRouteClasses, routes: routeTable))
     router.add(middleware: MetricsMiddleware(metrics: services.metrics))
     router.add(middleware: RequestIDMiddleware(instanceID: configuration.instanceID))
     router.add(middleware: RequestLimitsMiddleware())
@@ -58,7 +59,6 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
         middleware: RateLimitMiddleware(
             limiter: services.limiter, admin: admin, gate: services.addressGate, clientHolds: services.clientHolds,
             metrics: services.metrics))
-    let routeTable = RouteTable()
     router.add(middleware: ErrorMiddleware(routes: routeTable))
 
     services.healthRoutes.add(

@@ -68,4 +68,19 @@ final class ResponseHeaderTests: XCTestCase {
             XCTAssertEqual(templated.headers[.allow], "DELETE, GET, PATCH")
         }
     }
+
+    /// Liveness and readiness are never limited, whatever the method: a wrong one is answered 405
+    /// without spending the address's budget (the route class follows the route's template).
+    func testAProbeRoutesWrongMethodIsNotLimited() async throws {
+        let signet = try await TestSignet.make(["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "2"])
+        try await signet.test { client in
+            for method: HTTPRequest.Method in [.head, .post, .head, .post] {
+                let response = try await client.execute(uri: "/health/live", method: method)
+                XCTAssertEqual(response.status, .methodNotAllowed)
+                XCTAssertNil(response.headers[HTTPField.Name("RateLimit")!], "\(method) /health/live is not limited")
+            }
+            let counted = try await client.execute(uri: "/no/such/thing", method: .get)
+            XCTAssertEqual(counted.headers[HTTPField.Name("RateLimit")!]?.hasPrefix("limit=2, remaining=1"), true, "nothing spent before")
+        }
+    }
 }

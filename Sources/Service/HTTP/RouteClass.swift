@@ -35,12 +35,26 @@ public enum RouteClass: String, Sendable, CaseIterable {
 }
 
 /// The route classes by method and route template; a route missing here is `.unmatched` (a test
-/// checks that every registered route has a class).
+/// checks that every registered route has a class). A method the template is not served under
+/// (answered 405) authenticates nothing and is `.unmatched`, except on the routes that are free or
+/// have a budget of their own whatever is asked (`.probe`, `.discovery`): `HEAD /health/live` is
+/// as free as `GET`.
 public struct RouteClasses: Sendable {
     let table: [String: RouteClass]
+    let byTemplate: [String: RouteClass]
 
     public init(_ table: [String: RouteClass]) {
         self.table = table
+        var byTemplate: [String: RouteClass] = [:]
+        var mixed: Set<String> = []
+        for (route, routeClass) in table {
+            guard let space = route.firstIndex(of: " ") else { continue }
+            let template = String(route[route.index(after: space)...])
+            if let known = byTemplate[template], known != routeClass { mixed.insert(template) }
+            byTemplate[template] = routeClass
+        }
+        for template in mixed { byTemplate[template] = .unmatched }
+        self.byTemplate = byTemplate
     }
 
     /// Every "METHOD template" with a class.
@@ -48,18 +62,30 @@ public struct RouteClasses: Sendable {
 
     public func of(method: String, template: String?) -> RouteClass {
         guard let template else { return .unmatched }
-        return table["\(method) \(template)"] ?? .unmatched
+        if let exact = table["\(method) \(template)"] { return exact }
+        let route = byTemplate[template] ?? .unmatched
+        return route == .probe || route == .discovery ? route : .unmatched
+    }
+
+    /// The class of the template, whatever the method (for how loudly a request is logged).
+    public func of(template: String?) -> RouteClass {
+        template.flatMap { byTemplate[$0] } ?? .unmatched
     }
 }
 
-/// First in the chain: stores the request's route class in its context.
+/// First in the chain: stores the request's route class in its context. A request for a method
+/// its route does not serve has no template from the router; its path is matched against the
+/// registered templates (`RouteTable`), so it is still that route's.
 struct RouteClassMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
     let classes: RouteClasses
+    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        context.routeClass = classes.of(method: request.method.rawValue, template: context.endpointPath)
+        let template = context.endpointPath ?? routes.template(for: request.uri.path)
+        context.routeClass = classes.of(method: request.method.rawValue, template: template)
+        context.quietInAccessLog = classes.of(template: template).quietInAccessLog
         return try await next(request, context)
     }
 }

@@ -7,6 +7,9 @@ public struct SignetRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// What the route is to the layers in front of it, set first (`RouteClassMiddleware`).
     public var routeClass = RouteClass.unmatched
+    /// The request is to a health or metrics route (whatever its method): its access-log line is
+    /// at debug.
+    var quietInAccessLog = false
     /// The form of a `POST /oauth/*`, read once by `FormBodyMiddleware`; `formError` when the
     /// body was not a valid form.
     var form: OAuthForm?

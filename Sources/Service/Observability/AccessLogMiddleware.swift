@@ -25,7 +25,7 @@ struct AccessLogMiddleware: RouterMiddleware {
     func log(_ request: Request, _ context: Context, status: Int) {
         // A flood must not become a flood of lines: limited answers, health checks and scrapes
         // are logged at debug.
-        let level: Logger.Level = status == 429 || context.routeClass.quietInAccessLog ? .debug : .info
+        let level: Logger.Level = status == 429 || context.quietInAccessLog ? .debug : .info
         guard context.logger.logLevel <= level else { return }
         let principal: String =
             switch context.principal {
