@@ -9,8 +9,13 @@ import Spec
 public struct Dependencies: Sendable {
     public var pool: ConnectionPool
     public var logger: Logger
-    /// The wall clock for token times; tests inject their own.
-    public var now: @Sendable () -> Date
+    /// The one clock, wall and monotonic; tests inject their own.
+    public var clock = SignetClock.system
+    /// The wall clock (token times, expiry, audit): `clock.wall`.
+    public var now: @Sendable () -> Date {
+        get { clock.wall }
+        set { clock.wall = newValue }
+    }
     /// What `GET /metrics` exports; one registry per application.
     public var metrics = SignetMetrics()
     /// Set on SIGTERM by `ShutdownDrain`; `/health/ready` answers 503 from then on.
@@ -18,10 +23,10 @@ public struct Dependencies: Sendable {
     /// Timings and hooks tests change; `Tuning.production` everywhere else.
     public var tuning = Tuning.production
 
-    public init(pool: ConnectionPool, logger: Logger, now: @escaping @Sendable () -> Date = { Date() }) {
+    public init(pool: ConnectionPool, logger: Logger, clock: SignetClock = .system) {
         self.pool = pool
         self.logger = logger
-        self.now = now
+        self.clock = clock
     }
 
     /// What tests tune. Each default is production's.
@@ -74,4 +79,21 @@ public struct Dependencies: Sendable {
             ("tcp_user_timeout", "10000"),
         ]
     }
+}
+
+/// The service's one clock: wall time for what is written down or compared with other machines
+/// (token `iat`/`exp`, credential expiry, audit rows) and monotonic time for what is measured on
+/// this one (shared health rounds, the change listener's heartbeats and backoff). Passed to every
+/// part that reads time, so a test moves both at once.
+public struct SignetClock: Sendable {
+    public var wall: @Sendable () -> Date
+    public var monotonic: @Sendable () -> ContinuousClock.Instant
+
+    public init(wall: @escaping @Sendable () -> Date, monotonic: @escaping @Sendable () -> ContinuousClock.Instant) {
+        self.wall = wall
+        self.monotonic = monotonic
+    }
+
+    /// The machine's clocks.
+    public static let system = SignetClock(wall: { Date() }, monotonic: { ContinuousClock.now })
 }

@@ -42,7 +42,8 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     let pool = dependencies.pool
     let metrics = dependencies.metrics
     let tuning = dependencies.tuning
-    let now = dependencies.now
+    let now = dependencies.clock.wall
+    let monotonic = dependencies.clock.monotonic
     let startup = StartupConnection(databaseURL: configuration.databaseURL, settings: Dependencies.postgresSettings(configuration))
     try await startup.run { try Migrations.apply(on: $0, logger: logger) }
 
@@ -75,7 +76,7 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
         onLookup: tuning.onClientLookup)
     let listener =
         tuning.listensForChanges
-        ? ChangeListener(directory: directory, heartbeat: tuning.changeListenerHeartbeat, logger: logger) {
+        ? ChangeListener(directory: directory, heartbeat: tuning.changeListenerHeartbeat, logger: logger, now: monotonic) {
             try PostgresConnection.connect(configuration.databaseURL, settings: startup.settings)
         } : nil
     // Listening before the first request, so the cache starts long-lived when PostgreSQL answers.
@@ -87,7 +88,8 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     pool.observeAcquireWait { metrics.poolAcquired(after: $0) }
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics)
     let health = HealthMonitor.live(
-        configuration: configuration, pool: pool, limiter: limiter, directory: directory, vault: vault, opa: opa, logger: logger)
+        configuration: configuration, pool: pool, limiter: limiter, directory: directory, vault: vault, opa: opa, logger: logger,
+        now: monotonic)
     return Services(
         pool: pool, secrets: secrets.store, hasher: hasher, keyRing: keyRing, directory: directory, listener: listener,
         recorder: recorder, tokens: tokens, limiter: limiter, health: health,

@@ -6,7 +6,7 @@ extension HealthMonitor {
     /// Vault's `sys/health` and OPA's `/health` when they are configured.
     static func live(
         configuration: SignetConfiguration, pool: ConnectionPool, limiter: RateLimiter, directory: ClientDirectory,
-        vault: VaultClient?, opa: OPAClient?, logger: Logger
+        vault: VaultClient?, opa: OPAClient?, logger: Logger, now: @escaping @Sendable () -> ContinuousClock.Instant
     ) -> HealthMonitor {
         var redis: Check?
         if let endpoint = configuration.rateLimit.redis {
@@ -25,7 +25,8 @@ extension HealthMonitor {
             credentialCache: { HealthRules.credentialCache(directory.status()) },
             timeout: configuration.healthCheckTimeout,
             degradedAfter: configuration.healthDegradedLatency,
-            logger: logger
+            logger: logger,
+            now: now
         )
     }
 
