@@ -5,6 +5,8 @@ import PackageDescription
 /// instrumentation on Signet's own modules only, in the ordinary debug build folder, so a fuzzer
 /// build recompiles Spec, Service and the fuzz targets and none of the dependencies (which
 /// `swift build --sanitize=fuzzer` would build again, instrumented, in a folder of their own).
+/// Set it on that one command only: every build made while it is set instruments these modules,
+/// and any other product then fails to link (only signet-fuzz links libFuzzer).
 let fuzzer = Context.environment["SIGNET_FUZZER"] == "1"
 let instrumented: [SwiftSetting] = fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
 

@@ -83,7 +83,8 @@ public struct Dependencies: Sendable {
 
 /// The service's one clock: wall time for what is written down or compared with other machines
 /// (token `iat`/`exp`, credential expiry, audit rows) and monotonic time for what is measured on
-/// this one (shared health rounds, the change listener's heartbeats and backoff). Passed to every
+/// this one (shared health rounds, the change listener's heartbeats, the credential cache's ages,
+/// which the listener's confirmations are compared with). Passed to every
 /// part that reads time, so a test moves both at once.
 public struct SignetClock: Sendable {
     public var wall: @Sendable () -> Date

@@ -73,7 +73,7 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     let directory = ClientDirectory(
         pool: pool, hasher: hasher, ttl: configuration.credentialCacheTTL, fallbackTTL: tuning.credentialCacheFallbackTTL,
         capacity: configuration.credentialCacheSize, listenerGrace: tuning.changeListenerHeartbeat * 2, now: now,
-        onLookup: tuning.onClientLookup)
+        clock: monotonic, onLookup: tuning.onClientLookup)
     let listener =
         tuning.listensForChanges
         ? ChangeListener(directory: directory, heartbeat: tuning.changeListenerHeartbeat, logger: logger, now: monotonic) {

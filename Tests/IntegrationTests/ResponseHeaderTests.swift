@@ -70,17 +70,23 @@ final class ResponseHeaderTests: XCTestCase {
     }
 
     /// Liveness and readiness are never limited, whatever the method: a wrong one is answered 405
-    /// without spending the address's budget (the route class follows the route's template).
+    /// without spending the address's budget. Only the probe's own path is: another spelling of it
+    /// with a wrong method is counted like any other request the router matched to no route.
     func testAProbeRoutesWrongMethodIsNotLimited() async throws {
-        let signet = try await TestSignet.make(["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "2"])
+        let signet = try await TestSignet.make(["RATE_LIMIT_ADDRESS_MAX_REQUESTS": "3"])
         try await signet.test { client in
             for method: HTTPRequest.Method in [.head, .post, .head, .post] {
                 let response = try await client.execute(uri: "/health/live", method: method)
                 XCTAssertEqual(response.status, .methodNotAllowed)
                 XCTAssertNil(response.headers[HTTPField.Name("RateLimit")!], "\(method) /health/live is not limited")
             }
+            let jwks = try await client.execute(uri: "/.well-known/jwks.json", method: .post)
+            XCTAssertEqual(jwks.status, .methodNotAllowed)
+            XCTAssertEqual(jwks.headers[HTTPField.Name("RateLimit-Policy")!], "1000000;w=60", "a wrong method on discovery: its budget")
+            let respelled = try await client.execute(uri: "/health/live/", method: .head)
+            XCTAssertEqual(respelled.headers[HTTPField.Name("RateLimit")!]?.hasPrefix("limit=3, remaining=2"), true, "counted")
             let counted = try await client.execute(uri: "/no/such/thing", method: .get)
-            XCTAssertEqual(counted.headers[HTTPField.Name("RateLimit")!]?.hasPrefix("limit=2, remaining=1"), true, "nothing spent before")
+            XCTAssertEqual(counted.headers[HTTPField.Name("RateLimit")!]?.hasPrefix("limit=3, remaining=1"), true, "counted")
         }
     }
 }

@@ -91,11 +91,12 @@ public final class ClientDirectory: Sendable {
         unknownTTL: Duration = .milliseconds(Defaults.unknownClientCacheMilliseconds),
         listenerGrace: Duration = ChangeListener.defaultHeartbeat * 2,
         now: @escaping @Sendable () -> Date = { Date() },
+        clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now },
         onLookup: (@Sendable () -> Void)? = nil
     ) {
         self.init(
             hasher: hasher, ttl: ttl, fallbackTTL: fallbackTTL, capacity: capacity, unknownTTL: unknownTTL, listenerGrace: listenerGrace,
-            now: now, clock: { .now }, onLookup: onLookup
+            now: now, clock: clock, onLookup: onLookup
         ) { clientID in try await Self.query(clientID, pool: pool, at: now()) }
     }
 

@@ -108,22 +108,6 @@ public final class RouteTable: Sendable {
     static func isParameter(_ segment: Substring) -> Bool { segment.hasPrefix("{") || segment.hasPrefix(":") }
 
     func methods(for path: String) -> [String] {
-        Array(Set(best(for: path).map(\.method))).sorted()
-    }
-
-    /// The template a path falls under when no route serves its method (the router gives no
-    /// template then), written as `RouteClasses` keys it (`{name}` for a parameter).
-    func template(for path: String) -> String? {
-        guard let route = best(for: path).first else { return nil }
-        return "/"
-            + route.segments.map { Self.isParameter($0) ? "{\($0.drop { $0 == "{" || $0 == ":" }.prefix { $0 != "}" })}" : String($0) }
-            .joined(separator: "/")
-    }
-
-    /// The routes whose template matches the path, the most literal ones only: as the router
-    /// does, a literal segment wins over a parameter (`.../credentials/rotate` is not
-    /// `.../credentials/{cid}`).
-    private func best(for path: String) -> [(method: String, segments: [Substring])] {
         let segments = path.split(separator: "/")
         let matching = routes.withLock { routes in
             routes.filter { route in
@@ -133,8 +117,10 @@ public final class RouteTable: Sendable {
                     }
             }
         }
+        // As the router does: a literal segment wins over a parameter (`.../credentials/rotate`
+        // is not `.../credentials/{cid}`).
         let literals = { (route: (method: String, segments: [Substring])) in route.segments.count { !Self.isParameter($0) } }
         guard let most = matching.map(literals).max() else { return [] }
-        return matching.filter { literals($0) == most }
+        return Array(Set(matching.filter { literals($0) == most }.map(\.method))).sorted()
     }
 }

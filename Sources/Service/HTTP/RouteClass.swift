@@ -35,12 +35,10 @@ public enum RouteClass: String, Sendable, CaseIterable {
 }
 
 /// The route classes by method and route template; a route missing here is `.unmatched` (a test
-/// checks that every registered route has a class). A method the template is not served under
-/// (answered 405) authenticates nothing and is `.unmatched`, except on the routes that are free or
-/// have a budget of their own whatever is asked (`.probe`, `.discovery`): `HEAD /health/live` is
-/// as free as `GET`.
+/// checks that every registered route has a class).
 public struct RouteClasses: Sendable {
     let table: [String: RouteClass]
+    /// The class of each template whose methods all share one.
     let byTemplate: [String: RouteClass]
 
     public init(_ table: [String: RouteClass]) {
@@ -60,32 +58,34 @@ public struct RouteClasses: Sendable {
     /// Every "METHOD template" with a class.
     public var routes: Set<String> { Set(table.keys) }
 
+    /// The class of a route the router matched (method and template).
     public func of(method: String, template: String?) -> RouteClass {
-        guard let template else { return .unmatched }
-        if let exact = table["\(method) \(template)"] { return exact }
-        let route = byTemplate[template] ?? .unmatched
-        return route == .probe || route == .discovery ? route : .unmatched
+        template.flatMap { table["\(method) \($0)"] } ?? .unmatched
     }
 
-    /// The class of the template, whatever the method (for how loudly a request is logged).
-    public func of(template: String?) -> RouteClass {
-        template.flatMap { byTemplate[$0] } ?? .unmatched
+    /// The class of a template, or of a path the router matched to no route when it is exactly a
+    /// template (`HEAD /health/live`: a method the route does not serve), whatever the method.
+    public func of(template: String) -> RouteClass {
+        byTemplate[template] ?? .unmatched
     }
 }
 
-/// First in the chain: stores the request's route class in its context. A request for a method
-/// its route does not serve has no template from the router; its path is matched against the
-/// registered templates (`RouteTable`), so it is still that route's.
+/// First in the chain: stores the request's route class in its context, and what the limiter
+/// counts it as. The router gives no template for a method a route does not serve (answered
+/// 405): such a request authenticates nothing (`.unmatched`), but when its path is exactly a
+/// probe's or a discovery route's it is as free, or on the same budget, as that route
+/// (`budgetClass`). This is the one place a path is looked at.
 struct RouteClassMiddleware: RouterMiddleware {
     typealias Context = SignetRequestContext
     let classes: RouteClasses
-    let routes: RouteTable
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let template = context.endpointPath ?? routes.template(for: request.uri.path)
-        context.routeClass = classes.of(method: request.method.rawValue, template: template)
-        context.quietInAccessLog = classes.of(template: template).quietInAccessLog
+        context.routeClass = classes.of(method: request.method.rawValue, template: context.endpointPath)
+        let reached = classes.of(template: context.endpointPath ?? request.uri.path)
+        context.budgetClass =
+            context.routeClass != .unmatched ? context.routeClass : (reached == .probe || reached == .discovery ? reached : .unmatched)
+        context.quietInAccessLog = reached.quietInAccessLog
         return try await next(request, context)
     }
 }

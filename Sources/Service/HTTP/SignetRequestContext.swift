@@ -7,6 +7,9 @@ public struct SignetRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// What the route is to the layers in front of it, set first (`RouteClassMiddleware`).
     public var routeClass = RouteClass.unmatched
+    /// What the limiter counts the request as: its route class, or for a method its route does not
+    /// serve, the class of a probe or discovery route its path is.
+    var budgetClass = RouteClass.unmatched
     /// The request is to a health or metrics route (whatever its method): its access-log line is
     /// at debug.
     var quietInAccessLog = false

@@ -3,8 +3,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 
-/// One line per request at info (`ACCESS_LOG=false` turns them off; 429s, `/health/*` and
-/// `/metrics` at debug): method, route template, status, duration from the request's arrival,
+/// One line per request at info (`ACCESS_LOG=false` turns them off; 429s and the health and
+/// metrics routes, whatever the method, at debug): method, route template, status, duration from the request's arrival,
 /// and principal kind, with the request id and the instance from the logger.
 /// Placed after authentication, so it knows the principal, and before the limiter, so limited
 /// requests are logged too. Never a raw path, query, header or credential.

@@ -27,7 +27,7 @@ struct RateLimitMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         // Liveness and readiness are cheap and the balancer's; an operations token is the operator's.
-        if context.routeClass == .probe { return try await next(request, context) }
+        if context.budgetClass == .probe { return try await next(request, context) }
         if case .operations = context.principal { return try await next(request, context) }
         let subject = context.clientHeldFor == nil ? self.subject(context) : RateLimitSubject(.agent, "held")
         let decision: RateLimitDecision
@@ -70,7 +70,7 @@ struct RateLimitMiddleware: RouterMiddleware {
     }
 
     func subject(_ context: Context) -> RateLimitSubject {
-        if context.routeClass == .discovery { return RateLimitSubject(.discovery, context.limiterAddress) }
+        if context.budgetClass == .discovery { return RateLimitSubject(.discovery, context.limiterAddress) }
         switch context.principal {
         case .admin: return admin.subject
         case .client(let client, _): return client.rateLimitSubject
