@@ -19,32 +19,32 @@ final class PreparedStatementTests: XCTestCase {
             defer { connection.close() }
             func preparedOnServer() throws -> Int {
                 let rows = try connection.query(
-                    "SELECT count(*) AS n FROM pg_prepared_statements WHERE name = $1", [Statements.agentByID.name]
+                    "SELECT count(*) AS n FROM pg_prepared_statements WHERE name = $1", [AgentStore.byID.name]
                 ).records
                 return Int(rows.first?["n"] ?? "") ?? -1
             }
             var counts = [try preparedOnServer()]
             let missing = UUID().uuidString.lowercased()
-            XCTAssertFalse(connection.hasPrepared(Statements.agentByID))
-            XCTAssertEqual(try connection.query(Statements.agentByID, [missing]).rows.count, 0)
-            XCTAssertEqual(try connection.query(Statements.agentByID, [missing]).rows.count, 0)
-            XCTAssertTrue(connection.hasPrepared(Statements.agentByID))
+            XCTAssertFalse(connection.hasPrepared(AgentStore.byID))
+            XCTAssertEqual(try connection.query(AgentStore.byID, [missing]).rows.count, 0)
+            XCTAssertEqual(try connection.query(AgentStore.byID, [missing]).rows.count, 0)
+            XCTAssertTrue(connection.hasPrepared(AgentStore.byID))
             counts.append(try preparedOnServer())
             try connection.query("DEALLOCATE ALL")
             counts.append(try preparedOnServer())
-            XCTAssertEqual(try connection.query(Statements.agentByID, [missing]).rows.count, 0, "prepared again")
+            XCTAssertEqual(try connection.query(AgentStore.byID, [missing]).rows.count, 0, "prepared again")
             counts.append(try preparedOnServer())
             // Lost inside a transaction: the transaction is aborted, so the error is thrown; the
             // session forgets what it prepared, and after the rollback the statement works again.
             try connection.query("BEGIN")
             try connection.query("DEALLOCATE ALL")
-            XCTAssertThrowsError(try connection.query(Statements.agentByID, [missing])) { error in
+            XCTAssertThrowsError(try connection.query(AgentStore.byID, [missing])) { error in
                 guard case DatabaseError.server(let state, _, _) = error else { return XCTFail("\(error)") }
                 XCTAssertEqual(state, "26000")
             }
-            XCTAssertFalse(connection.hasPrepared(Statements.agentByID))
+            XCTAssertFalse(connection.hasPrepared(AgentStore.byID))
             try connection.query("ROLLBACK")
-            XCTAssertEqual(try connection.query(Statements.agentByID, [missing]).rows.count, 0, "prepared again after the rollback")
+            XCTAssertEqual(try connection.query(AgentStore.byID, [missing]).rows.count, 0, "prepared again after the rollback")
             counts.append(try preparedOnServer())
             return counts
         }.value
@@ -53,7 +53,7 @@ final class PreparedStatementTests: XCTestCase {
 
     /// Every name is unique, so no statement replaces another on a session.
     func testStatementNamesAreUnique() {
-        XCTAssertEqual(Set(Statements.all.map(\.name)).count, Statements.all.count)
+        XCTAssertEqual(Set(PreparedStatement.all.map(\.name)).count, PreparedStatement.all.count)
     }
 
     /// A reconnect prepares again: every session of the instance is terminated (the pool's and

@@ -26,6 +26,12 @@ public struct AgentStore: Sendable {
         \(iso8601("a.created_at")) AS created_at, \(iso8601("a.updated_at")) AS updated_at
         """
 
+    /// One agent by id ($1), whatever its status: the admin API's read, prepared per connection.
+    public static let byID = PreparedStatement(
+        name: "signet_agent_by_id",
+        sql: "SELECT \(agentColumns) FROM agents a WHERE a.id = $1::uuid"
+    )
+
     /// Registers an agent and its first credential; the secret is returned here only.
     func register(_ input: NewAgent, audit: AuditContext) async throws -> RegisteredAgent {
         let agentID = UUID().uuidString.lowercased()
@@ -95,7 +101,7 @@ public struct AgentStore: Sendable {
     func agent(id: String) async throws -> Agent? {
         guard let id = Self.normalisedID(id) else { return nil }
         let records = try await pool.withConnection { connection in
-            try connection.query(Statements.agentByID, [id]).records
+            try connection.query(Self.byID, [id]).records
         }
         return try records.first.map(Self.agent(from:))
     }

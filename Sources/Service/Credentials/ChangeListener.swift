@@ -141,11 +141,7 @@ private final class Core: Sendable {
                 let connection = try connect()
                 defer { connection.close() }
                 connection.timeout = ChangeListener.heartbeatTimeout
-                try connection.query(
-                    "SELECT set_config('application_name', left(current_setting('application_name'), 50) || $1, false)",
-                    [ChangeListener.applicationNameSuffix])
-                try connection.query("LISTEN \(ChangeListener.channel)")
-                try connection.query("LISTEN \(heartbeatChannel)")
+                try ChangeFeed.listen(heartbeatChannel: heartbeatChannel, on: connection)
                 let now = self.now()
                 directory.listenerStarted(at: now)
                 monitor.sessionStarted(now: now)
@@ -176,14 +172,8 @@ private final class Core: Sendable {
         while !stopping.load(ordering: .relaxed) {
             switch monitor.tick(now: now()) {
             case .sendHeartbeat(let nonce):
-                let enabled = try connection.query(
-                    """
-                    SELECT pg_notify($1, $2),
-                           (SELECT count(DISTINCT tgname) FROM pg_trigger WHERE tgname = ANY($3::text[]) AND tgenabled = 'A') AS enabled
-                    """,
-                    [heartbeatChannel, String(nonce), "{\(ChangeListener.triggers.joined(separator: ","))}"]
-                ).records.first?["enabled"]
-                monitor.heartbeatSent(nonce: nonce, triggersEnabled: enabled == String(ChangeListener.triggers.count))
+                let enabled = try ChangeFeed.heartbeat(nonce, to: heartbeatChannel, on: connection)
+                monitor.heartbeatSent(nonce: nonce, triggersEnabled: enabled)
             case .giveUp:
                 throw DatabaseError.timedOut(ChangeListener.heartbeatTimeout)
             case .wait:

@@ -25,7 +25,9 @@ public struct ClientRecord: Sendable {
 }
 
 /// Finds clients by `client_id` and verifies their secrets, with a per-instance cache so the
-/// token path does not query PostgreSQL on every request.
+/// token path does not query PostgreSQL on every request. The cache's rules are `ClientCache`
+/// (pure, instants passed in); this is their shell: it reads (one query per id at a time, shared
+/// by concurrent lookups), admits reads per address, and keeps the clock.
 ///
 /// Every change to a client commits a `NOTIFY` (migration 4's triggers), and every instance
 /// listens (`ChangeListener`): an entry is dropped as soon as its notification arrives, so while
@@ -40,38 +42,16 @@ public struct ClientRecord: Sendable {
 /// bound of its own (`unknownCapacity`), so a flood of unknown ids cannot push the real clients
 /// out, and costs one query per id. A malformed id costs none.
 public final class ClientDirectory: Sendable {
-    private struct Entry {
-        let record: ClientRecord
-        let fetched: ContinuousClock.Instant
-    }
-
-    /// The listener's state, as the cache relies on it.
-    private struct Listening {
-        /// When it last started listening: entries read before are short-lived.
-        let since: ContinuousClock.Instant
-        /// When its last confirmed heartbeat was sent: every change committed before has been
-        /// seen. Nil until the first one comes back.
-        var confirmed: ContinuousClock.Instant?
-    }
-
     private struct State {
-        var known: LRUCache<String, Entry>
-        /// Ids that named no client, and when that was learnt.
-        var unknown: LRUCache<String, ContinuousClock.Instant>
+        var cache: ClientCache
         /// Lookups under way, numbered: concurrent requests for one id share one query.
         var inFlight: [String: (number: UInt64, task: Task<ClientRecord?, any Error>)] = [:]
         var fetches: UInt64 = 0
-        var listening: Listening?
     }
 
     /// One read of a client from PostgreSQL (tests give their own).
     private let read: @Sendable (String) async throws -> ClientRecord?
     private let hasher: CredentialHasher
-    private let ttl: Duration
-    private let fallbackTTL: Duration
-    private let unknownTTL: Duration
-    /// How long after its last heartbeat the listener still counts as current.
-    private let listenerGrace: Duration
     /// The one clock of credential expiry (`Dependencies.now`).
     private let now: @Sendable () -> Date
     /// The clock of cache ages (tests give their own).
@@ -97,7 +77,9 @@ public final class ClientDirectory: Sendable {
         self.init(
             hasher: hasher, ttl: ttl, fallbackTTL: fallbackTTL, capacity: capacity, unknownTTL: unknownTTL, listenerGrace: listenerGrace,
             now: now, clock: clock, onLookup: onLookup
-        ) { clientID in try await Self.query(clientID, pool: pool, at: now()) }
+        ) { clientID in
+            try await pool.withConnection { try CredentialStore.client(clientID, at: now(), on: $0) }
+        }
     }
 
     /// A directory reading clients with `read` and ageing its entries by `clock` (tests).
@@ -117,13 +99,12 @@ public final class ClientDirectory: Sendable {
         self.read = read
         self.clock = clock
         self.hasher = hasher
-        self.ttl = max(ttl, fallbackTTL)
-        self.fallbackTTL = fallbackTTL
-        self.unknownTTL = unknownTTL
-        self.listenerGrace = listenerGrace
         self.now = now
         self.state = Mutex(
-            State(known: LRUCache(capacity: capacity), unknown: LRUCache(capacity: min(capacity, Self.unknownCapacity))))
+            State(
+                cache: ClientCache(
+                    ttl: ttl, fallbackTTL: fallbackTTL, unknownTTL: unknownTTL, listenerGrace: listenerGrace, capacity: capacity,
+                    unknownCapacity: Self.unknownCapacity)))
     }
 
     private enum Cached {
@@ -175,7 +156,11 @@ public final class ClientDirectory: Sendable {
         var holdsSlot = false
         while true {
             let cached: Cached = state.withLock { state in
-                if let cached = fresh(clientID, at: started, readSince: readSince, in: &state) { return cached }
+                switch state.cache.lookup(clientID, now: started, readSince: readSince) {
+                case .known(let record): return .known(record)
+                case .unknown: return .unknown
+                case .miss: break
+                }
                 if let fetching = state.inFlight[clientID] { return .fetching(fetching.task) }
                 if let admission, !holdsSlot, !admission.gate.beginWork(admission.address) { return .refused }
                 holdsSlot = false
@@ -210,28 +195,9 @@ public final class ClientDirectory: Sendable {
     public func cachedClient(_ clientID: String) -> ClientRecord? {
         let now = clock()
         return state.withLock { state in
-            if case .known(let record) = fresh(clientID, at: now, readSince: nil, in: &state) { return record }
+            if case .known(let record) = state.cache.lookup(clientID, now: now) { return record }
             return nil
         }
-    }
-
-    private func fresh(_ clientID: String, at now: ContinuousClock.Instant, readSince: ContinuousClock.Instant?, in state: inout State)
-        -> Cached?
-    {
-        if let entry = state.known.value(for: clientID), entry.fetched >= readSince ?? entry.fetched,
-            now - entry.fetched < lifetime(of: entry, at: now, state.listening)
-        {
-            return .known(entry.record)
-        }
-        if let learnt = state.unknown.peek(clientID), now - learnt < unknownTTL { return .unknown }
-        return nil
-    }
-
-    /// `ttl` for an entry read while the listener was listening and still current; else `fallbackTTL`.
-    private func lifetime(of entry: Entry, at now: ContinuousClock.Instant, _ listening: Listening?) -> Duration {
-        guard let listening, entry.fetched >= listening.since, let confirmed = listening.confirmed, now - confirmed < listenerGrace
-        else { return fallbackTTL }
-        return ttl
     }
 
     /// The live credential of `client` that `secret` matches at `now`, if any. Every live
@@ -249,8 +215,7 @@ public final class ClientDirectory: Sendable {
     /// not be cached after it.
     public func invalidate(clientID: String) {
         state.withLock { state in
-            state.known.remove(clientID)
-            state.unknown.remove(clientID)
+            state.cache.invalidate(clientID)
             state.inFlight[clientID] = nil
         }
     }
@@ -258,8 +223,7 @@ public final class ClientDirectory: Sendable {
     /// Forgets every client and every read under way.
     public func invalidateAll() {
         state.withLock { state in
-            state.known.removeAll()
-            state.unknown.removeAll()
+            state.cache.invalidateAll()
             state.inFlight.removeAll()
         }
     }
@@ -267,24 +231,24 @@ public final class ClientDirectory: Sendable {
     /// The listener listens from now: what was cached before may have missed a change, so it
     /// goes, and what is read from now on may live `ttl` once a heartbeat confirms it.
     func listenerStarted(at instant: ContinuousClock.Instant) {
-        invalidateAll()
-        state.withLock { $0.listening = Listening(since: instant, confirmed: nil) }
+        state.withLock { state in
+            state.cache.listenerStarted(at: instant)
+            state.inFlight.removeAll()
+        }
     }
 
     /// A heartbeat sent at `instant` came back: every change committed before it has been seen.
     func listenerConfirmed(at instant: ContinuousClock.Instant) {
-        state.withLock { state in
-            guard var listening = state.listening else { return }
-            listening.confirmed = max(listening.confirmed ?? instant, instant)
-            state.listening = listening
-        }
+        state.withLock { $0.cache.listenerConfirmed(at: instant) }
     }
 
     /// The listener stopped: changes may go unseen, so everything cached goes, and new entries
     /// live `fallbackTTL` until it listens again.
     func listenerLost() {
-        state.withLock { $0.listening = nil }
-        invalidateAll()
+        state.withLock { state in
+            state.cache.listenerLost()
+            state.inFlight.removeAll()
+        }
     }
 
     /// How the cache stands, for `/health/detailed`.
@@ -297,8 +261,8 @@ public final class ClientDirectory: Sendable {
     public func status() -> Status {
         let now = clock()
         return state.withLock { state in
-            let current = state.listening?.confirmed.map { now - $0 < listenerGrace } ?? false
-            return Status(listening: current, entries: state.known.count, ttl: current ? ttl : fallbackTTL)
+            let current = state.cache.isListening(at: now)
+            return Status(listening: current, entries: state.cache.known.count, ttl: current ? state.cache.ttl : state.cache.fallbackTTL)
         }
     }
 
@@ -316,41 +280,8 @@ public final class ClientDirectory: Sendable {
         state.withLock { state in
             guard state.inFlight[clientID]?.number == number else { return }
             state.inFlight[clientID] = nil
-            switch result {
-            case .success(let record?):
-                state.known.set(clientID, Entry(record: record, fetched: started))
-            case .success(nil):
-                state.unknown.set(clientID, started)
-            case .failure:
-                break
-            }
+            if case .success(let record) = result { state.cache.store(clientID, record, fetched: started) }
         }
         return try result.get()
-    }
-
-    private static func query(_ clientID: String, pool: ConnectionPool, at now: Date) async throws -> ClientRecord? {
-        let nowSeconds = String(now.timeIntervalSince1970)
-        let records = try await pool.withConnection { connection in
-            try connection.query(Statements.clientLookup, [clientID, nowSeconds]).records
-        }
-        guard let first = records.first, let status = first["status"].flatMap(Agent.Status.init(rawValue:)) else { return nil }
-        let credentials: [ClientRecord.Credential] = records.compactMap { record in
-            guard let id = record["credential_id"], let digest = record["digest"].flatMap(Data.init(hex:)) else { return nil }
-            return ClientRecord.Credential(
-                id: id,
-                digest: digest,
-                expiresAt: record["expires_at"].flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
-            )
-        }
-        return ClientRecord(
-            agentID: try first.required("agent_id"),
-            clientID: clientID,
-            owner: try first.required("owner"),
-            status: status,
-            scopes: AgentStore.scopes(fromJSON: first["scopes"] ?? "[]"),
-            credentials: credentials,
-            tokenGeneration: first["token_generation"].flatMap(Int.init) ?? 0,
-            rateLimitSubject: RateLimitSubject(.agent, try first.required("agent_id"))
-        )
     }
 }

@@ -48,7 +48,7 @@ struct RotatedCredential: Encodable {
 /// Rotation and revocation of client secrets. Every change to one agent's credentials runs in a
 /// transaction that first locks the agent's row, so concurrent rotations are serialised and an
 /// agent never holds zero or three valid credentials.
-struct CredentialStore {
+public struct CredentialStore: Sendable {
     let pool: ConnectionPool
     let hasher: CredentialHasher
     /// Told the client id of each client this store changed, once the change has committed: the
@@ -57,6 +57,54 @@ struct CredentialStore {
     var changed: @Sendable (_ clientID: String) -> Void = { _ in }
     /// The one clock of credential expiry and grace periods (`Dependencies.now`).
     var now: @Sendable () -> Date = { Date() }
+
+    /// One client by `client_id` ($1) with its credentials live at $2 (epoch seconds): one row per
+    /// credential, or one row with NULL credential columns when it has none. The token path's
+    /// lookup (`ClientDirectory`), prepared per connection.
+    public static let clientLookup = PreparedStatement(
+        name: "signet_client_lookup",
+        sql: """
+            SELECT a.id::text AS agent_id, a.owner, a.status, a.scopes::text AS scopes,
+                   a.token_generation,
+                   c.id::text AS credential_id, encode(c.secret_hash, 'hex') AS digest,
+                   extract(epoch FROM c.expires_at)::float8 AS expires_at
+            FROM agents a LEFT JOIN agent_credentials c
+              ON c.agent_id = a.id AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($2::float8))
+            WHERE a.client_id = $1
+            ORDER BY c.created_at
+            """
+    )
+
+    /// The client `clientID` names with its credentials live at `now`; nil when there is none.
+    static func client(_ clientID: String, at now: Date, on connection: PostgresConnection) throws -> ClientRecord? {
+        let records = try connection.query(clientLookup, [clientID, String(now.timeIntervalSince1970)]).records
+        guard let first = records.first, let status = first["status"].flatMap(Agent.Status.init(rawValue:)) else { return nil }
+        let credentials: [ClientRecord.Credential] = records.compactMap { record in
+            guard let id = record["credential_id"], let digest = record["digest"].flatMap(Data.init(hex:)) else { return nil }
+            return ClientRecord.Credential(
+                id: id,
+                digest: digest,
+                expiresAt: record["expires_at"].flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
+            )
+        }
+        let agentID = try first.required("agent_id")
+        return ClientRecord(
+            agentID: agentID,
+            clientID: clientID,
+            owner: try first.required("owner"),
+            status: status,
+            scopes: AgentStore.scopes(fromJSON: first["scopes"] ?? "[]"),
+            credentials: credentials,
+            tokenGeneration: try first.int("token_generation"),
+            rateLimitSubject: RateLimitSubject(.agent, agentID)
+        )
+    }
+
+    /// Marks credentials `ids` used now (`LastUsedRecorder`'s batched write).
+    static func recordUse(of ids: some Collection<String>, on connection: PostgresConnection) throws {
+        let list = "{" + ids.sorted().joined(separator: ",") + "}"
+        try connection.query("UPDATE agent_credentials SET last_used_at = now() WHERE id = ANY($1::uuid[])", [list])
+    }
 
     /// The columns of a credential view; `nowParameter` is the statement's parameter holding the
     /// clock's time in epoch seconds.

@@ -51,11 +51,8 @@ public final class LastUsedRecorder: Service, Sendable {
             return ids
         }
         guard !ids.isEmpty else { return }
-        let list = "{" + ids.sorted().joined(separator: ",") + "}"
         do {
-            try await pool.withConnection { connection in
-                _ = try connection.query("UPDATE agent_credentials SET last_used_at = now() WHERE id = ANY($1::uuid[])", [list])
-            }
+            try await pool.withConnection { try CredentialStore.recordUse(of: ids, on: $0) }
         } catch is CancellationError {
             // Shutting down: `run()` writes them once more after the loop, uncancelled.
             state.withLock { $0.pending.formUnion(ids) }

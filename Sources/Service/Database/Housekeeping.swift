@@ -31,13 +31,11 @@ public struct Housekeeping: Service {
     }
 
     func sweep() async {
+        let cutoff = now().addingTimeInterval(-Double(Defaults.clockSkewSeconds))
         do {
             let (tokens, keys) = try await pool.withConnection { connection in
                 (
-                    try connection.query(
-                        "DELETE FROM revoked_tokens WHERE expires_at <= to_timestamp($1::float8)",
-                        [String(now().timeIntervalSince1970 - Double(Defaults.clockSkewSeconds))]
-                    ).affectedRows,
+                    try RevocationStore.forgetExpired(before: cutoff, on: connection),
                     try SigningKeyStore.dropExpired(on: connection)
                 )
             }

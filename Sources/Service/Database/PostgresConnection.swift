@@ -78,6 +78,11 @@ public final class PostgresConnection: @unchecked Sendable {
     }
 
     /// Runs one parameterised statement (`$1`, `$2`, ... bound to `parameters`, `nil` = NULL).
+    /// `SELECT 1`: the server answers on this session (the health check's probe).
+    public func ping() throws(DatabaseError) {
+        try query("SELECT 1")
+    }
+
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(DatabaseError) -> QueryResult {
         try Self.refuseNUL(parameters)

@@ -32,7 +32,7 @@ extension HealthMonitor {
 
     static func databaseCheck(_ pool: ConnectionPool, timeout: Duration) async throws -> String? {
         do {
-            try await pool.withConnection(timeout: timeout) { connection in _ = try connection.query("SELECT 1") }
+            try await pool.withConnection(timeout: timeout) { try $0.ping() }
         } catch let error as DatabaseError {
             let reason =
                 switch error {

@@ -19,7 +19,7 @@ struct SecretMaterial: Sendable {
             let (hmacKey, signingKeys) = try await startup.run { connection in
                 try SigningKeyStore.ensureCurrent(on: connection)
                 return (
-                    try ServerKeys.loadOrCreate(ServerKeys.credentialHMACKeyName, on: connection),
+                    try ServerKeyStore.loadOrCreate(ServerKeyStore.credentialHMACKeyName, on: connection),
                     try SigningKeyStore.published(on: connection)
                 )
             }
@@ -28,7 +28,7 @@ struct SecretMaterial: Sendable {
         let store = VaultSecretStore(client: vault, pool: pool, now: now) {
             let found = try await startup.run { connection in
                 (
-                    hmacKey: try ServerKeys.existing(ServerKeys.credentialHMACKeyName, on: connection),
+                    hmacKey: try ServerKeyStore.existing(ServerKeyStore.credentialHMACKeyName, on: connection),
                     signingKeys: try SigningKeyStore.exportable(on: connection)
                 )
             }

@@ -24,7 +24,7 @@ struct PostgresSecretStore: SecretStore {
     let pool: ConnectionPool
 
     func credentialHMACKey() async throws -> SymmetricKey {
-        try await pool.withConnection { try ServerKeys.loadOrCreate(ServerKeys.credentialHMACKeyName, on: $0) }
+        try await pool.withConnection { try ServerKeyStore.loadOrCreate(ServerKeyStore.credentialHMACKeyName, on: $0) }
     }
 
     func ensureSigningKeys() async throws -> [SigningKey] {

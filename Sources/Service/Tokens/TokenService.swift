@@ -133,16 +133,12 @@ public struct TokenService: Sendable {
     /// token generation moved on since it was issued (a suspension or a removed scope); else the
     /// claims with their scopes narrowed to the agent's current ones (nil when none is left).
     func liveClaims(_ claims: AccessTokenClaims) async throws -> AccessTokenClaims? {
-        let nowSeconds = now().timeIntervalSince1970
-        let state = try await pool.withConnection { connection in
-            try connection.query(
-                Statements.tokenState, [claims.jti, claims.sub, claims.client_id, claims.credential_id, String(nowSeconds)]
-            ).records.first
-        }
-        guard let state, try state.optionalBool("revoked") == false, try state.optionalBool("credential_live") == true,
-            state["status"] == Agent.Status.active.rawValue, try state.optionalInt("token_generation") == claims.generation ?? 0
+        let now = self.now()
+        let state = try await pool.withConnection { try RevocationStore.state(of: claims, at: now, on: $0) }
+        guard let state, !state.revoked, state.credentialLive, state.status == .active,
+            state.tokenGeneration == claims.generation ?? 0
         else { return nil }
-        let held = Set(AgentStore.scopes(fromJSON: state["scopes"] ?? "[]"))
+        let held = Set(state.scopes)
         let live = claims.scopes.filter(held.contains)
         guard !live.isEmpty else { return nil }
         var narrowed = claims
@@ -156,8 +152,7 @@ public struct TokenService: Sendable {
         guard let claims = await keyRing.verify(token), claims.exp > Int64(now().timeIntervalSince1970) else { return }
         if let clientID, clientID != claims.client_id { return }
         try await pool.transaction { connection in
-            let inserted = try connection.query(Statements.revokeToken, [claims.jti, String(claims.exp)]).affectedRows
-            if inserted == 1 {
+            if try RevocationStore.revoke(jti: claims.jti, until: claims.exp, on: connection) {
                 try AuditLog.append(
                     .tokenRevoke, agentID: claims.sub, context: audit, details: ["jti": .string(claims.jti)], on: connection)
             }

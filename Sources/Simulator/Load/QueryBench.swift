@@ -3,7 +3,7 @@ import Service
 
 /// The cost of each hot statement on one connection, sent as a one-off parameterised query
 /// (`PQsendQueryParams`: parsed and planned on every call) and as Signet sends it, prepared once
-/// per session (`Statements`, `PQsendQueryPrepared`). Sequential round trips on loopback, so the
+/// per session (`PreparedStatement`, `PQsendQueryPrepared`). Sequential round trips on loopback, so the
 /// figures are per-query latency including the round trip; rounds alternate the two ways so
 /// both see the same machine.
 public enum QueryBench {
@@ -31,9 +31,9 @@ public enum QueryBench {
         else { throw SimulatorError.setupFailed("the database has no agent with a live credential") }
         let now = String(Date().timeIntervalSince1970)
         let cases: [(PreparedStatement, [String?])] = [
-            (Statements.clientLookup, [clientID, now]),
-            (Statements.tokenState, [UUID().uuidString, agentID, clientID, credentialID, now]),
-            (Statements.agentByID, [agentID]),
+            (CredentialStore.clientLookup, [clientID, now]),
+            (RevocationStore.tokenState, [UUID().uuidString, agentID, clientID, credentialID, now]),
+            (AgentStore.byID, [agentID]),
         ]
         return try cases.map { statement, parameters in
             var unnamed: [Duration] = []

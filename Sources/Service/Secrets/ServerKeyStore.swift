@@ -3,7 +3,7 @@ import Foundation
 
 /// Keys the server itself holds, shared by every instance through PostgreSQL until Vault is
 /// configured (DESIGN.md: "from Vault when configured").
-enum ServerKeys {
+enum ServerKeyStore {
     /// The key under which client secrets are HMACed.
     static let credentialHMACKeyName = "credential-hmac-v1"
 
