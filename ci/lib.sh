@@ -156,3 +156,46 @@ cleanup() {
     rm -rf "$STATE_DIR"
     STATE_DIR=""
 }
+
+# The XCTest suites in three processes at once, then `swift test` for the swift-testing ones.
+# Most of a run is scenarios waiting on timeouts and servers (the cores stay mostly idle), and the
+# slowest two scenario classes take two thirds of it, so each gets a process: the first two take
+# the classes named in TEST_GROUP_1 and TEST_GROUP_2, the third every other class `--list-tests`
+# names, so a new class is never left out. Each process starts its own Simulator stack; each
+# group's output is printed whole when all are done, and the run fails unless every group passed
+# and they executed every listed test between them. Needs the debug build (`swift build
+# --build-tests`); `swift test` holds a lock on .build, so the XCTest binary is run directly.
+TEST_GROUP_1="ScenarioTests.HealthScenarioTests ScenarioTests.StackTests ScenarioTests.RateLimitScenarioTests ScenarioTests.CacheScenarioTests"
+TEST_GROUP_2="ScenarioTests.OperationsScenarioTests ScenarioTests.LoadSuiteTests ScenarioTests.AbuseScenarioTests ScenarioTests.PoolScenarioTests"
+run_test_groups() {
+    local bin tests listed classes named rest i status=0 executed=0
+    bin="$(swift build --show-bin-path)/signetPackageTests.xctest"
+    tests=$("$bin" --list-tests | grep -E '^[A-Za-z0-9_]+\.[A-Za-z0-9_]+/')
+    listed=$(wc -l <<<"$tests")
+    classes=$(sed 's|/.*||' <<<"$tests" | sort -u)
+    named=$(tr ' ' '\n' <<<"$TEST_GROUP_1 $TEST_GROUP_2" | sort -u)
+    rest=$(comm -23 <(echo "$classes") <(echo "$named") | paste -sd, -)
+    local groups=("$(tr ' ' ',' <<<"$TEST_GROUP_1")" "$(tr ' ' ',' <<<"$TEST_GROUP_2")" "$rest")
+    local pids=()
+    for i in 0 1 2; do
+        "$bin" "${groups[$i]}" >"$STATE_DIR/test-$i.log" 2>&1 &
+        pids+=($!)
+        STARTED_PIDS+=($!)
+    done
+    swift test --skip-build --disable-xctest >"$STATE_DIR/test-swift-testing.log" 2>&1 || status=1
+    for i in 0 1 2; do
+        wait "${pids[$i]}" || status=1
+        cat "$STATE_DIR/test-$i.log"
+        local count
+        count=$(grep -E "^Test Suite '(All|Selected) tests' (passed|failed)" -A1 "$STATE_DIR/test-$i.log" | grep -oE 'Executed [0-9]+' | grep -oE '[0-9]+' || echo 0)
+        executed=$((executed + count))
+        log "test group $((i + 1)): $(grep -E "^Test Suite '(All|Selected) tests' (passed|failed)" -A1 "$STATE_DIR/test-$i.log" | tail -n 1 | sed 's/^[[:space:]]*//')"
+    done
+    cat "$STATE_DIR/test-swift-testing.log"
+    if [[ "$executed" -ne "$listed" ]]; then
+        log "the groups executed $executed tests of the $listed listed"
+        status=1
+    fi
+    log "executed $executed of $listed XCTest tests"
+    return "$status"
+}

@@ -28,7 +28,7 @@ final class LoadSuiteTests: XCTestCase {
         var variables = ProcessInfo.processInfo.environment
         variables.merge(environment) { _, new in new }
         let process = try ManagedProcess(name: executable, executable: executable, arguments: arguments, environment: variables)
-        try await waitUntil("\(executable) finishes", timeout: timeout) { !process.isRunning }
+        try await waitUntil("\(executable) finishes", timeout: timeout) { process.hasFinished }
         return (process.exitStatus ?? -1, process.output.joined(separator: "\n"))
     }
 

@@ -58,14 +58,14 @@ final class StackTests: XCTestCase {
     /// loop over `Catalogue.all`).
     func testSignetSimRunPrintsAPassingReport() async throws {
         let run = try ManagedProcess(name: "signet-sim", executable: try simulatorBinary(), arguments: ["run", "health-all-healthy"])
-        try await waitUntil("signet-sim run finishes", timeout: .seconds(120)) { !run.isRunning }
+        try await waitUntil("signet-sim run finishes", timeout: .seconds(120)) { run.hasFinished }
         let output = run.output.joined(separator: "\n")
         XCTAssertEqual(run.exitStatus, 0, output)
         XCTAssertTrue(output.contains("PASS health-all-healthy"), output)
         XCTAssertTrue(output.contains("1 scenarios passed, 0 failed"), output)
 
         let unknown = try ManagedProcess(name: "signet-sim", executable: try simulatorBinary(), arguments: ["run", "no-such-scenario"])
-        try await waitUntil("signet-sim run refuses an unknown name", timeout: .seconds(30)) { !unknown.isRunning }
+        try await waitUntil("signet-sim run refuses an unknown name", timeout: .seconds(30)) { unknown.hasFinished }
         XCTAssertNotEqual(unknown.exitStatus, 0)
         XCTAssertTrue(unknown.output.joined(separator: "\n").contains("signet-sim list"), unknown.output.joined(separator: "\n"))
     }
@@ -94,7 +94,7 @@ final class StackTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(children.count, 5, "postgres, redis, two signets, haproxy: \(children)")
 
         up.signal(SIGINT)
-        try await waitUntil("stack up exits on Ctrl-C", timeout: .seconds(30)) { !up.isRunning }
+        try await waitUntil("stack up exits on Ctrl-C", timeout: .seconds(30)) { up.hasFinished }
         try await waitUntil("every process it started is gone", timeout: .seconds(15)) {
             children.allSatisfy { kill($0, 0) != 0 }
         }

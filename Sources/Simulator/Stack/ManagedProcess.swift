@@ -8,6 +8,9 @@ public final class ManagedProcess: Sendable {
     public let name: String
     private let process: Process
     private let lines = NIOLockedValueBox<[String]>([])
+    /// Its output's reading end, and whether the reader is handling a chunk it took from it.
+    private let outputDescriptor: Int32
+    private let reading = NIOLockedValueBox(false)
     private let stopSignal: Int32
     private let removeOnExit: URL?
 
@@ -37,8 +40,12 @@ public final class ManagedProcess: Sendable {
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
         let collected = lines
+        let reading = reading
         let partial = NIOLockedValueBox<String>("")
+        outputDescriptor = output.fileHandleForReading.fileDescriptor
         output.fileHandleForReading.readabilityHandler = { handle in
+            reading.withLockedValue { $0 = true }
+            defer { reading.withLockedValue { $0 = false } }
             let data = handle.availableData
             guard !data.isEmpty else {
                 handle.readabilityHandler = nil
@@ -60,6 +67,17 @@ public final class ManagedProcess: Sendable {
     public var pid: Int32 { process.processIdentifier }
     public var isRunning: Bool { process.isRunning }
     public var exitStatus: Int32? { process.isRunning ? nil : process.terminationStatus }
+    /// It exited and every line it wrote is in `output`: its exit can be seen before the reader
+    /// has taken the last of its output from the pipe, so wait for this, not `isRunning`, before
+    /// reading what a finished process said. (Not end of file: a process it started may hold the
+    /// pipe open.) The reader marks itself busy before it takes a chunk, so nothing left in the
+    /// pipe and the reader idle means nothing is on its way.
+    public var hasFinished: Bool {
+        guard !process.isRunning else { return false }
+        var pending: Int32 = 0
+        guard withUnsafeMutablePointer(to: &pending, { ioctl(outputDescriptor, UInt(FIONREAD), $0) }) == 0 else { return true }
+        return pending == 0 && !reading.withLockedValue { $0 }
+    }
 
     /// Every line it wrote to standard output or error so far.
     public var output: [String] { lines.withLockedValue { $0 } }

@@ -128,7 +128,7 @@ public final class PostgresServer: Sendable {
     /// Runs a short command to its end and returns its status and output.
     static func runToEnd(_ command: [String]) async throws -> (status: Int32, output: [String]) {
         let process = try ManagedProcess(name: command.first ?? "command", executable: "/usr/bin/env", arguments: command)
-        try await waitUntil("\(command.joined(separator: " ")) finishes", timeout: .seconds(120)) { !process.isRunning }
+        try await waitUntil("\(command.joined(separator: " ")) finishes", timeout: .seconds(120)) { process.hasFinished }
         ProcessRegistry.shared.remove(process)
         return (process.exitStatus ?? -1, process.output)
     }
