@@ -10,8 +10,12 @@ STATE_DIR=""
 log() { printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*" >&2; }
 
 # Debian packages Signet needs to build, test and run; installed only when something is missing.
+# `install_dependencies build` installs only what the compiler needs (the headers of the two C
+# libraries), so a build can start while the rest installs.
+BUILD_PACKAGES=(libpq-dev libhiredis-dev pkg-config)
 install_dependencies() {
-    local packages=(postgresql redis-server libpq-dev libhiredis-dev pkg-config haproxy wrk python3-venv prometheus)
+    local packages=("${BUILD_PACKAGES[@]}" postgresql redis-server haproxy wrk python3-venv prometheus)
+    [[ "${1:-}" != "build" ]] || packages=("${BUILD_PACKAGES[@]}")
     local missing=()
     for package in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

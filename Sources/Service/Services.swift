@@ -79,8 +79,6 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
         ? ChangeListener(directory: directory, heartbeat: tuning.changeListenerHeartbeat, logger: logger, now: monotonic) {
             try PostgresConnection.connect(configuration.databaseURL, settings: startup.settings)
         } : nil
-    // Listening before the first request, so the cache starts long-lived when PostgreSQL answers.
-    await listener?.start()
     let recorder = LastUsedRecorder(pool: pool, logger: logger, flushInterval: tuning.lastUsedFlushInterval)
     let tokens = TokenService(
         keyRing: keyRing, directory: directory, policy: policy, recorder: recorder, pool: pool, issuer: configuration.issuer,

@@ -49,13 +49,8 @@ public final class ChangeListener: Service, Sendable {
         core.stopping.store(true, ordering: .relaxed)
     }
 
-    /// Starts listening (once) and returns after the first attempt to connect and `LISTEN`,
-    /// successful or not; the attempt is bounded by libpq's `connect_timeout` and the heartbeat.
-    public func start() async {
-        await core.start()
-    }
-
-    /// Listens until graceful shutdown (or cancellation), then stops the thread and waits up to
+    /// Listens until graceful shutdown (or cancellation): its thread starts here, under the
+    /// service group, never when the listener is built. Then it stops the thread and waits up to
     /// 2 s for it to close its connection: a thread blocked connecting to a frozen server ends on
     /// its own at libpq's `connect_timeout`, without holding the shutdown.
     public func run() async throws {
