@@ -2,13 +2,23 @@
 import PackageDescription
 
 /// `SIGNET_FUZZER=1 swift build --product signet-fuzz` (ci/fuzz): libFuzzer's coverage
-/// instrumentation on Signet's own modules only, in the ordinary debug build folder, so a fuzzer
-/// build recompiles Spec, Service and the fuzz targets and none of the dependencies (which
+/// instrumentation on Signet's own modules only, unoptimised (libFuzzer needs their coverage, not
+/// their speed, and they compile sooner), in an existing build folder, so a fuzzer build recompiles Spec, Service and the fuzz targets and none of the dependencies (which
 /// `swift build --sanitize=fuzzer` would build again, instrumented, in a folder of their own).
 /// Set it on that one command only: every build made while it is set instruments these modules,
 /// and any other product then fails to link (only signet-fuzz links libFuzzer).
 let fuzzer = Context.environment["SIGNET_FUZZER"] == "1"
-let instrumented: [SwiftSetting] = fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
+let instrumented: [SwiftSetting] = fuzzer ? [.unsafeFlags(["-sanitize=fuzzer", "-Onone"])] : []
+
+/// `SIGNET_TESTABLE=1` (ci/lib.sh's `swift_build`, for CI's one build, `-c release`): Signet's
+/// modules compiled for `@testable import`, which a release build otherwise is not, and the code
+/// that only drives the service (the tests, the Simulator, the fuzz targets) left unoptimised.
+/// The tests and the load suite then run against one build: the service optimised as
+/// `swift build -c release` builds it, the rest compiled in a fraction of the time. Set it on
+/// every build of a folder or on none: a build without it compiles these modules again.
+let testable = Context.environment["SIGNET_TESTABLE"] == "1"
+let forTesting: [SwiftSetting] = testable ? [.unsafeFlags(["-enable-testing"])] : []
+let driverOnly: [SwiftSetting] = testable ? [.unsafeFlags(["-Onone", "-enable-testing"])] : []
 
 let package = Package(
     name: "signet",
@@ -47,7 +57,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
-        .target(name: "Spec", swiftSettings: instrumented),
+        .target(name: "Spec", swiftSettings: instrumented + forTesting),
         .systemLibrary(
             name: "CLibPQ",
             pkgConfig: "libpq",
@@ -84,7 +94,7 @@ let package = Package(
             // The API's contract, served at GET /openapi.yaml: Resources/openapi.yaml links to the
             // repository's openapi.yaml, which SwiftPM embeds as bytes when it builds.
             resources: [.embedInCode("Resources/openapi.yaml")],
-            swiftSettings: instrumented
+            swiftSettings: instrumented + forTesting
         ),
         .executableTarget(
             name: "signet",
@@ -107,7 +117,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: driverOnly
         ),
         .executableTarget(
             name: "signet-sim",
@@ -115,7 +126,8 @@ let package = Package(
                 "Simulator",
                 "Spec",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            swiftSettings: driverOnly
         ),
         // The parsers under libFuzzer (ci/fuzz-parsers) and their corpus replayed by ServiceTests.
         .target(
@@ -126,16 +138,16 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: instrumented
+            swiftSettings: instrumented + driverOnly
         ),
         .executableTarget(
             name: "signet-fuzz",
             dependencies: ["SignetFuzzing"],
-            swiftSettings: fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"]), .define("SIGNET_FUZZER")] : [],
+            swiftSettings: (fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"]), .define("SIGNET_FUZZER")] : []) + driverOnly,
             linkerSettings: fuzzer ? [.unsafeFlags(["-sanitize=fuzzer"])] : []
         ),
         // What tests share: the manual clock the pure rules' tests drive.
-        .target(name: "SignetTestSupport", path: "Tests/SignetTestSupport"),
+        .target(name: "SignetTestSupport", path: "Tests/SignetTestSupport", swiftSettings: driverOnly),
         .testTarget(
             name: "ServiceTests",
             dependencies: [
@@ -150,7 +162,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-            ]
+            ],
+            swiftSettings: driverOnly
         ),
         .testTarget(
             name: "IntegrationTests",
@@ -163,7 +176,8 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            swiftSettings: driverOnly
         ),
         .testTarget(
             name: "SimulatorTests",
@@ -173,11 +187,13 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: driverOnly
         ),
         .testTarget(
             name: "ScenarioTests",
-            dependencies: ["Simulator"]
+            dependencies: ["Simulator"],
+            swiftSettings: driverOnly
         ),
     ]
 )

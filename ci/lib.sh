@@ -77,6 +77,17 @@ schemathesis_tool() {
     export ST
 }
 
+# CI's one build, which ci/test, ci/fuzz and ci/load share: release, so the service the tests
+# exercise is the one the load suite measures, optimised as `swift build -c release` builds it.
+# SIGNET_TESTABLE (Package.swift) compiles Signet's modules for `@testable import` and leaves the
+# code that only drives the service (tests, Simulator, fuzz targets) unoptimised; no debug
+# information (a tenth of the compile: a crash's backtrace names functions, not lines; debug with
+# your own `swift build`). Every script builds through these two, so none compiles a module again
+# with other flags.
+SWIFT_BUILD_FLAGS=(-c release -Xcc -g0 -Xswiftc -gnone)
+swift_build() { SIGNET_TESTABLE=1 swift build "${SWIFT_BUILD_FLAGS[@]}" "$@"; }
+bin_path() { SIGNET_TESTABLE=1 swift build "${SWIFT_BUILD_FLAGS[@]}" --show-bin-path; }
+
 # A free TCP port on 127.0.0.1, from the ephemeral-but-unused range.
 free_port() {
     python3 - <<'PY'
@@ -167,13 +178,13 @@ cleanup() {
 # the classes named in TEST_GROUP_1 and TEST_GROUP_2, the third every other class `--list-tests`
 # names, so a new class is never left out. Each process starts its own Simulator stack; each
 # group's output is printed whole when all are done, and the run fails unless every group passed
-# and they executed every listed test between them. Needs the debug build (`swift build
+# and they executed every listed test between them. Needs CI's build (`swift_build
 # --build-tests`); `swift test` holds a lock on .build, so the XCTest binary is run directly.
 TEST_GROUP_1="ScenarioTests.HealthScenarioTests ScenarioTests.StackTests ScenarioTests.RateLimitScenarioTests ScenarioTests.CacheScenarioTests"
 TEST_GROUP_2="ScenarioTests.OperationsScenarioTests ScenarioTests.LoadSuiteTests ScenarioTests.AbuseScenarioTests ScenarioTests.PoolScenarioTests"
 run_test_groups() {
     local bin tests listed classes named rest i status=0 executed=0
-    bin="$(swift build --show-bin-path)/signetPackageTests.xctest"
+    bin="$(bin_path)/signetPackageTests.xctest"
     tests=$("$bin" --list-tests | grep -E '^[A-Za-z0-9_]+\.[A-Za-z0-9_]+/')
     listed=$(wc -l <<<"$tests")
     classes=$(sed 's|/.*||' <<<"$tests" | sort -u)
@@ -186,7 +197,7 @@ run_test_groups() {
         pids+=($!)
         STARTED_PIDS+=($!)
     done
-    swift test --skip-build --disable-xctest >"$STATE_DIR/test-swift-testing.log" 2>&1 || status=1
+    SIGNET_TESTABLE=1 swift test "${SWIFT_BUILD_FLAGS[@]}" --skip-build --disable-xctest >"$STATE_DIR/test-swift-testing.log" 2>&1 || status=1
     for i in 0 1 2; do
         wait "${pids[$i]}" || status=1
         cat "$STATE_DIR/test-$i.log"

@@ -68,7 +68,7 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
 
     let secrets = try await SecretMaterial.load(vault: vault, pool: pool, startup: startup, now: now, logger: logger)
     let hasher = CredentialHasher(key: secrets.hmacKey)
-    let keyRing = KeyRing(store: secrets.store, logger: logger)
+    let keyRing = KeyRing(store: secrets.store, logger: logger, clock: dependencies.clock)
     try await keyRing.install(secrets.signingKeys)
     let directory = ClientDirectory(
         pool: pool, hasher: hasher, ttl: configuration.credentialCacheTTL, fallbackTTL: tuning.credentialCacheFallbackTTL,
@@ -84,7 +84,7 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
         keyRing: keyRing, directory: directory, policy: policy, recorder: recorder, pool: pool, issuer: configuration.issuer,
         audience: configuration.tokenAudience, ttl: configuration.tokenTTL, now: now, metrics: metrics)
     pool.observeAcquireWait { metrics.poolAcquired(after: $0) }
-    let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics)
+    let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics, clock: dependencies.clock)
     let health = HealthMonitor.live(
         configuration: configuration, pool: pool, limiter: limiter, directory: directory, vault: vault, opa: opa, logger: logger,
         now: monotonic)

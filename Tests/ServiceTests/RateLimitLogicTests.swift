@@ -1,3 +1,6 @@
+import Foundation
+import Logging
+import SignetTestSupport
 import XCTest
 
 @testable import Service
@@ -101,5 +104,48 @@ final class RedisWorkerRuleTests: XCTestCase {
         XCTAssertFalse(
             PipelineQueue<Int>.startsWorker(busy: 2, queued: 10 * full, maxWorkers: 2, batchLimit: full), "never more than maxWorkers")
         XCTAssertFalse(PipelineQueue<Int>.startsWorker(busy: 1, queued: 10 * full, maxWorkers: 1, batchLimit: full))
+    }
+}
+
+/// The limiter's shell on the injected clock: its in-memory windows and its breaker read the
+/// `SignetClock` they are given, never the machine's.
+final class RateLimiterClockTests: XCTestCase {
+    private func limiter(redis: RedisEndpoint?, clock: ManualClock) -> RateLimiter {
+        RateLimiter(
+            configuration: RateLimitConfiguration(maxRequests: 2, windowMilliseconds: 1000, redis: redis, redisTimeout: .milliseconds(200)),
+            logger: Logger(label: "test"), clock: SignetClock(wall: { Date() }, monotonic: { clock.now }))
+    }
+
+    func testInMemoryWindowSlidesOnTheInjectedClock() async {
+        let clock = ManualClock()
+        let limiter = limiter(redis: nil, clock: clock)
+        let agent = RateLimitSubject(.agent, "a")
+        let first = await limiter.decide(agent)
+        let second = await limiter.decide(agent)
+        XCTAssertEqual([first.allowed, second.allowed], [true, true])
+        clock.advance(by: .milliseconds(999))
+        let third = await limiter.decide(agent)
+        XCTAssertFalse(third.allowed, "both requests are still in the window")
+        XCTAssertEqual(third.resetMilliseconds, 1)
+        clock.advance(by: .milliseconds(1))
+        let fourth = await limiter.decide(agent)
+        XCTAssertTrue(fourth.allowed, "the window slid exactly when the injected clock reached it")
+    }
+
+    func testARefusedRedisOpensTheBreakerAndMemoryDecidesOnTheInjectedClock() async throws {
+        let clock = ManualClock()
+        // Port 1 on loopback refuses at once: the first call fails and opens the breaker.
+        let limiter = limiter(redis: try XCTUnwrap(RedisEndpoint(url: "redis://127.0.0.1:1")), clock: clock)
+        XCTAssertTrue(limiter.usesRedis)
+        let agent = RateLimitSubject(.agent, "b")
+        let first = await limiter.decide(agent)
+        XCTAssertTrue(first.allowed)
+        XCTAssertFalse(limiter.usesRedis, "one failed call opens the breaker")
+        let second = await limiter.decide(agent)
+        let third = await limiter.decide(agent)
+        XCTAssertEqual([second.allowed, third.allowed], [true, false], "memory counted the failed call's decision")
+        clock.advance(by: .seconds(1))
+        let fourth = await limiter.decide(agent)
+        XCTAssertTrue(fourth.allowed)
     }
 }

@@ -16,7 +16,7 @@ struct ClientCache {
     }
 
     /// The listener's state, as the cache relies on it.
-    struct Listening: Equatable {
+    struct Listening {
         /// When it last started listening: entries read before are short-lived.
         let since: Instant
         /// When its last confirmed heartbeat was sent: every change committed before has been

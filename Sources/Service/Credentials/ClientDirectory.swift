@@ -222,8 +222,14 @@ public final class ClientDirectory: Sendable {
 
     /// Forgets every client and every read under way.
     public func invalidateAll() {
+        dropEverything { $0.invalidateAll() }
+    }
+
+    /// Applies a change of the cache's that drops every entry, and forgets the reads under way:
+    /// what they return was read before the change.
+    private func dropEverything(_ change: (inout ClientCache) -> Void) {
         state.withLock { state in
-            state.cache.invalidateAll()
+            change(&state.cache)
             state.inFlight.removeAll()
         }
     }
@@ -231,10 +237,7 @@ public final class ClientDirectory: Sendable {
     /// The listener listens from now: what was cached before may have missed a change, so it
     /// goes, and what is read from now on may live `ttl` once a heartbeat confirms it.
     func listenerStarted(at instant: ContinuousClock.Instant) {
-        state.withLock { state in
-            state.cache.listenerStarted(at: instant)
-            state.inFlight.removeAll()
-        }
+        dropEverything { $0.listenerStarted(at: instant) }
     }
 
     /// A heartbeat sent at `instant` came back: every change committed before it has been seen.
@@ -245,10 +248,7 @@ public final class ClientDirectory: Sendable {
     /// The listener stopped: changes may go unseen, so everything cached goes, and new entries
     /// live `fallbackTTL` until it listens again.
     func listenerLost() {
-        state.withLock { state in
-            state.cache.listenerLost()
-            state.inFlight.removeAll()
-        }
+        dropEverything { $0.listenerLost() }
     }
 
     /// How the cache stands, for `/health/detailed`.

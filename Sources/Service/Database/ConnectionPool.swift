@@ -63,7 +63,7 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
             let outcome: Swift.Result<Result, any Error>?
             let reusable: Bool
             do {
-                (outcome, reusable) = try await threadPool.runIfActive {
+                (outcome, reusable) = try await threadPool.running.runIfActive {
                     guard connection.isUsable else { return (nil, false) }
                     connection.resetStatementCount()
                     connection.timeout = statementTimeout

@@ -67,7 +67,7 @@ where C.Instant == ContinuousClock.Instant {
     public let configuration: PoolConfiguration
     let factory: Factory
     let clock: C
-    let threadPool: NIOThreadPool
+    let threadPool: OnDemandThreadPool
     let logger: Logger
     private let state: Mutex<State>
     /// Told how long each lease took to get (`signet_db_pool_acquire_wait_seconds`). In a class:
@@ -97,14 +97,9 @@ where C.Instant == ContinuousClock.Instant {
         self.factory = factory
         self.clock = clock
         self.state = Mutex(State(machine: PoolStateMachine(configuration: configuration)))
-        self.threadPool = NIOThreadPool(numberOfThreads: configuration.maximumConnections)
+        self.threadPool = OnDemandThreadPool(numberOfThreads: configuration.maximumConnections)
         (self.work, self.workContinuation) = AsyncStream.makeStream(of: Work.self)
         self.logger = logger
-        threadPool.start()
-    }
-
-    deinit {
-        threadPool.shutdownGracefully { _ in }
     }
 
     /// A snapshot for health, metrics and logs.
@@ -139,7 +134,7 @@ where C.Instant == ContinuousClock.Instant {
         } onGracefulShutdown: {
             self.shutdown()
         }
-        try await threadPool.shutdownGracefully()
+        try await threadPool.shutdown()
     }
 
     /// Stops leasing: waiters fail now, idle connections close now, leased ones on release.
@@ -239,12 +234,12 @@ where C.Instant == ContinuousClock.Instant {
     private func perform(_ item: Work) async {
         switch item {
         case .close(let connection):
-            _ = try? await threadPool.runIfActive { connection?.close() }
+            _ = try? await threadPool.running.runIfActive { connection?.close() }
         case .open(let id, let delay):
             if delay > .zero { try? await clock.sleep(for: delay) }
             let factory = self.factory
             do {
-                let connection = try await threadPool.runIfActive { try factory.makeConnection() }
+                let connection = try await threadPool.running.runIfActive { try factory.makeConnection() }
                 let actions = state.withLock { state in
                     state.open[id] = connection
                     return state.machine.connectionOpened(id, now: clock.now)

@@ -202,7 +202,8 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in context.channel.close(promise: nil) }
+        let channel = context.channel
+        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func release() {

@@ -15,15 +15,18 @@ public final class RateLimiter: Service, Sendable {
     private let memory: Mutex<SlidingWindow>
     private let breaker: Mutex<CircuitBreaker>
     private let logger: Logger
-    private let clock = ContinuousClock()
-    private let origin = ContinuousClock.now
+    /// Its monotonic side times the in-memory windows, the breaker and Redis calls.
+    private let clock: SignetClock
+    private let origin: ContinuousClock.Instant
 
     /// Each kind of subject's requests per window.
     public let budgets: RateLimitSubject.PerKind<Int>
     private let policies: RateLimitSubject.PerKind<String>
 
-    public init(configuration: RateLimitConfiguration, logger: Logger, metrics: SignetMetrics? = nil) {
+    public init(configuration: RateLimitConfiguration, logger: Logger, metrics: SignetMetrics? = nil, clock: SignetClock = .system) {
         self.metrics = metrics
+        self.clock = clock
+        origin = clock.monotonic()
         budgets = configuration.budgets
         let seconds = max(1, (configuration.windowMilliseconds + 999) / 1000)
         policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets[kind]);w=\(seconds)" }
@@ -50,15 +53,15 @@ public final class RateLimiter: Service, Sendable {
             metrics?.limiterDecided(redis: false, allowed: decision.allowed)
             return decision
         }
-        let started = ContinuousClock.now
+        let started = clock.monotonic()
         do {
             let decision = try await redis.decide(subject)
-            metrics?.redisCall(took: ContinuousClock.now - started)
+            metrics?.redisCall(took: clock.monotonic() - started)
             metrics?.limiterDecided(redis: true, allowed: decision.allowed)
             return decision
         } catch {
-            metrics?.redisCall(took: ContinuousClock.now - started)
-            let transition = breaker.withLock { $0.failed(now: clock.now) }
+            metrics?.redisCall(took: clock.monotonic() - started)
+            let transition = breaker.withLock { $0.failed(now: clock.monotonic()) }
             if transition == .opened {
                 logger.warning(LogLine.redisDown, metadata: ["error": "\(error)"])
                 redis.failPending(error)
@@ -70,7 +73,7 @@ public final class RateLimiter: Service, Sendable {
     }
 
     private func decideInMemory(_ subject: RateLimitSubject) -> RateLimitDecision {
-        let now = (clock.now - origin).milliseconds
+        let now = (clock.monotonic() - origin).milliseconds
         let limit = budgets[subject.kind]
         return memory.withLock { $0.decide(subject.key, limit: limit, now: now) }
     }
@@ -86,10 +89,10 @@ public final class RateLimiter: Service, Sendable {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval / 2)
-                guard self.breaker.withLock({ $0.probeDue(now: self.clock.now) }) else { continue }
+                guard self.breaker.withLock({ $0.probeDue(now: self.clock.monotonic()) }) else { continue }
                 do {
                     try await redis.probe()
-                    if case .closed(let after) = self.breaker.withLock({ $0.succeeded(now: self.clock.now) }) {
+                    if case .closed(let after) = self.breaker.withLock({ $0.succeeded(now: self.clock.monotonic()) }) {
                         self.logger.info(LogLine.redisBack, metadata: ["outageMs": "\(after.milliseconds)"])
                     }
                 } catch {

@@ -8,21 +8,15 @@ import Synchronization
 final class RedisPinger: Sendable {
     private let endpoint: RedisEndpoint
     private let idle = Mutex<RedisConnection?>(nil)
-    private let threads: NIOThreadPool
+    private let threads = OnDemandThreadPool(numberOfThreads: 2)
 
     init(endpoint: RedisEndpoint) {
         self.endpoint = endpoint
-        threads = NIOThreadPool(numberOfThreads: 2)
-        threads.start()
-    }
-
-    deinit {
-        threads.shutdownGracefully { _ in }
     }
 
     func ping(timeout: Duration) async throws {
         let endpoint = self.endpoint
-        try await threads.runIfActive {
+        try await threads.running.runIfActive {
             let kept = self.idle.withLock { kept -> RedisConnection? in
                 defer { kept = nil }
                 return kept

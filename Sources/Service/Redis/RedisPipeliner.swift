@@ -29,24 +29,17 @@ final class RedisPipeliner<Input: Sendable, Output: Sendable>: Sendable {
     private let send: Send
     private let state: Mutex<State>
     /// The first worker's thread.
-    private let firstThread: NIOThreadPool
+    private let firstThread: OnDemandThreadPool
     /// Further workers' threads, and probes.
-    private let threadPool: NIOThreadPool
+    private let threadPool: OnDemandThreadPool
 
     init(endpoint: RedisEndpoint, timeout: Duration, maxWorkers: Int = 2, batchLimit: Int = 512, send: @escaping Send) {
         self.endpoint = endpoint
         self.timeout = timeout
         self.send = send
         state = Mutex(State(queue: PipelineQueue(maxWorkers: maxWorkers, batchLimit: batchLimit)))
-        firstThread = NIOThreadPool(numberOfThreads: 1)
-        firstThread.start()
-        threadPool = NIOThreadPool(numberOfThreads: maxWorkers)
-        threadPool.start()
-    }
-
-    deinit {
-        firstThread.shutdownGracefully { _ in }
-        threadPool.shutdownGracefully { _ in }
+        firstThread = OnDemandThreadPool(numberOfThreads: 1)
+        threadPool = OnDemandThreadPool(numberOfThreads: maxWorkers)
     }
 
     /// Queues `input` and waits for its result.
@@ -54,7 +47,7 @@ final class RedisPipeliner<Input: Sendable, Output: Sendable>: Sendable {
         try await withUnsafeThrowingContinuation { continuation in
             let start = state.withLock { $0.queue.enqueue(Pending(input: input, continuation: continuation)) }
             if case .worker(let onFirstThread) = start {
-                (onFirstThread ? firstThread : threadPool).submit { _ in self.drain(onFirstThread: onFirstThread) }
+                (onFirstThread ? firstThread : threadPool).running.submit { _ in self.drain(onFirstThread: onFirstThread) }
             }
         }
     }
@@ -69,7 +62,7 @@ final class RedisPipeliner<Input: Sendable, Output: Sendable>: Sendable {
     func probe() async throws {
         let endpoint = endpoint
         let timeout = timeout
-        try await threadPool.runIfActive { try RedisConnection.connect(endpoint, timeout: timeout).ping() }
+        try await threadPool.running.runIfActive { try RedisConnection.connect(endpoint, timeout: timeout).ping() }
     }
 
     /// Runs on a worker thread: sends what is queued, in batches, until the queue is empty.

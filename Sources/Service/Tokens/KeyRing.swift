@@ -26,15 +26,20 @@ public final class KeyRing: Service, Sendable {
     private let snapshot: Mutex<Snapshot?> = Mutex(nil)
     private let lastUnknownKidRefresh: Mutex<ContinuousClock.Instant?> = Mutex(nil)
     /// When the keys were last read from the store (or installed at start).
-    private let lastRead = Mutex(ContinuousClock.now)
+    private let lastRead: Mutex<ContinuousClock.Instant>
+    /// Its monotonic side times the staleness bound and the unknown-kid re-reads.
+    private let clock: SignetClock
     /// Past this without a successful read, no token is signed: another instance may have
     /// rotated, and the key this one holds leaves every JWKS `signingKeyPublishSlackSeconds`
     /// after its last token could expire.
     let staleAfter = Duration.seconds(Defaults.signingKeyPublishSlackSeconds)
 
     public init(
-        store: any SecretStore, logger: Logger, refreshInterval: Duration = .milliseconds(Defaults.signingKeyRefreshMilliseconds)
+        store: any SecretStore, logger: Logger, refreshInterval: Duration = .milliseconds(Defaults.signingKeyRefreshMilliseconds),
+        clock: SignetClock = .system
     ) {
+        self.clock = clock
+        lastRead = Mutex(clock.monotonic())
         self.store = store
         self.logger = logger
         self.refreshInterval = refreshInterval
@@ -68,7 +73,7 @@ public final class KeyRing: Service, Sendable {
     public func refresh() async throws {
         let keys = try await store.publishedSigningKeys()
         try await install(keys)
-        lastRead.withLock { $0 = ContinuousClock.now }
+        lastRead.withLock { $0 = clock.monotonic() }
     }
 
     public func run() async throws {
@@ -110,7 +115,7 @@ public final class KeyRing: Service, Sendable {
     /// Signs `claims` as an RFC 9068 access token with the current key.
     public func sign(_ claims: AccessTokenClaims) async throws -> String {
         let snapshot = try current()
-        let sinceRead = ContinuousClock.now - lastRead.withLock { $0 }
+        let sinceRead = clock.monotonic() - lastRead.withLock { $0 }
         guard sinceRead < staleAfter else {
             logger.warning("signing keys not refreshed; refusing to sign", metadata: ["sinceReadMs": "\(sinceRead.milliseconds)"])
             throw SignetError.unavailable("the signing keys could not be refreshed; no token was issued")
@@ -126,7 +131,7 @@ public final class KeyRing: Service, Sendable {
         guard let kid = Self.kid(of: token) else { return nil }
         if (try? current().kids.contains(kid)) != true {
             // Maybe another instance rotated: re-read once, at most every refresh interval.
-            let now = ContinuousClock.now
+            let now = clock.monotonic()
             let due = lastUnknownKidRefresh.withLock { last in
                 guard last.map({ now - $0 >= refreshInterval }) ?? true else { return false }
                 last = now
