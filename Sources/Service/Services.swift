@@ -87,7 +87,7 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics, clock: dependencies.clock)
     let health = HealthMonitor.live(
         configuration: configuration, pool: pool, limiter: limiter, directory: directory, vault: vault, opa: opa, logger: logger,
-        now: monotonic)
+        clock: dependencies.clock)
     return Services(
         pool: pool, secrets: secrets.store, hasher: hasher, keyRing: keyRing, directory: directory, listener: listener,
         recorder: recorder, tokens: tokens, limiter: limiter, health: health,

@@ -6,7 +6,7 @@ extension HealthMonitor {
     /// Vault's `sys/health` and OPA's `/health` when they are configured.
     static func live(
         configuration: SignetConfiguration, pool: ConnectionPool, limiter: RateLimiter, directory: ClientDirectory,
-        vault: VaultClient?, opa: OPAClient?, logger: Logger, now: @escaping @Sendable () -> ContinuousClock.Instant
+        vault: VaultClient?, opa: OPAClient?, logger: Logger, clock: SignetClock
     ) -> HealthMonitor {
         var redis: Check?
         if let endpoint = configuration.rateLimit.redis {
@@ -26,7 +26,7 @@ extension HealthMonitor {
             timeout: configuration.healthCheckTimeout,
             degradedAfter: configuration.healthDegradedLatency,
             logger: logger,
-            now: now
+            now: clock.monotonic, wall: clock.wall
         )
     }
 

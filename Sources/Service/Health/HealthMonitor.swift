@@ -39,6 +39,8 @@ public final class HealthMonitor: Sendable {
     private let degradedAfter: Duration
     private let logger: Logger
     private let now: @Sendable () -> ContinuousClock.Instant
+    /// The report's `checkedAt`.
+    private let wall: @Sendable () -> Date
     private let state: Mutex<State>
 
     public init(
@@ -51,8 +53,10 @@ public final class HealthMonitor: Sendable {
         degradedAfter: Duration,
         sharedFor: Duration = .seconds(1),
         logger: Logger,
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
+        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
+        wall: @escaping @Sendable () -> Date = { Date() }
     ) {
+        self.wall = wall
         self.database = database
         self.redis = redis
         self.vault = vault
@@ -107,7 +111,7 @@ public final class HealthMonitor: Sendable {
         async let vault = run("vault", self.vault)
         async let opa = run("opa", self.opa)
         let report = HealthReport(
-            checkedAt: Date(), database: await database ?? unreachable("not checked"), redis: await redis, vault: await vault,
+            checkedAt: wall(), database: await database ?? unreachable("not checked"), redis: await redis, vault: await vault,
             opa: await opa, credentialCache: credentialCache?())
         let now = self.now()
         state.withLock { state in
