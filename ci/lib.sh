@@ -88,6 +88,22 @@ SWIFT_BUILD_FLAGS=(-c release -Xcc -g0 -Xswiftc -gnone)
 swift_build() { SIGNET_TESTABLE=1 swift build "${SWIFT_BUILD_FLAGS[@]}" "$@"; }
 bin_path() { SIGNET_TESTABLE=1 swift build "${SWIFT_BUILD_FLAGS[@]}" --show-bin-path; }
 
+# Moves the calling subshell, and everything it starts from then on, to the CPU nothing else
+# wants: a cgroup with `cpu.idle` set (the kernel's SCHED_IDLE for a group; cgroup v1's cpu
+# controller or v2's), where the kernel offers one and we are root; otherwise does nothing. Call it
+# in a subshell. ci/test compiles the parser fuzzer this way while the tests run.
+idle_priority() {
+    local group
+    for group in /sys/fs/cgroup/cpu/signet-idle /sys/fs/cgroup/signet-idle; do
+        [[ -e "$(dirname "$group")/cpu.shares" || -e "$(dirname "$group")/cgroup.subtree_control" ]] || continue
+        if { [[ -d "$group" ]] || mkdir "$group" 2>/dev/null; } && echo 1 >"$group/cpu.idle" 2>/dev/null \
+            && echo "$BASHPID" >"$group/cgroup.procs" 2>/dev/null; then
+            return 0
+        fi
+    done
+    return 0
+}
+
 # A free TCP port on 127.0.0.1, from the ephemeral-but-unused range.
 free_port() {
     python3 - <<'PY'
@@ -99,11 +115,11 @@ s.close()
 PY
 }
 
-# A private folder for this run's servers, reachable by the postgres user when run as root.
+# A private folder for this run's servers (start_postgres gives it to the postgres user when run
+# as root).
 make_state_dir() {
     STATE_DIR=$(mktemp -d /tmp/signet-run.XXXXXX)
     chmod 755 "$STATE_DIR"
-    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$STATE_DIR"; fi
 }
 
 as_postgres() {
@@ -119,7 +135,9 @@ start_postgres() {
     PG_PORT=$(free_port)
     local data="$STATE_DIR/pg"
     mkdir -p "$data"
-    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$data"; fi
+    # The postgres user (made by Debian's package, which may have installed after the folder was
+    # made) writes its log beside the data.
+    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$STATE_DIR" "$data"; fi
     as_postgres "'$PG_BIN/initdb' -D '$data' -U postgres -A trust -E UTF8 --no-sync >'$STATE_DIR/initdb.log' 2>&1"
     as_postgres "'$PG_BIN/pg_ctl' -D '$data' -l '$STATE_DIR/postgres.log' -w -t 30 \
         -o \"-c listen_addresses=127.0.0.1 -p $PG_PORT -c unix_socket_directories='$data' -c max_connections=300 -c fsync=off\" start >/dev/null"
