@@ -88,22 +88,6 @@ SWIFT_BUILD_FLAGS=(-c release -Xcc -g0 -Xswiftc -gnone)
 swift_build() { SIGNET_TESTABLE=1 swift build "${SWIFT_BUILD_FLAGS[@]}" "$@"; }
 bin_path() { SIGNET_TESTABLE=1 swift build "${SWIFT_BUILD_FLAGS[@]}" --show-bin-path; }
 
-# Moves the calling subshell, and everything it starts from then on, to the CPU nothing else
-# wants: a cgroup with `cpu.idle` set (the kernel's SCHED_IDLE for a group; cgroup v1's cpu
-# controller or v2's), where the kernel offers one and we are root; otherwise does nothing. Call it
-# in a subshell. ci/test compiles the parser fuzzer this way while the tests run.
-idle_priority() {
-    local group
-    for group in /sys/fs/cgroup/cpu/signet-idle /sys/fs/cgroup/signet-idle; do
-        [[ -e "$(dirname "$group")/cpu.shares" || -e "$(dirname "$group")/cgroup.subtree_control" ]] || continue
-        if { [[ -d "$group" ]] || mkdir "$group" 2>/dev/null; } && echo 1 >"$group/cpu.idle" 2>/dev/null \
-            && echo "$BASHPID" >"$group/cgroup.procs" 2>/dev/null; then
-            return 0
-        fi
-    done
-    return 0
-}
-
 # A free TCP port on 127.0.0.1, from the ephemeral-but-unused range.
 free_port() {
     python3 - <<'PY'

@@ -108,6 +108,36 @@ final class PoolIntegrationTests: XCTestCase {
         }
     }
 
+    /// A connection on a server that cannot write (SQLSTATE 25006, as on a standby a connection
+    /// reached before a failover) is discarded, never handed out again: a statement refused before
+    /// anything ran is run again on a new connection; one refused after is the caller's error.
+    func testAConnectionThatCannotWriteIsDiscarded() async throws {
+        let signet = try await TestSignet.make(["DB_POOL_MAX": "1", "DB_POOL_MIN": "1"])
+        let pool = signet.pool
+        let table = unique("readonly_probe").replacingOccurrences(of: "-", with: "_")
+        try await signet.test { _ in
+            try await eventually("the one connection is open") { pool.statistics.idle == 1 }
+            let readOnly = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
+            _ = try await pool.withConnection { try $0.query(readOnly) }
+            let closedBefore = pool.statistics.connectionsClosed
+            _ = try await pool.withConnection { try $0.query("CREATE TABLE \(table) (x int)") }
+            XCTAssertEqual(pool.statistics.connectionsClosed, closedBefore + 1, "the read-only connection was discarded")
+
+            _ = try await pool.withConnection { try $0.query(readOnly) }
+            do {
+                _ = try await pool.withConnection { connection in
+                    try connection.query("SELECT 1")
+                    try connection.query("DROP TABLE \(table)")
+                }
+                XCTFail("a write refused after a statement ran must reach the caller")
+            } catch let error as DatabaseError {
+                XCTAssertTrue(error.isReadOnlyServer, "\(error)")
+            }
+            XCTAssertEqual(pool.statistics.connectionsClosed, closedBefore + 2, "and its connection was discarded too")
+            _ = try await pool.withConnection { try $0.query("DROP TABLE \(table)") }
+        }
+    }
+
     /// Readiness reports 503 when no connection can be had within the health timeout.
     func testReadinessFailsWhenTheDatabaseCannotAnswerInTime() async throws {
         let signet = try await TestSignet.make([

@@ -21,7 +21,7 @@ final class PoolScenarioTests: XCTestCase {
                 "memory-only", "health-all-healthy", "health-redis-unreachable", "health-vault-degraded", "vault-sealed", "opa-slow",
                 "opa-down", "health-flood", "postgres-frozen", "vault-secrets", "vault-import", "lockout-behind-balancer", "slow-readers",
                 "connection-slots",
-                "revocation-propagation", "listener-lost", "rolling-restart", "prometheus-scrape",
+                "revocation-propagation", "listener-lost", "rolling-restart", "prometheus-scrape", "postgres-failover",
             ]
         )
     }

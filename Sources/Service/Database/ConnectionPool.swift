@@ -68,15 +68,17 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
                     connection.resetStatementCount()
                     connection.timeout = statementTimeout
                     let outcome = Swift.Result { try body(connection) }
-                    if case .failure(let error as DatabaseError) = outcome, error.isConnectionFailure,
-                        connection.statementsSucceeded == 0
-                    {
-                        // The connection died before anything ran (a server restart or a
-                        // terminated session noticed only now): safe to run again elsewhere.
-                        return (nil, false)
+                    var discard = false
+                    if case .failure(let error as DatabaseError) = outcome, error.discardsConnection {
+                        // The connection died, or sits on a standby (a failover it saw only
+                        // now). Before anything ran, it is safe to run again on another
+                        // connection, which finds the primary; after, the outcome is unknown,
+                        // so the error goes to the caller (503), never run again blindly.
+                        if connection.statementsSucceeded == 0 { return (nil, false) }
+                        discard = true
                     }
                     if connection.isInTransaction, connection.canSendStatements { _ = try? connection.query("ROLLBACK") }
-                    return (outcome, connection.isUsable)
+                    return (outcome, connection.isUsable && !discard)
                 }
             } catch {
                 lease.release(reusable: false)

@@ -36,6 +36,18 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         }
     }
 
+    /// SQLSTATE 25006 (read-only SQL transaction): the server is a standby, for instance one a
+    /// connection reached before a failover or a `DATABASE_URL` without
+    /// `target_session_attrs=read-write`.
+    public var isReadOnlyServer: Bool {
+        if case .server(let state, _, _) = self { return state == "25006" }
+        return false
+    }
+
+    /// The connection must not serve another request: it failed, or it is on a server that
+    /// cannot write (a standby). The pool discards it; a new connection finds the primary.
+    public var discardsConnection: Bool { isConnectionFailure || isReadOnlyServer }
+
     public var description: String {
         switch self {
         case .connectionFailed(let message): "could not connect to PostgreSQL: \(message)"

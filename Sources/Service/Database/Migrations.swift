@@ -205,6 +205,17 @@ enum Migrations {
     /// versions this call applied.
     @discardableResult
     static func apply(_ migrations: [Migration] = all, on connection: PostgresConnection, logger: Logger) throws -> [Int] {
+        // Never on a standby: it could not write, and the schema it would report is the primary's.
+        guard let recovery = try connection.query("SELECT pg_is_in_recovery() AS standby").records.first else {
+            throw DatabaseError.unexpectedResult("pg_is_in_recovery() returned no row")
+        }
+        if try recovery.bool("standby") {
+            throw DatabaseError.server(
+                sqlState: "25006",
+                message: "DATABASE_URL reached a standby (in recovery); migrations run on the primary only: name the primary, or "
+                    + "every host with target_session_attrs=read-write",
+                constraint: nil)
+        }
         try connection.query("SELECT pg_advisory_lock($1::bigint)", [advisoryLockKey])
         defer { _ = try? connection.query("SELECT pg_advisory_unlock($1::bigint)", [advisoryLockKey]) }
         try connection.query(

@@ -63,6 +63,10 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         case .server(let state, _, _) where state == "22P05" || state == "22021":
             // A NUL (`\u0000` in JSON) or a byte sequence PostgreSQL cannot store: the client's value.
             return SignetError.badRequest("a value contains a character that cannot be stored (such as NUL)").jsonResponse
+        case .server(let state, _, _) where state == "25006":
+            // A standby refused a write: a failover under way, or one a connection saw only now.
+            logger.error("database is read-only (a standby)", metadata: ["error": "\(error)"])
+            return SignetError.unavailable("the database is switching over; retry shortly").jsonResponse
         case .server(let state, _, _) where state == "57014" || state.hasPrefix("08") || state.hasPrefix("57P"):
             logger.error("database statement failed", metadata: ["error": "\(error)"])
             return SignetError.unavailable("the database did not answer in time").jsonResponse

@@ -31,19 +31,7 @@ public enum CacheScenarios {
         var unrefused = 0
         var servedByCache = 0
         for _ in 0..<50 {
-            let agent = try await CacheScenarios.register(context, base: balancer.url)
-            // Cached on both: each asked directly.
-            for instance in [first, second] {
-                let token = try await HealthScenarios.requestToken(base: instance.url, clientID: agent.clientID, secret: agent.secret)
-                guard token.status == 200 else { throw SimulatorError.setupFailed("warm-up token: \(token.status) \(token.body)") }
-            }
-            let revoked = try await HTTP.admin(
-                .DELETE, "\(balancer.url)/v1/agents/\(agent.id)/credentials/\(agent.credentialID)", token: context.adminToken)
-            guard revoked.status == 204, let by = revoked.header("Signet-Instance"), let revoker = instances[by] else {
-                throw SimulatorError.setupFailed("revocation: \(revoked.status) \(revoked.body)")
-            }
-            let other = revoker === first ? second : first
-            let (after, attempts) = try await CacheScenarios.refusal(of: agent, by: other, within: .seconds(2))
+            let (after, attempts) = try await CacheScenarios.revocationTrial(context, revokeOn: balancer.url, among: instances)
             if let after { delays.append(after) } else { unrefused += 1 }
             if attempts > 1 { servedByCache += 1 }
         }
@@ -174,6 +162,33 @@ public enum CacheScenarios {
     static func register(_ context: ScenarioContext, base: String) async throws -> RegisteredAgent {
         let agent = try await SignetClient(base: base, adminToken: context.adminToken).register(prefix: "cache", scopes: ["read"])
         return RegisteredAgent(id: agent.id, clientID: agent.clientID, secret: agent.secret, credentialID: agent.credentialID)
+    }
+
+    /// One trial of a revocation's reach: an agent registered and cached on every instance (each
+    /// asked for a token directly), its credential revoked through `base`, then the instance that
+    /// did not answer the revocation asked until it refuses: how long that took (nil: not within
+    /// 2 s) and how many requests it took.
+    static func revocationTrial(_ context: ScenarioContext, revokeOn base: String, among instances: [String: SignetInstance])
+        async throws -> (after: Duration?, attempts: Int)
+    {
+        let agent = try await register(context, base: base)
+        for instance in instances.values {
+            let token = try await HealthScenarios.requestToken(base: instance.url, clientID: agent.clientID, secret: agent.secret)
+            guard token.status == 200 else { throw SimulatorError.setupFailed("warm-up token: \(token.status) \(token.body)") }
+        }
+        let revoked = try await HTTP.admin(
+            .DELETE, "\(base)/v1/agents/\(agent.id)/credentials/\(agent.credentialID)", token: context.adminToken)
+        guard revoked.status == 204, let by = revoked.header("Signet-Instance"),
+            let other = instances.first(where: { $0.key != by })?.value
+        else { throw SimulatorError.setupFailed("revocation: \(revoked.status) \(revoked.body)") }
+        return try await refusal(of: agent, by: other, within: .seconds(2))
+    }
+
+    /// The same, revoked on `first` itself and asked of `second`.
+    static func revocationTrial(_ context: ScenarioContext, revokeOn first: SignetInstance, askOn second: SignetInstance)
+        async throws -> (after: Duration?, attempts: Int)
+    {
+        try await revocationTrial(context, revokeOn: first.url, among: [first.id: first, second.id: second])
     }
 
     /// Asks `instance` for a token with `agent`'s secret until it is refused (401), for at most

@@ -25,6 +25,7 @@ public enum Catalogue {
         CacheScenarios.listenerLost,
         OperationsScenarios.rollingRestart,
         OperationsScenarios.prometheusScrape,
+        FailoverScenarios.postgresFailover,
     ]
 
     public static func named(_ name: String) -> Scenario? {

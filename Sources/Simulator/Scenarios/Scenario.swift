@@ -153,6 +153,21 @@ public final class ScenarioContext: Sendable {
         return instance
     }
 
+    /// Starts an instance that must refuse to start `when` something holds: checks that it exits 1
+    /// with exactly one line containing `naming`.
+    public func expectStartRefused(id: String, environment: [String: String], when: String, naming text: String) async throws {
+        do {
+            _ = try await startSignet(id: id, environment: environment)
+            check("start \(when)", false, expected: "exit 1", observed: "started")
+        } catch SimulatorError.processExited(_, let status, let output) {
+            expect("exit status \(when)", status, equals: 1)
+            let lines = output.filter { $0.contains(text) }
+            check(
+                "one line naming \(text)", lines.count == 1, expected: "1 line mentioning \(text)",
+                observed: lines.first ?? output.suffix(3).joined(separator: " | "))
+        }
+    }
+
     /// Starts haproxy in front of `instances`; it is stopped when the scenario ends.
     public func startLoadBalancer(_ instances: [SignetInstance]) async throws -> LoadBalancer {
         let balancer = try await LoadBalancer.start(backendPorts: instances.map(\.port))

@@ -72,16 +72,7 @@ public enum VaultScenarios {
 
         // Vault down at start: no half-configured instance.
         try await vault.setDown(true)
-        do {
-            _ = try await context.startSignet(id: "vault-c", environment: environment)
-            context.check("start with Vault down", false, expected: "exit 1", observed: "started")
-        } catch SimulatorError.processExited(_, let status, let output) {
-            context.expect("exit status with Vault down at start", status, equals: 1)
-            let lines = output.filter { $0.contains("Vault") }
-            context.check(
-                "one line naming Vault", lines.count == 1, expected: "1 line mentioning Vault",
-                observed: lines.first ?? "none")
-        }
+        try await context.expectStartRefused(id: "vault-c", environment: environment, when: "with Vault down at start", naming: "Vault")
         try await vault.setDown(false)
     }
 

@@ -28,11 +28,15 @@ public final class PostgresServer: Sendable {
         ProcessInfo.processInfo.environment["PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
     }
 
-    public static func start(port requested: Int? = nil) async throws -> PostgresServer {
-        let bin = binaries
-        guard FileManager.default.isExecutableFile(atPath: "\(bin)/postgres") else {
-            throw SimulatorError.missingTool("\(bin)/postgres (apt-get install postgresql, or set PG_BIN)")
-        }
+    /// The settings every cluster runs with: fast and throwaway (no fsync; a crash of the process,
+    /// not of the machine, loses nothing). `start(settings:)` overrides any of them.
+    static let defaultSettings: [String: String] = [
+        "listen_addresses": "127.0.0.1", "max_connections": "400", "fsync": "off", "synchronous_commit": "off",
+        "full_page_writes": "off",
+    ]
+
+    public static func start(port requested: Int? = nil, settings: [String: String] = [:]) async throws -> PostgresServer {
+        let bin = try checkedBinaries()
         let port = try requested ?? freePort()
         let directory = try makeDirectory()
         let data = directory.appendingPathComponent("data").path
@@ -43,15 +47,53 @@ public final class PostgresServer: Sendable {
             try? FileManager.default.removeItem(at: directory)
             throw SimulatorError.processExited("initdb", status: initdb.status, output: initdb.output)
         }
+        return try await launch(port: port, directory: directory, settings: settings)
+    }
+
+    /// A hot standby of `primary`, streaming from it as `name` (list it in the primary's
+    /// `synchronous_standby_names` to make it synchronous): a base backup (`pg_basebackup`, WAL
+    /// streamed), `standby.signal`, and `primary_conninfo` naming the primary's port.
+    public static func startStandby(of primary: PostgresServer, name: String, settings: [String: String] = [:]) async throws
+        -> PostgresServer
+    {
+        let bin = try checkedBinaries()
+        let port = try freePort()
+        let directory = try makeDirectory()
+        let data = directory.appendingPathComponent("data")
+        let backup = try await runToEnd(
+            asPostgres([
+                "\(bin)/pg_basebackup", "-D", data.path, "-h", "127.0.0.1", "-p", String(primary.port), "-U", "postgres",
+                "-X", "stream", "--no-sync",
+            ]))
+        guard backup.status == 0 else {
+            try? FileManager.default.removeItem(at: directory)
+            throw SimulatorError.processExited("pg_basebackup", status: backup.status, output: backup.output)
+        }
+        let conninfo = "host=127.0.0.1 port=\(primary.port) user=postgres application_name=\(name)"
+        try Data().write(to: data.appendingPathComponent("standby.signal"))
+        let auto = data.appendingPathComponent("postgresql.auto.conf")
+        let existing = (try? String(contentsOf: auto, encoding: .utf8)) ?? ""
+        try Data((existing + "primary_conninfo = '\(conninfo)'\n").utf8).write(to: auto)
+        if isRoot, let user = getpwnam("postgres") {
+            for file in ["standby.signal", "postgresql.auto.conf"] {
+                chown(data.appendingPathComponent(file).path, user.pointee.pw_uid, user.pointee.pw_gid)
+            }
+        }
+        return try await launch(port: port, directory: directory, settings: settings)
+    }
+
+    /// Runs `postgres` on the cluster in `directory/data` and waits until it accepts connections.
+    private static func launch(port: Int, directory: URL, settings: [String: String]) async throws -> PostgresServer {
+        let bin = binaries
+        let data = directory.appendingPathComponent("data").path
+        var arguments = ["\(bin)/postgres", "-D", data, "-p", String(port), "-c", "unix_socket_directories=\(directory.path)"]
+        for (name, value) in defaultSettings.merging(settings, uniquingKeysWith: { _, new in new }).sorted(by: { $0.key < $1.key }) {
+            arguments += ["-c", "\(name)=\(value)"]
+        }
         let process = try ManagedProcess(
             name: "postgres:\(port)",
             executable: "/usr/bin/env",
-            arguments: asPostgres([
-                "\(bin)/postgres", "-D", data, "-p", String(port),
-                "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=\(directory.path)",
-                "-c", "max_connections=400", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
-            ]),
+            arguments: asPostgres(arguments),
             stopSignal: SIGINT,
             removeOnExit: directory
         )
@@ -72,6 +114,32 @@ public final class PostgresServer: Sendable {
             throw error
         }
         return server
+    }
+
+    private static func checkedBinaries() throws -> String {
+        let bin = binaries
+        guard FileManager.default.isExecutableFile(atPath: "\(bin)/postgres") else {
+            throw SimulatorError.missingTool("\(bin)/postgres (apt-get install postgresql, or set PG_BIN)")
+        }
+        return bin
+    }
+
+    /// Promotes a standby to primary (`pg_ctl promote`, waiting until it accepts writes).
+    public func promote() async throws {
+        let data = directory.appendingPathComponent("data").path
+        let promoted = try await Self.runToEnd(Self.asPostgres(["\(Self.binaries)/pg_ctl", "promote", "-w", "-t", "30", "-D", data]))
+        guard promoted.status == 0 else {
+            throw SimulatorError.processExited("pg_ctl promote", status: promoted.status, output: promoted.output)
+        }
+    }
+
+    /// The server crashes as its machine would: `SIGKILL` to the postmaster and every process it
+    /// started, at once (no shutdown, no goodbye to clients or standbys).
+    public func crash() {
+        let postmaster = process.pid
+        let children = Self.children(of: postmaster)
+        process.signal(SIGKILL)
+        for child in children { kill(child, SIGKILL) }
     }
 
     /// Runs one statement as the superuser.
@@ -108,6 +176,19 @@ public final class PostgresServer: Sendable {
     }
 
     // MARK: Helpers
+
+    /// The processes whose parent is `parent` (from `/proc/<pid>/stat`).
+    static func children(of parent: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> Int32? in
+            guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { return nil }
+            // After the command's closing parenthesis: state, then the parent's pid.
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 1 && Int32(fields[1]) == parent ? pid : nil
+        }
+    }
 
     static var isRoot: Bool { geteuid() == 0 }
 
