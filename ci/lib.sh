@@ -78,12 +78,14 @@ schemathesis_tool() {
 }
 
 # CI's one build, which ci/test, ci/fuzz and ci/load share: release, so the service the tests
-# exercise is the one the load suite measures, optimised as `swift build -c release` builds it.
+# exercise is the one the load suite measures, optimised as `swift build -c release` builds it
+# (whole-module, -O) but with `-enable-testing`, which keeps internal symbols visible.
 # SIGNET_TESTABLE (Package.swift) compiles Signet's modules for `@testable import` and leaves the
 # code that only drives the service (tests, Simulator, fuzz targets) unoptimised; no debug
 # information (a tenth of the compile: a crash's backtrace names functions, not lines; debug with
-# your own `swift build`). Every script builds through these two, so none compiles a module again
-# with other flags.
+# your own `swift build`). ci/test, ci/fuzz and ci/load build through these two, so none compiles
+# a module again with other flags; ci/serve and ci/bench build plain `-c release` in the same
+# folder, so running one after ci/test compiles everything again (the flags reach every package).
 SWIFT_BUILD_FLAGS=(-c release -Xcc -g0 -Xswiftc -gnone)
 swift_build() { SIGNET_TESTABLE=1 swift build "${SWIFT_BUILD_FLAGS[@]}" "$@"; }
 bin_path() { SIGNET_TESTABLE=1 swift build "${SWIFT_BUILD_FLAGS[@]}" --show-bin-path; }

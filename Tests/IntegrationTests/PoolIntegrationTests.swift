@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import Service
+import Simulator
 import XCTest
 
 /// The spec's "Database connection pool is explicitly configured" scenarios, against a real
@@ -108,34 +110,50 @@ final class PoolIntegrationTests: XCTestCase {
         }
     }
 
-    /// A connection on a server that cannot write (SQLSTATE 25006, as on a standby a connection
-    /// reached before a failover) is discarded, never handed out again: a statement refused before
-    /// anything ran is run again on a new connection; one refused after is the caller's error.
-    func testAConnectionThatCannotWriteIsDiscarded() async throws {
+    /// SQLSTATE 25006 on a primary (a session or server set read-only) is the caller's error: the
+    /// connection stays, nothing is run again, no new connection is opened.
+    func testAWriteRefusedByAReadOnlyPrimaryReachesTheCallerAndKeepsTheConnection() async throws {
         let signet = try await TestSignet.make(["DB_POOL_MAX": "1", "DB_POOL_MIN": "1"])
         let pool = signet.pool
         let table = unique("readonly_probe").replacingOccurrences(of: "-", with: "_")
         try await signet.test { _ in
             try await eventually("the one connection is open") { pool.statistics.idle == 1 }
-            let readOnly = "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"
-            _ = try await pool.withConnection { try $0.query(readOnly) }
-            let closedBefore = pool.statistics.connectionsClosed
-            _ = try await pool.withConnection { try $0.query("CREATE TABLE \(table) (x int)") }
-            XCTAssertEqual(pool.statistics.connectionsClosed, closedBefore + 1, "the read-only connection was discarded")
-
-            _ = try await pool.withConnection { try $0.query(readOnly) }
+            _ = try await pool.withConnection { try $0.query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY") }
+            let before = pool.statistics
             do {
-                _ = try await pool.withConnection { connection in
-                    try connection.query("SELECT 1")
-                    try connection.query("DROP TABLE \(table)")
-                }
-                XCTFail("a write refused after a statement ran must reach the caller")
+                _ = try await pool.withConnection { try $0.query("CREATE TABLE \(table) (x int)") }
+                XCTFail("a refused write must reach the caller")
             } catch let error as DatabaseError {
                 XCTAssertTrue(error.isReadOnlyServer, "\(error)")
             }
-            XCTAssertEqual(pool.statistics.connectionsClosed, closedBefore + 2, "and its connection was discarded too")
-            _ = try await pool.withConnection { try $0.query("DROP TABLE \(table)") }
+            XCTAssertEqual(pool.statistics.connectionsClosed, before.connectionsClosed, "the connection stays")
+            XCTAssertEqual(pool.statistics.connectionsOpened, before.connectionsOpened)
         }
+    }
+
+    /// On a standby (a connection that reached it before a failover) a refused write discards the
+    /// connection: the work is run again on a new one, three connections at most, then the
+    /// caller gets the 25006.
+    func testAWriteRefusedByAStandbyDiscardsTheConnectionThreeTimesAtMost() async throws {
+        let primary = try await PostgresServer.start()
+        let standby = try await PostgresServer.startStandby(of: primary, name: "pool_test")
+        let pool = ConnectionPool(
+            configuration: PoolConfiguration(
+                minimumConnections: 0, maximumConnections: 1, idleTimeout: .seconds(60), connectionTimeout: .seconds(5)),
+            connectionString: standby.url(database: "postgres"), logger: Logger(label: "test"))
+        let running = Task { try await pool.run() }
+        do {
+            _ = try await pool.withConnection { try $0.query("CREATE TABLE pool_standby_probe (x int)") }
+            XCTFail("a standby cannot write")
+        } catch let error as DatabaseError {
+            XCTAssertTrue(error.isReadOnlyServer, "\(error)")
+        }
+        XCTAssertEqual(pool.statistics.connectionsOpened, ConnectionPool.maxAttempts)
+        XCTAssertEqual(pool.statistics.connectionsClosed, ConnectionPool.maxAttempts)
+        running.cancel()
+        _ = await running.result
+        await standby.stop()
+        await primary.stop()
     }
 
     /// Readiness reports 503 when no connection can be had within the health timeout.

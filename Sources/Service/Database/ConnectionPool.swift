@@ -56,25 +56,41 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
         let statementTimeout = timeout ?? configuration.queryTimeout
         let start = clock.now
         let deadline = start + min(configuration.connectionTimeout, timeout ?? configuration.connectionTimeout)
+        // A connection found broken, or on a standby, before anything can have committed is
+        // replaced and the work run again: at most `maxAttempts` connections in all, so a server
+        // that keeps failing costs a request three connections, not a storm of them.
+        var attempt = 0
         while true {
+            attempt += 1
             let lease = try await lease(deadline: deadline)
             noteAcquireWait(since: start)
             let connection = lease.connection
+            let mayRetry = attempt < Self.maxAttempts
             let outcome: Swift.Result<Result, any Error>?
             let reusable: Bool
             do {
                 (outcome, reusable) = try await threadPool.running.runIfActive {
-                    guard connection.isUsable else { return (nil, false) }
+                    guard connection.isUsable else {
+                        return (mayRetry ? nil : .failure(DatabaseError.connectionLost("no usable connection")), false)
+                    }
                     connection.resetStatementCount()
                     connection.timeout = statementTimeout
                     let outcome = Swift.Result { try body(connection) }
                     var discard = false
-                    if case .failure(let error as DatabaseError) = outcome, error.discardsConnection {
-                        // The connection died, or sits on a standby (a failover it saw only
-                        // now). Before anything ran, it is safe to run again on another
-                        // connection, which finds the primary; after, the outcome is unknown,
-                        // so the error goes to the caller (503), never run again blindly.
-                        if connection.statementsSucceeded == 0 { return (nil, false) }
+                    // A 25006 from a primary (`default_transaction_read_only`, a session set read
+                    // only) is the caller's; from a standby, the connection's.
+                    if case .failure(let error as DatabaseError) = outcome,
+                        error.isConnectionFailure || (error.isReadOnlyServer && connection.isHotStandby)
+                    {
+                        // The connection died, or sits on a standby (a failover it saw only now).
+                        // Run again elsewhere only when nothing can have committed: nothing was
+                        // sent, or the one statement sent came back as the server's error. A
+                        // statement sent whose answer never came may have committed: its error
+                        // goes to the caller (503), never run again blindly.
+                        let nothingCommitted =
+                            connection.statementsSucceeded == 0
+                            && (connection.statementsSent == 0 || (connection.statementsSent == 1 && error.isServerResult))
+                        if nothingCommitted && mayRetry { return (nil, false) }
                         discard = true
                     }
                     if connection.isInTransaction, connection.canSendStatements { _ = try? connection.query("ROLLBACK") }
@@ -89,6 +105,10 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
             logger.info("discarded a broken database connection", metadata: ["pool": "\(statistics)"])
         }
     }
+
+    /// How many connections one `withConnection` tries when each is found broken or read-only
+    /// before anything ran.
+    public static let maxAttempts = 3
 
     /// Runs `body` inside `BEGIN` ... `COMMIT`; an error rolls back.
     public func transaction<Result: Sendable>(

@@ -44,9 +44,12 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         return false
     }
 
-    /// The connection must not serve another request: it failed, or it is on a server that
-    /// cannot write (a standby). The pool discards it; a new connection finds the primary.
-    public var discardsConnection: Bool { isConnectionFailure || isReadOnlyServer }
+    /// The server answered with an error result (the statement did not commit), as opposed to
+    /// the connection failing with no answer.
+    public var isServerResult: Bool {
+        if case .server = self { return true }
+        return false
+    }
 
     public var description: String {
         switch self {

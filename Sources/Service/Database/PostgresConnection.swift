@@ -18,6 +18,9 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Statements that succeeded since `resetStatementCount()`: zero means a failure happened
     /// before anything ran, so the work can be retried on another connection.
     public private(set) var statementsSucceeded = 0
+    /// Statements handed to the server since `resetStatementCount()` (preparing excluded): a
+    /// statement sent whose answer never came may have committed.
+    public private(set) var statementsSent = 0
     /// The client-side bound of each statement, from when it is sent until its last result. The
     /// pool sets it at each lease (`DB_STATEMENT_TIMEOUT_MS` plus a margin, or a caller's own).
     public var timeout: Duration = .seconds(60)
@@ -43,6 +46,7 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Starts counting `statementsSucceeded` from zero (the pool does this at each lease).
     public func resetStatementCount() {
         statementsSucceeded = 0
+        statementsSent = 0
     }
 
     /// Connects with a connection string or URI (multi-host URIs work).
@@ -91,6 +95,7 @@ public final class PostgresConnection: @unchecked Sendable {
             PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
         guard sent == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
+        statementsSent += 1
         return try consume(try awaitResult(handle))
     }
 
@@ -147,6 +152,7 @@ public final class PostgresConnection: @unchecked Sendable {
             PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
         }
         guard sent == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
+        statementsSent += 1
         return try consume(try awaitResult(handle))
     }
 
@@ -162,6 +168,7 @@ public final class PostgresConnection: @unchecked Sendable {
     public func execute(script: String) throws(DatabaseError) {
         let handle = try usableHandle()
         guard PQsendQuery(handle, script) == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
+        statementsSent += 1
         try consume(try awaitResult(handle))
     }
 
@@ -238,6 +245,13 @@ public final class PostgresConnection: @unchecked Sendable {
         abandoned = true
         guard let cancel = PQgetCancel(handle) else { return }
         CancelRequests.send(cancel)
+    }
+
+    /// The server is a standby in recovery (`in_hot_standby`, which PostgreSQL 14 and later
+    /// report and update when a standby is promoted): it cannot write, whatever the session asks.
+    public var isHotStandby: Bool {
+        guard let handle, let value = PQparameterStatus(handle, "in_hot_standby") else { return false }
+        return String(cString: value) == "on"
     }
 
     /// False when the connection is known to be broken. Cheap and non-blocking: it reads what

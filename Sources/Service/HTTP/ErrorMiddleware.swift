@@ -64,9 +64,11 @@ public struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             // A NUL (`\u0000` in JSON) or a byte sequence PostgreSQL cannot store: the client's value.
             return SignetError.badRequest("a value contains a character that cannot be stored (such as NUL)").jsonResponse
         case .server(let state, _, _) where state == "25006":
-            // A standby refused a write: a failover under way, or one a connection saw only now.
-            logger.error("database is read-only (a standby)", metadata: ["error": "\(error)"])
-            return SignetError.unavailable("the database is switching over; retry shortly").jsonResponse
+            // The server refused a write: a standby (a failover under way, or one a connection
+            // saw only now), or a primary set read-only.
+            logger.error("database refuses writes (read-only)", metadata: ["error": "\(error)"])
+            return SignetError.unavailable("the database refuses writes for now (read-only or switching over); retry shortly")
+                .jsonResponse
         case .server(let state, _, _) where state == "57014" || state.hasPrefix("08") || state.hasPrefix("57P"):
             logger.error("database statement failed", metadata: ["error": "\(error)"])
             return SignetError.unavailable("the database did not answer in time").jsonResponse

@@ -77,6 +77,10 @@ public enum FailoverScenarios {
             let crashed = ContinuousClock.now
             primary.crash()
             log.mark("primary crashed")
+            let primaryURL = primary.url
+            let refused = try await blocking { (try? PostgresConnection.connect(primaryURL, settings: [])) == nil }
+            context.check(
+                "the crashed primary refuses connections", refused, expected: "refused", observed: refused ? "refused" : "accepted")
             try await Task.sleep(for: .milliseconds(500))
             try await standby.promote()
             let promoted = ContinuousClock.now
@@ -103,9 +107,20 @@ public enum FailoverScenarios {
             if !listed.body.contains(credential) { missing.append("credential \(credential): \(listed.status)") }
         }
         for token in acknowledged.revoked {
-            if try await VaultScenarios.introspect(context, base: balancer.url, token: token) {
-                missing.append("revoked token still active")
+            let answer = try await HTTP.request(
+                .POST, "\(balancer.url)/oauth/introspect",
+                headers: [("Authorization", "Bearer \(context.adminToken)"), ("Content-Type", "application/x-www-form-urlencoded")],
+                body: "token=\(token)")
+            if answer.status != 200 || answer.json["active"] as? Bool != false {
+                missing.append("revoked token: introspection \(answer.status) \(answer.body.prefix(80))")
             }
+        }
+        // And straight from the promoted standby, not through Signet.
+        let stored = try await standby.query(
+            "SELECT count(*) AS n FROM agents WHERE id = ANY($1::uuid[])", ["{" + acknowledged.registered.joined(separator: ",") + "}"],
+            database: database)
+        if Int(stored.first?["n"] ?? "") != acknowledged.registered.count {
+            missing.append("agents in the promoted standby: \(stored.first?["n"] ?? "?") of \(acknowledged.registered.count)")
         }
         context.check(
             "acknowledged writes read back after the failover", missing.isEmpty,

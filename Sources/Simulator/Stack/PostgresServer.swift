@@ -173,6 +173,8 @@ public final class PostgresServer: Sendable {
     /// Stops the server; its folder is removed.
     public func stop() async {
         await process.stop()
+        // A crashed server's process had already exited, so stopping it removed nothing.
+        try? FileManager.default.removeItem(at: directory)
     }
 
     // MARK: Helpers
