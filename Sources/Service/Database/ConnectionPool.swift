@@ -83,14 +83,11 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
                         error.isConnectionFailure || (error.isReadOnlyServer && connection.isHotStandby)
                     {
                         // The connection died, or sits on a standby (a failover it saw only now).
-                        // Run again elsewhere only when nothing can have committed: nothing was
-                        // sent, or the one statement sent came back as the server's error. A
-                        // statement sent whose answer never came may have committed: its error
-                        // goes to the caller (503), never run again blindly.
-                        let nothingCommitted =
-                            connection.statementsSucceeded == 0
-                            && (connection.statementsSent == 0 || (connection.statementsSent == 1 && error.isServerResult))
-                        if nothingCommitted && mayRetry { return (nil, false) }
+                        // Before anything succeeded on it, the work runs again elsewhere (as it
+                        // always has for a connection found dead); after, the error goes to the
+                        // caller (503), never run again.
+                        let nothingSucceeded = connection.statementsSucceeded == 0
+                        if nothingSucceeded && mayRetry { return (nil, false) }
                         discard = true
                     }
                     if connection.isInTransaction, connection.canSendStatements { _ = try? connection.query("ROLLBACK") }

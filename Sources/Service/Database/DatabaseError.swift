@@ -44,13 +44,6 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         return false
     }
 
-    /// The server answered with an error result (the statement did not commit), as opposed to
-    /// the connection failing with no answer.
-    public var isServerResult: Bool {
-        if case .server = self { return true }
-        return false
-    }
-
     public var description: String {
         switch self {
         case .connectionFailed(let message): "could not connect to PostgreSQL: \(message)"

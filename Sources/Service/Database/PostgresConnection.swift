@@ -18,9 +18,6 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Statements that succeeded since `resetStatementCount()`: zero means a failure happened
     /// before anything ran, so the work can be retried on another connection.
     public private(set) var statementsSucceeded = 0
-    /// Statements handed to the server since `resetStatementCount()` (preparing excluded): a
-    /// statement sent whose answer never came may have committed.
-    public private(set) var statementsSent = 0
     /// The client-side bound of each statement, from when it is sent until its last result. The
     /// pool sets it at each lease (`DB_STATEMENT_TIMEOUT_MS` plus a margin, or a caller's own).
     public var timeout: Duration = .seconds(60)
@@ -46,7 +43,6 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Starts counting `statementsSucceeded` from zero (the pool does this at each lease).
     public func resetStatementCount() {
         statementsSucceeded = 0
-        statementsSent = 0
     }
 
     /// Connects with a connection string or URI (multi-host URIs work).
@@ -95,7 +91,6 @@ public final class PostgresConnection: @unchecked Sendable {
             PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
         guard sent == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
-        statementsSent += 1
         return try consume(try awaitResult(handle))
     }
 
@@ -152,7 +147,6 @@ public final class PostgresConnection: @unchecked Sendable {
             PQsendQueryPrepared(handle, statement.name, Int32(parameters.count), values, nil, nil, 0)
         }
         guard sent == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
-        statementsSent += 1
         return try consume(try awaitResult(handle))
     }
 
@@ -168,7 +162,6 @@ public final class PostgresConnection: @unchecked Sendable {
     public func execute(script: String) throws(DatabaseError) {
         let handle = try usableHandle()
         guard PQsendQuery(handle, script) == 1 else { throw lostOrFailed(Self.errorMessage(handle)) }
-        statementsSent += 1
         try consume(try awaitResult(handle))
     }
 
