@@ -3,7 +3,8 @@ import PackageDescription
 
 /// `SIGNET_FUZZER=1 swift build --product signet-fuzz` (ci/fuzz): libFuzzer's coverage
 /// instrumentation on Signet's own modules only, unoptimised (libFuzzer needs their coverage, not
-/// their speed, and they compile sooner), in an existing build folder, so a fuzzer build recompiles Spec, Service and the fuzz targets and none of the dependencies (which
+/// their speed, and they compile sooner), in an existing build folder, so a fuzzer build
+/// recompiles Spec, Service and the fuzz targets and none of the dependencies (which
 /// `swift build --sanitize=fuzzer` would build again, instrumented, in a folder of their own).
 /// Set it on that one command only: every build made while it is set instruments these modules,
 /// and any other product then fails to link (only signet-fuzz links libFuzzer).
@@ -14,11 +15,12 @@ let instrumented: [SwiftSetting] = fuzzer ? [.unsafeFlags(["-sanitize=fuzzer", "
 /// modules compiled for `@testable import`, which a release build otherwise is not, and the code
 /// that only drives the service (the tests, the Simulator, the fuzz targets) left unoptimised.
 /// The tests and the load suite then run against one build: the service optimised as
-/// `swift build -c release` builds it, the rest compiled in a fraction of the time. Set it on
+/// `swift build -c release` builds it (plus `-enable-testing`), the rest compiled in a fraction
+/// of the time. Set it on
 /// every build of a folder or on none: a build without it compiles these modules again.
 let testable = Context.environment["SIGNET_TESTABLE"] == "1"
 let forTesting: [SwiftSetting] = testable ? [.unsafeFlags(["-enable-testing"])] : []
-let driverOnly: [SwiftSetting] = testable ? [.unsafeFlags(["-Onone", "-enable-testing"])] : []
+let driverOnly: [SwiftSetting] = testable ? forTesting + [.unsafeFlags(["-Onone"])] : []
 
 let package = Package(
     name: "signet",

@@ -136,7 +136,9 @@ final class PoolIntegrationTests: XCTestCase {
     /// caller gets the 25006.
     func testAWriteRefusedByAStandbyDiscardsTheConnectionThreeTimesAtMost() async throws {
         let primary = try await PostgresServer.start()
+        addTeardownBlock { await primary.stop() }
         let standby = try await PostgresServer.startStandby(of: primary, name: "pool_test")
+        addTeardownBlock { await standby.stop() }
         let pool = ConnectionPool(
             configuration: PoolConfiguration(
                 minimumConnections: 0, maximumConnections: 1, idleTimeout: .seconds(60), connectionTimeout: .seconds(5)),
@@ -152,8 +154,6 @@ final class PoolIntegrationTests: XCTestCase {
         XCTAssertEqual(pool.statistics.connectionsClosed, ConnectionPool.maxAttempts)
         running.cancel()
         _ = await running.result
-        await standby.stop()
-        await primary.stop()
     }
 
     /// Readiness reports 503 when no connection can be had within the health timeout.

@@ -66,7 +66,7 @@ final class HealthRoundsTests: XCTestCase {
                 return "pool ok"
             },
             redis: nil, vault: nil, opa: nil, timeout: .seconds(2), degradedAfter: .seconds(1), sharedFor: .seconds(1),
-            logger: Logger(label: "test"), now: { clock.now })
+            logger: Logger(label: "test"), clock: clock.signetClock(wall: { Date(timeIntervalSince1970: 1_800_000_000) }))
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<100 { group.addTask { _ = await monitor.report() } }
         }
@@ -78,5 +78,6 @@ final class HealthRoundsTests: XCTestCase {
         let report = await monitor.report()
         XCTAssertEqual(calls.load(ordering: .relaxed), 2, "the window passed: a new round")
         XCTAssertEqual(report.database.status, .healthy)
+        XCTAssertEqual(report.checkedAt, "2027-01-15T08:00:00Z", "checkedAt from the injected wall clock")
     }
 }

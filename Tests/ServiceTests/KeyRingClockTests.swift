@@ -33,7 +33,7 @@ final class KeyRingClockTests: XCTestCase {
         let clock = ManualClock()
         let readable = Mutex(true)
         let store = Store(key: SigningKey(privateKey: P256.Signing.PrivateKey(), isCurrent: true), readable: { readable.withLock { $0 } })
-        let ring = KeyRing(store: store, logger: Logger(label: "test"), clock: SignetClock(wall: { Date() }, monotonic: { clock.now }))
+        let ring = KeyRing(store: store, logger: Logger(label: "test"), clock: clock.signetClock())
         try await ring.refresh()
         let token = try await ring.sign(claims)
         let verified = await ring.verify(token)

@@ -113,7 +113,7 @@ final class RateLimiterClockTests: XCTestCase {
     private func limiter(redis: RedisEndpoint?, clock: ManualClock) -> RateLimiter {
         RateLimiter(
             configuration: RateLimitConfiguration(maxRequests: 2, windowMilliseconds: 1000, redis: redis, redisTimeout: .milliseconds(200)),
-            logger: Logger(label: "test"), clock: SignetClock(wall: { Date() }, monotonic: { clock.now }))
+            logger: Logger(label: "test"), clock: clock.signetClock())
     }
 
     func testInMemoryWindowSlidesOnTheInjectedClock() async {

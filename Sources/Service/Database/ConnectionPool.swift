@@ -56,23 +56,23 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
         let statementTimeout = timeout ?? configuration.queryTimeout
         let start = clock.now
         let deadline = start + min(configuration.connectionTimeout, timeout ?? configuration.connectionTimeout)
-        // A connection found broken, or on a standby, before anything can have committed is
-        // replaced and the work run again: at most `maxAttempts` connections in all, so a server
-        // that keeps failing costs a request three connections, not a storm of them.
-        var attempt = 0
+        // A connection found dead before anything ran is replaced, as often as the deadline
+        // allows (the dead ones are already lost). Work that ran and failed on a connection that
+        // died or sits on a standby, before any statement succeeded, runs again on another one:
+        // `maxAttempts` runs in all, so a server that keeps failing costs a request three
+        // connections, not a storm of them.
+        var runs = 0
         while true {
-            attempt += 1
             let lease = try await lease(deadline: deadline)
             noteAcquireWait(since: start)
             let connection = lease.connection
-            let mayRetry = attempt < Self.maxAttempts
+            let mayRunAgain = runs + 1 < Self.maxAttempts
             let outcome: Swift.Result<Result, any Error>?
             let reusable: Bool
+            let ran: Bool
             do {
-                (outcome, reusable) = try await threadPool.running.runIfActive {
-                    guard connection.isUsable else {
-                        return (mayRetry ? nil : .failure(DatabaseError.connectionLost("no usable connection")), false)
-                    }
+                (outcome, reusable, ran) = try await threadPool.running.runIfActive {
+                    guard connection.isUsable else { return (nil, false, false) }
                     connection.resetStatementCount()
                     connection.timeout = statementTimeout
                     let outcome = Swift.Result { try body(connection) }
@@ -82,29 +82,28 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
                     if case .failure(let error as DatabaseError) = outcome,
                         error.isConnectionFailure || (error.isReadOnlyServer && connection.isHotStandby)
                     {
-                        // The connection died, or sits on a standby (a failover it saw only now).
                         // Before anything succeeded on it, the work runs again elsewhere (as it
                         // always has for a connection found dead); after, the error goes to the
                         // caller (503), never run again.
-                        let nothingSucceeded = connection.statementsSucceeded == 0
-                        if nothingSucceeded && mayRetry { return (nil, false) }
+                        if connection.statementsSucceeded == 0 && mayRunAgain { return (nil, false, true) }
                         discard = true
                     }
                     if connection.isInTransaction, connection.canSendStatements { _ = try? connection.query("ROLLBACK") }
-                    return (outcome, connection.isUsable && !discard)
+                    return (outcome, connection.isUsable && !discard, true)
                 }
             } catch {
                 lease.release(reusable: false)
                 throw error
             }
             lease.release(reusable: reusable)
+            if ran { runs += 1 }
             if let outcome { return try outcome.get() }
             logger.info("discarded a broken database connection", metadata: ["pool": "\(statistics)"])
         }
     }
 
-    /// How many connections one `withConnection` tries when each is found broken or read-only
-    /// before anything ran.
+    /// How many times one `withConnection` runs its work when each run fails on a connection that
+    /// died or sits on a standby before any statement succeeded.
     public static let maxAttempts = 3
 
     /// Runs `body` inside `BEGIN` ... `COMMIT`; an error rolls back.

@@ -36,9 +36,9 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// SQLSTATE 25006 (read-only SQL transaction): the server is a standby, for instance one a
-    /// connection reached before a failover or a `DATABASE_URL` without
-    /// `target_session_attrs=read-write`.
+    /// SQLSTATE 25006 (read-only SQL transaction): a standby refused a write (one a connection
+    /// reached before a failover), or a primary set read-only (`default_transaction_read_only`).
+    /// `PostgresConnection.isHotStandby` tells the two apart.
     public var isReadOnlyServer: Bool {
         if case .server(let state, _, _) = self { return state == "25006" }
         return false

@@ -26,7 +26,7 @@ extension HealthMonitor {
             timeout: configuration.healthCheckTimeout,
             degradedAfter: configuration.healthDegradedLatency,
             logger: logger,
-            now: clock.monotonic, wall: clock.wall
+            clock: clock
         )
     }
 

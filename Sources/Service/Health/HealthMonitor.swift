@@ -38,9 +38,8 @@ public final class HealthMonitor: Sendable {
     private let timeout: Duration
     private let degradedAfter: Duration
     private let logger: Logger
-    private let now: @Sendable () -> ContinuousClock.Instant
-    /// The report's `checkedAt`.
-    private let wall: @Sendable () -> Date
+    /// Monotonic for the shared rounds, wall for the report's `checkedAt`.
+    private let clock: SignetClock
     private let state: Mutex<State>
 
     public init(
@@ -53,10 +52,9 @@ public final class HealthMonitor: Sendable {
         degradedAfter: Duration,
         sharedFor: Duration = .seconds(1),
         logger: Logger,
-        now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
-        wall: @escaping @Sendable () -> Date = { Date() }
+        clock: SignetClock = .system
     ) {
-        self.wall = wall
+        self.clock = clock
         self.database = database
         self.redis = redis
         self.vault = vault
@@ -65,7 +63,6 @@ public final class HealthMonitor: Sendable {
         self.timeout = timeout
         self.degradedAfter = degradedAfter
         self.logger = logger
-        self.now = now
         state = Mutex(State(rounds: HealthRounds(sharedFor: sharedFor)))
     }
 
@@ -76,7 +73,7 @@ public final class HealthMonitor: Sendable {
             case report(HealthReport)
             case wait(Task<HealthReport, Never>)
         }
-        let now = self.now()
+        let now = clock.monotonic()
         let next: Next = state.withLock { state in
             let action = state.rounds.request(now: now)
             switch action {
@@ -111,9 +108,9 @@ public final class HealthMonitor: Sendable {
         async let vault = run("vault", self.vault)
         async let opa = run("opa", self.opa)
         let report = HealthReport(
-            checkedAt: wall(), database: await database ?? unreachable("not checked"), redis: await redis, vault: await vault,
+            checkedAt: clock.wall(), database: await database ?? unreachable("not checked"), redis: await redis, vault: await vault,
             opa: await opa, credentialCache: credentialCache?())
-        let now = self.now()
+        let now = clock.monotonic()
         state.withLock { state in
             state.rounds.finished(round: round, report: report, now: now)
             if state.task?.round == round { state.task = nil }

@@ -72,13 +72,16 @@ public enum FailoverScenarios {
             }
             defer { log.stop() }
             try await waitUntil("both instances serve the traffic", timeout: .seconds(15)) {
-                Set(log.snapshot().served).isSuperset(of: [first.id, second.id]) && log.snapshot().answers.count > 100
+                let now = log.snapshot()
+                return now.served.isSuperset(of: [first.id, second.id]) && now.answers.count > 100
             }
             let crashed = ContinuousClock.now
             primary.crash()
             log.mark("primary crashed")
             let primaryURL = primary.url
-            let refused = try await blocking { (try? PostgresConnection.connect(primaryURL, settings: [])) == nil }
+            let refused = try await blocking {
+                (try? PostgresConnection.connect(primaryURL, settings: [("connect_timeout", "2")])) == nil
+            }
             context.check(
                 "the crashed primary refuses connections", refused, expected: "refused", observed: refused ? "refused" : "accepted")
             try await Task.sleep(for: .milliseconds(500))
@@ -102,9 +105,13 @@ public enum FailoverScenarios {
             let read = try await HTTP.admin(.GET, "\(balancer.url)/v1/agents/\(agent)", token: context.adminToken)
             if read.status != 200 { missing.append("agent \(agent): \(read.status)") }
         }
-        for (agent, credential) in acknowledged.rotated {
+        // One list per rotated agent (each holds every credential its rotations made).
+        for (agent, rotations) in Dictionary(grouping: acknowledged.rotated, by: \.0) {
             let listed = try await HTTP.admin(.GET, "\(balancer.url)/v1/agents/\(agent)/credentials", token: context.adminToken)
-            if !listed.body.contains(credential) { missing.append("credential \(credential): \(listed.status)") }
+            let ids = Set(((listed.json["items"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String })
+            for (_, credential) in rotations where !ids.contains(credential) {
+                missing.append("credential \(credential): \(listed.status)")
+            }
         }
         for token in acknowledged.revoked {
             let answer = try await HTTP.request(
