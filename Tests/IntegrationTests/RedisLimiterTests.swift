@@ -18,7 +18,7 @@ final class RedisLimiterTests: XCTestCase {
             configuration: RateLimitConfiguration(
                 maxRequests: limit,
                 windowMilliseconds: 60_000,
-                redis: try endpoint(),
+                redis: .server(try endpoint()),
                 redisTimeout: .milliseconds(1000),
                 keyPrefix: prefix
             ),

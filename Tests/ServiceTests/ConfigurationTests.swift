@@ -123,10 +123,10 @@ final class RateLimitConfigurationTests: XCTestCase {
         let configuration = try SignetConfiguration.from(environment: environment)
         XCTAssertEqual(configuration.rateLimit.maxRequests, 10)
         XCTAssertEqual(configuration.rateLimit.windowMilliseconds, 10_000)
-        XCTAssertEqual(configuration.rateLimit.redis?.host, "cache.internal")
-        XCTAssertEqual(configuration.rateLimit.redis?.port, 6380)
-        XCTAssertEqual(configuration.rateLimit.redis?.password, "pa55")
-        XCTAssertEqual(configuration.rateLimit.redis?.database, 2)
+        XCTAssertEqual(configuration.rateLimit.redis?.server?.host, "cache.internal")
+        XCTAssertEqual(configuration.rateLimit.redis?.server?.port, 6380)
+        XCTAssertEqual(configuration.rateLimit.redis?.server?.password, "pa55")
+        XCTAssertEqual(configuration.rateLimit.redis?.server?.database, 2)
         XCTAssertEqual(configuration.rateLimit.redisTimeout, .milliseconds(150))
 
         environment["REDIS_RATE_LIMIT_ENABLED"] = "false"

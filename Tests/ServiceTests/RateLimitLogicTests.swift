@@ -110,7 +110,7 @@ final class RedisWorkerRuleTests: XCTestCase {
 /// The limiter's shell on the injected clock: its in-memory windows and its breaker read the
 /// `SignetClock` they are given, never the machine's.
 final class RateLimiterClockTests: XCTestCase {
-    private func limiter(redis: RedisEndpoint?, clock: ManualClock) -> RateLimiter {
+    private func limiter(redis: RedisTopology?, clock: ManualClock) -> RateLimiter {
         RateLimiter(
             configuration: RateLimitConfiguration(maxRequests: 2, windowMilliseconds: 1000, redis: redis, redisTimeout: .milliseconds(200)),
             logger: Logger(label: "test"), clock: clock.signetClock())
@@ -135,7 +135,7 @@ final class RateLimiterClockTests: XCTestCase {
     func testARefusedRedisOpensTheBreakerAndMemoryDecidesOnTheInjectedClock() async throws {
         let clock = ManualClock()
         // Port 1 on loopback refuses at once: the first call fails and opens the breaker.
-        let limiter = limiter(redis: try XCTUnwrap(RedisEndpoint(url: "redis://127.0.0.1:1")), clock: clock)
+        let limiter = limiter(redis: .server(try XCTUnwrap(RedisEndpoint(url: "redis://127.0.0.1:1"))), clock: clock)
         XCTAssertTrue(limiter.usesRedis)
         let agent = RateLimitSubject(.agent, "b")
         let first = await limiter.decide(agent)

@@ -70,7 +70,8 @@ public struct SignetConfiguration: Sendable {
 
     /// The variables holding secrets: their values are never logged or echoed in an error.
     public static let secretVariables: Set<String> = [
-        "DATABASE_URL", "SIGNET_ADMIN_TOKEN", "REDIS_URL", "VAULT_TOKEN", "HEALTH_DETAILED_TOKEN", "METRICS_TOKEN",
+        "DATABASE_URL", "SIGNET_ADMIN_TOKEN", "REDIS_URL", "REDIS_SENTINEL_PASSWORD", "VAULT_TOKEN", "HEALTH_DETAILED_TOKEN",
+        "METRICS_TOKEN",
     ]
 
     /// Reads and validates the whole configuration.
@@ -178,17 +179,13 @@ public struct SignetConfiguration: Sendable {
         credentialCacheSize = try env.integer("CREDENTIAL_CACHE_SIZE", default: Defaults.credentialCacheSize, in: 1...10_000_000)
 
         let redisEnabled = try env.boolean("REDIS_RATE_LIMIT_ENABLED", default: Defaults.redisRateLimitEnabled)
-        let redisURL = try env.string("REDIS_URL", default: Defaults.redisURL)
-        guard let endpoint = RedisEndpoint(url: redisURL) else {
-            // The URL may hold a password: never echoed.
-            throw ConfigurationError(variable: "REDIS_URL", reason: "must look like redis://[[user]:password@]host[:port][/db]")
-        }
+        let topology = try Self.redisTopology(env)
         rateLimit = RateLimitConfiguration(
             maxRequests: try env.integer("RATE_LIMIT_MAX_REQUESTS", default: Defaults.rateLimitMaxRequests, in: 1...1_000_000_000),
             windowMilliseconds: Int64(
                 try env.integer("RATE_LIMIT_WINDOW_MS", default: Defaults.rateLimitWindowMilliseconds, in: 1...Int(Int32.max))
             ),
-            redis: redisEnabled ? endpoint : nil,
+            redis: redisEnabled ? topology : nil,
             redisTimeout: .milliseconds(try env.integer("REDIS_TIMEOUT_MS", default: Defaults.redisTimeoutMilliseconds, in: 1...10_000)),
             keyPrefix: try env.string("REDIS_KEY_PREFIX", default: "signet:"),
             addressMaxRequests: try env.integer(
@@ -277,6 +274,51 @@ public struct SignetConfiguration: Sendable {
         }
     }
 
+    /// `REDIS_URL` alone (one server), or `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER` (the master
+    /// the sentinels name; `REDIS_URL` may then carry only its login and database, no host).
+    static func redisTopology(_ env: EnvironmentReader) throws(ConfigurationError) -> RedisTopology {
+        let master = try env.optionalString("REDIS_SENTINEL_MASTER")
+        let sentinelPassword = try env.optionalString("REDIS_SENTINEL_PASSWORD")
+        guard let list = try env.list("REDIS_SENTINELS") else {
+            if master != nil {
+                throw ConfigurationError(variable: "REDIS_SENTINEL_MASTER", reason: "is set but REDIS_SENTINELS is not")
+            }
+            if sentinelPassword != nil {
+                throw ConfigurationError(variable: "REDIS_SENTINEL_PASSWORD", reason: "is set but REDIS_SENTINELS is not")
+            }
+            let url = try env.string("REDIS_URL", default: Defaults.redisURL)
+            guard let endpoint = RedisEndpoint(url: url) else {
+                // The URL may hold a password: never echoed.
+                throw ConfigurationError(variable: "REDIS_URL", reason: "must look like redis://[[user]:password@]host[:port][/db]")
+            }
+            return .server(endpoint)
+        }
+        var sentinels: [RedisAddress] = []
+        for item in list {
+            guard let address = RedisAddress(item) else {
+                throw ConfigurationError(
+                    variable: "REDIS_SENTINELS", reason: "must be a comma-separated list of host:port (\"\(item)\" is not one)")
+            }
+            if !sentinels.contains(address) { sentinels.append(address) }
+        }
+        guard let master else {
+            throw ConfigurationError(
+                variable: "REDIS_SENTINEL_MASTER", reason: "must name the master the sentinels watch (REDIS_SENTINELS is set)")
+        }
+        var login = RedisEndpoint()
+        if let url = try env.optionalString("REDIS_URL") {
+            guard let hostless = RedisEndpoint(hostlessURL: url) else {
+                // The URL may hold a password: never echoed.
+                throw ConfigurationError(
+                    variable: "REDIS_URL",
+                    reason: "names a host, but REDIS_SENTINELS chooses the master: unset one of them "
+                        + "(with sentinels REDIS_URL may carry the master's login and database only: redis://[[user]:password@]/[db])")
+            }
+            login = hostless
+        }
+        return .sentinel(RedisSentinels(sentinels: sentinels, masterName: master, sentinelPassword: sentinelPassword, master: login))
+    }
+
     private static func defaultInstanceID() -> String {
         var generator = SystemRandomNumberGenerator()
         return String(generator.next() & 0xFFFF_FFFF, radix: 16)
@@ -290,6 +332,11 @@ struct EnvironmentReader {
     private func raw(_ variable: String) -> String? {
         let key = ConfigKey(variable.lowercased().replacingOccurrences(of: "_", with: "."))
         return reader.string(forKey: key, isSecret: SignetConfiguration.secretVariables.contains(variable))
+    }
+
+    /// A comma-separated list, each item trimmed; nil when unset.
+    func list(_ variable: String) throws(ConfigurationError) -> [String]? {
+        try optionalString(variable).map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
     }
 
     func string(_ variable: String, default defaultValue: String) throws(ConfigurationError) -> String {

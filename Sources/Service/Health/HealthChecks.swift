@@ -9,9 +9,10 @@ extension HealthMonitor {
         vault: VaultClient?, opa: OPAClient?, logger: Logger, clock: SignetClock
     ) -> HealthMonitor {
         var redis: Check?
-        if let endpoint = configuration.rateLimit.redis {
-            let pinger = RedisPinger(endpoint: endpoint)
-            redis = { timeout in try await redisCheck(pinger, limiter: limiter, timeout: timeout) }
+        if let topology = configuration.rateLimit.redis {
+            let pinger = RedisPinger(
+                locator: RedisLocator(topology: topology, timeout: configuration.healthCheckTimeout, logger: logger))
+            redis = { _ in try await redisCheck(pinger, limiter: limiter) }
         }
         var vaultCheck: Check?
         if let vault { vaultCheck = { timeout in try await vault.health(timeout: timeout) } }
@@ -47,18 +48,27 @@ extension HealthMonitor {
         return "pool \(pool.statistics)"
     }
 
-    static func redisCheck(_ pinger: RedisPinger, limiter: RateLimiter, timeout: Duration) async throws -> String? {
+    /// Behind Sentinel the message names the master in use (the limiter's), so an operator sees
+    /// a failover in the health report; a single server's healthy answer carries no message.
+    static func redisCheck(_ pinger: RedisPinger, limiter: RateLimiter) async throws -> String? {
+        let master = limiter.redisMaster.map { master in
+            "master \(master.address.map { "\($0)" } ?? "not yet known") (\(master.switches) switches since start)"
+        }
         do {
-            try await pinger.ping(timeout: timeout)
+            try await pinger.ping()
         } catch let error as RedisError {
             let reason =
                 switch error {
-                case .connectionFailed: "could not connect to Redis"
+                case .connectionFailed: pinger.locator.master == nil ? "could not connect to Redis" : "no sentinel named a reachable master"
                 case .io: "Redis did not answer PING"
                 case .protocolError: "Redis answered PING unexpectedly"
+                case .readOnly: "the server the sentinels named is not a master"
                 }
-            throw HealthCheckError(reason + (limiter.usesRedis ? "" : "; the rate limiter decides in memory"))
+            throw HealthCheckError(
+                reason + (limiter.usesRedis ? "" : "; the rate limiter decides in memory") + (master.map { "; \($0)" } ?? ""))
         }
-        return limiter.usesRedis ? nil : "Redis answers; the rate limiter still decides in memory until its next probe"
+        let decides = limiter.usesRedis ? nil : "Redis answers; the rate limiter still decides in memory until its next probe"
+        let parts = [decides, master].compactMap { $0 }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 }

@@ -17,6 +17,10 @@ public enum LogLine {
     public static let redisDown: Logger.Message = "rate limiter: Redis failed; deciding in memory (per instance) until it answers again"
     /// The limiter decides in Redis again.
     public static let redisBack: Logger.Message = "rate limiter: Redis answers again; deciding in Redis"
+    /// The sentinels named a master (at start, or after a failure forgot the last one).
+    public static let redisMasterFound: Logger.Message = "Redis: the sentinels name this master"
+    /// The master behind Sentinel changed (`+switch-master`, or a new answer after a failure).
+    public static let redisMasterSwitched: Logger.Message = "Redis: the master changed; the limiter follows it"
     /// A request waited its whole bound for a pooled connection (one line with the pool's numbers).
     public static let poolTimeout: Logger.Message = "database pool: no connection within DB_POOL_CONNECTION_TIMEOUT_MS"
     /// Start-up with Vault found secret material in PostgreSQL (copied to an empty Vault).

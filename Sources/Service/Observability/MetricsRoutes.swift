@@ -67,6 +67,7 @@ struct MetricsRoutes {
             metrics.set("signet_rate_limit_backend", [("backend", candidate)], to: candidate == backend ? 1 : 0)
         }
         metrics.set("signet_rate_limit_breaker_open", to: limiter.configuredForRedis && !limiter.usesRedis ? 1 : 0)
+        if let master = limiter.redisMaster { metrics.redisMaster(master.address, switches: master.switches) }
 
         let report = await health.report()
         let dependencies: [(String, DependencyHealth?)] = [

@@ -64,6 +64,8 @@ public final class SignetMetrics: Sendable {
     /// Values read at scrape time from the pool, the limiter and the health report.
     private let gauges = Mutex<[GaugeKey: MetricGauge]>([:])
     private let scrapedCounters = Mutex<[GaugeKey: (counter: MetricCounter, last: Int)]>([:])
+    /// Every master named by the sentinels since start: the one in use is 1, the others 0.
+    private let redisMasters = Mutex<Set<String>>([])
 
     struct RequestKey: Hashable {
         let route: String
@@ -191,6 +193,19 @@ public final class SignetMetrics: Sendable {
             if total > entry.last { entry.counter.increment(by: Int64(total - entry.last)) }
             counters[key] = (entry.counter, max(entry.last, total))
         }
+    }
+
+    /// Behind Sentinel: `signet_redis_master{address}` is 1 for the master in use and 0 for every
+    /// earlier one (a few per failover: the label's values are the sentinels' answers, never a
+    /// client's), and the switches since start.
+    func redisMaster(_ address: RedisAddress?, switches: Int) {
+        let current = address.map { "\($0)" }
+        let known = redisMasters.withLock { known in
+            if let current { known.insert(current) }
+            return known
+        }
+        for candidate in known { set("signet_redis_master", [("address", candidate)], to: candidate == current ? 1 : 0) }
+        count("signet_redis_master_switches_total", total: switches)
     }
 
     /// Makes this registry the process's `MetricsSystem` too, so metrics libraries make without an

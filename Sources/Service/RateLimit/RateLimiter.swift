@@ -32,12 +32,18 @@ public final class RateLimiter: Service, Sendable {
         policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets[kind]);w=\(seconds)" }
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
-        redis = configuration.redis.map { RedisWindow(endpoint: $0, configuration: configuration) }
+        redis = configuration.redis.map {
+            RedisWindow(
+                locator: RedisLocator(topology: $0, timeout: configuration.redisTimeout, logger: logger), configuration: configuration)
+        }
         self.logger = logger
     }
 
     /// Whether decisions are made in Redis right now (false: in memory).
     public var usesRedis: Bool { redis != nil && breaker.withLock { $0.allowsRequests } }
+    /// Behind Sentinel: the master the limiter uses (the last one while none is confirmed) and
+    /// how many times it changed since start. Nil for a single server, or without Redis.
+    public var redisMaster: (address: RedisAddress?, switches: Int)? { redis?.locator.master }
     /// Redis is configured (`REDIS_RATE_LIMIT_ENABLED`), whether or not the breaker is open.
     public var configuredForRedis: Bool { redis != nil }
     /// Told of every decision and of every Redis call's latency (`SignetMetrics`).
@@ -78,7 +84,7 @@ public final class RateLimiter: Service, Sendable {
         return memory.withLock { $0.decide(subject.key, limit: limit, now: now) }
     }
 
-    /// Probes Redis while the breaker is open.
+    /// Probes Redis while the breaker is open; behind Sentinel, follows `+switch-master` too.
     public func run() async throws {
         guard let redis else {
             // Nothing to probe; a service that returns early would stop the whole group.
@@ -86,6 +92,8 @@ public final class RateLimiter: Service, Sendable {
             return
         }
         let interval = breaker.withLock { $0.probeInterval }
+        let watching = redis.watchSwitches()
+        defer { watching.stop() }
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval / 2)
@@ -108,7 +116,7 @@ public struct RateLimitConfiguration: Sendable, Equatable {
     public var maxRequests: Int
     public var windowMilliseconds: Int64
     /// Nil: in memory only (`REDIS_RATE_LIMIT_ENABLED=false`).
-    public var redis: RedisEndpoint?
+    public var redis: RedisTopology?
     public var redisTimeout: Duration
     /// Prepended to every Redis key (`REDIS_KEY_PREFIX`), so deployments or tests sharing a
     /// Redis do not share counts.
@@ -124,7 +132,7 @@ public struct RateLimitConfiguration: Sendable, Equatable {
     public init(
         maxRequests: Int,
         windowMilliseconds: Int64,
-        redis: RedisEndpoint?,
+        redis: RedisTopology?,
         redisTimeout: Duration,
         keyPrefix: String = "signet:",
         probeInterval: Duration = .milliseconds(500),

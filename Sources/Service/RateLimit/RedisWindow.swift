@@ -47,14 +47,14 @@ final class RedisWindow: Sendable {
     static let windowScript = RedisScript(script)
 
     private let pipeliner: RedisPipeliner<RateLimitSubject, RateLimitDecision>
+    /// Where decisions go: the server, or the master behind Sentinel.
+    var locator: RedisLocator { pipeliner.locator }
     /// The most decisions one pipeline carries.
     static let batchLimit = 512
 
-    init(endpoint: RedisEndpoint, configuration: RateLimitConfiguration, maxWorkers: Int = 2) {
+    init(locator: RedisLocator, configuration: RateLimitConfiguration, maxWorkers: Int = 2) {
         let calls = Calls(configuration: configuration)
-        pipeliner = RedisPipeliner(
-            endpoint: endpoint, timeout: configuration.redisTimeout, maxWorkers: maxWorkers, batchLimit: Self.batchLimit
-        ) { batch, connection in
+        pipeliner = RedisPipeliner(locator: locator, maxWorkers: maxWorkers, batchLimit: Self.batchLimit) { batch, connection in
             try calls.evaluate(batch, on: connection)
         }
     }
@@ -72,6 +72,25 @@ final class RedisWindow: Sendable {
     /// A fresh connection and `PING`, off the workers: the breaker's probe.
     func probe() async throws {
         try await pipeliner.probe()
+    }
+
+    /// Behind Sentinel: follows `+switch-master` on a thread of its own until stopped (it ends
+    /// within the watch's poll interval). Nothing for a single server.
+    func watchSwitches() -> SwitchWatch {
+        let watch = SwitchWatch()
+        guard case .sentinel = locator.topology else { return watch }
+        let locator = locator
+        let thread = Thread { locator.watchSwitches { !watch.isStopped } }
+        thread.name = "signet-sentinel-watch"
+        thread.start()
+        return watch
+    }
+
+    /// Stops a `watchSwitches` thread.
+    final class SwitchWatch: Sendable {
+        private let stopped = Atomic(false)
+        var isStopped: Bool { stopped.load(ordering: .relaxed) }
+        func stop() { stopped.store(true, ordering: .relaxed) }
     }
 }
 

@@ -16,9 +16,13 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
     case connectionFailed(String)
     case io(String)
     case protocolError(String)
+    /// The server is a replica (`READONLY`): a master behind Sentinel was demoted, or a
+    /// sentinel's answer is stale. The connection is dropped and the master discovered again.
+    case readOnly(String)
 
     public var description: String {
         switch self {
+        case .readOnly(let message): "Redis refused a write: \(message)"
         case .connectionFailed(let message): "could not connect to Redis: \(message)"
         case .io(let message): "Redis I/O failed: \(message)"
         case .protocolError(let message): "unexpected Redis reply: \(message)"
@@ -34,6 +38,25 @@ public struct RedisEndpoint: Sendable, Equatable {
     public var user: String?
     public var password: String?
     public var database: Int
+
+    public init(host: String = "", port: Int = 6379, user: String? = nil, password: String? = nil, database: Int = 0) {
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.database = database
+    }
+
+    /// A URL without a host (`redis://[[user]:password@]/[db]`): the login and database of a
+    /// master whose address the sentinels give.
+    public init?(hostlessURL url: String) {
+        guard let components = URLComponents(string: url), components.scheme == "redis", components.host?.isEmpty ?? true,
+            components.port == nil
+        else { return nil }
+        let path = components.path.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        guard let database = path.isEmpty ? 0 : Int(path), database >= 0 else { return nil }
+        self.init(user: components.user.flatMap { $0.isEmpty ? nil : $0 }, password: components.password, database: database)
+    }
 
     public init?(url: String) {
         guard let components = URLComponents(string: url), components.scheme == "redis", let host = components.host, !host.isEmpty else {
@@ -110,6 +133,20 @@ public final class RedisConnection: @unchecked Sendable {
             freeReplyObject(raw)
         }
         return replies
+    }
+
+    /// The next reply the server sends unasked (a subscription's message), within the socket
+    /// timeout: a timeout leaves the connection unusable.
+    public func nextPushed() throws(RedisError) -> RedisReply {
+        var raw: UnsafeMutableRawPointer?
+        guard redisGetReply(context, &raw) == REDIS_OK, let raw else { throw .io(Self.errorString(context)) }
+        defer { freeReplyObject(raw) }
+        return Self.map(raw.assumingMemoryBound(to: redisReply.self))
+    }
+
+    /// Changes the bound of every later read and write.
+    public func setTimeout(_ timeout: Duration) {
+        redisSetTimeout(context, timeval(duration: timeout))
     }
 
     /// `PING`; throws unless Redis answers `PONG`.

@@ -8,7 +8,8 @@ import Synchronization
 ///
 /// `send` turns a batch into one result per element, on a worker's connection; it throws when the
 /// connection failed, and the whole batch fails with that error (the connection is dropped).
-/// Every call is bounded by the connection's timeout (hiredis socket timeouts).
+/// Every call is bounded by the connection's timeout (hiredis socket timeouts); finding the
+/// master behind Sentinel by `RedisLocator`'s bound.
 final class RedisPipeliner<Input: Sendable, Output: Sendable>: Sendable {
     typealias Send = @Sendable (_ batch: [Input], _ connection: RedisConnection) throws -> [Result<Output, any Error>]
 
@@ -21,11 +22,11 @@ final class RedisPipeliner<Input: Sendable, Output: Sendable>: Sendable {
 
     private struct State {
         var queue: PipelineQueue<Pending>
-        var idle: [RedisConnection] = []
+        var idle: [RedisLocator.Connection] = []
     }
 
-    let endpoint: RedisEndpoint
-    let timeout: Duration
+    /// Where connections go: the server, or the master behind Sentinel.
+    let locator: RedisLocator
     private let send: Send
     private let state: Mutex<State>
     /// The first worker's thread.
@@ -33,9 +34,8 @@ final class RedisPipeliner<Input: Sendable, Output: Sendable>: Sendable {
     /// Further workers' threads, and probes.
     private let threadPool: OnDemandThreadPool
 
-    init(endpoint: RedisEndpoint, timeout: Duration, maxWorkers: Int = 2, batchLimit: Int = 512, send: @escaping Send) {
-        self.endpoint = endpoint
-        self.timeout = timeout
+    init(locator: RedisLocator, maxWorkers: Int = 2, batchLimit: Int = 512, send: @escaping Send) {
+        self.locator = locator
         self.send = send
         state = Mutex(State(queue: PipelineQueue(maxWorkers: maxWorkers, batchLimit: batchLimit)))
         firstThread = OnDemandThreadPool(numberOfThreads: 1)
@@ -59,33 +59,49 @@ final class RedisPipeliner<Input: Sendable, Output: Sendable>: Sendable {
     }
 
     /// A fresh connection and `PING`, off the workers: a circuit breaker's probe.
+    /// Behind Sentinel it asks the sentinels when no master is known.
     func probe() async throws {
-        let endpoint = endpoint
-        let timeout = timeout
-        try await threadPool.running.runIfActive { try RedisConnection.connect(endpoint, timeout: timeout).ping() }
+        let locator = locator
+        try await threadPool.running.runIfActive {
+            let made = try locator.connect()
+            do {
+                try made.connection.ping()
+            } catch {
+                locator.failed(made.generation)
+                throw error
+            }
+        }
     }
 
-    /// Runs on a worker thread: sends what is queued, in batches, until the queue is empty.
+    /// Runs on a worker thread: sends what is queued, in batches, until the queue is empty. A
+    /// connection is used again only while it is usable and its master is still the one in use
+    /// (behind Sentinel); a failed call forgets that master (`RedisLocator.failed`).
     private func drain(onFirstThread: Bool) {
         var connection = state.withLock { $0.idle.popLast() }
         while true {
             let batch: [Pending] = state.withLock { state in
                 let batch = state.queue.nextBatch(onFirstThread: onFirstThread)
-                if batch.isEmpty, let connection, connection.isUsable { state.idle.append(connection) }
+                if batch.isEmpty, let connection, isReusable(connection) { state.idle.append(connection) }
                 return batch
             }
             guard !batch.isEmpty else { return }
             do {
-                if connection?.isUsable != true { connection = try RedisConnection.connect(endpoint, timeout: timeout) }
-                let results = try send(batch.map(\.input), connection!)
+                if let current = connection, !isReusable(current) { connection = nil }
+                if connection == nil { connection = try locator.connect() }
+                let results = try send(batch.map(\.input), connection!.connection)
                 for (item, result) in zip(batch, results) { item.continuation.resume(with: result) }
                 for item in batch.dropFirst(results.count) {
                     item.continuation.resume(throwing: RedisError.protocolError("no reply for a queued call"))
                 }
             } catch {
+                if let failed = connection { locator.failed(failed.generation) }
                 connection = nil
                 for item in batch { item.continuation.resume(throwing: error) }
             }
         }
+    }
+
+    private func isReusable(_ connection: RedisLocator.Connection) -> Bool {
+        connection.connection.isUsable && locator.isCurrent(connection.generation)
     }
 }

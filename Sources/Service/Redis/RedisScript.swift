@@ -22,13 +22,20 @@ struct RedisScript: Sendable {
 
     /// Sends `calls` (made by `call`) as one pipeline; calls answered `NOSCRIPT` are retried once
     /// after loading the script. One reply per call, in order.
+    /// A `READONLY` answer (a replica: a demoted master) throws, so the connection is dropped and
+    /// the master found again.
     func run(_ calls: [[[UInt8]]], on connection: RedisConnection) throws(RedisError) -> [RedisReply] {
         var replies = try connection.pipeline(calls)
         let missing = replies.indices.filter { if case .error(let message) = replies[$0] { message.hasPrefix("NOSCRIPT") } else { false } }
-        guard !missing.isEmpty else { return replies }
+        guard !missing.isEmpty else { return try Self.refusingReadOnly(replies) }
         let retried = try connection.pipeline([[Array("SCRIPT".utf8), Array("LOAD".utf8), Array(source.utf8)]] + missing.map { calls[$0] })
         if case .error(let message) = retried[0] { throw .protocolError("SCRIPT LOAD failed: \(message)") }
         for (index, reply) in zip(missing, retried.dropFirst()) { replies[index] = reply }
+        return try Self.refusingReadOnly(replies)
+    }
+
+    private static func refusingReadOnly(_ replies: [RedisReply]) throws(RedisError) -> [RedisReply] {
+        for case .error(let message) in replies where message.hasPrefix("READONLY") { throw .readOnly(message) }
         return replies
     }
 }

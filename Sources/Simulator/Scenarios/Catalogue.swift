@@ -26,6 +26,7 @@ public enum Catalogue {
         OperationsScenarios.rollingRestart,
         OperationsScenarios.prometheusScrape,
         FailoverScenarios.postgresFailover,
+        FailoverScenarios.redisSentinelFailover,
     ]
 
     public static func named(_ name: String) -> Scenario? {

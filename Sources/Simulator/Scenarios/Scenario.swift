@@ -153,14 +153,17 @@ public final class ScenarioContext: Sendable {
         return instance
     }
 
-    /// Starts an instance that must refuse to start `when` something holds: checks that it exits 1
-    /// with exactly one line containing `naming`.
-    public func expectStartRefused(id: String, environment: [String: String], when: String, naming text: String) async throws {
+    /// Starts an instance that must refuse to start `when` something holds: checks that it exits
+    /// `status` (1: it could not start; 2: its configuration is wrong) with exactly one line
+    /// containing `naming`.
+    public func expectStartRefused(
+        id: String, environment: [String: String], when: String, naming text: String, status expectedStatus: Int32 = 1
+    ) async throws {
         do {
             _ = try await startSignet(id: id, environment: environment)
-            check("start \(when)", false, expected: "exit 1", observed: "started")
+            check("start \(when)", false, expected: "exit \(expectedStatus)", observed: "started")
         } catch SimulatorError.processExited(_, let status, let output) {
-            expect("exit status \(when)", status, equals: 1)
+            expect("exit status \(when)", status, equals: expectedStatus)
             let lines = output.filter { $0.contains(text) }
             check(
                 "one line naming \(text)", lines.count == 1, expected: "1 line mentioning \(text)",

@@ -1,4 +1,5 @@
 import Foundation
+import Service
 
 /// A throwaway Redis on a loopback port, without persistence, run in the foreground.
 public final class RedisServer: Sendable {
@@ -12,15 +13,18 @@ public final class RedisServer: Sendable {
         self.process = process
     }
 
-    public static func start(port requested: Int? = nil) async throws -> RedisServer {
-        let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let executable else { throw SimulatorError.missingTool("redis-server (apt-get install redis-server)") }
+    /// Starts a server; `replicaOf`: as that server's replica.
+    public static func start(port requested: Int? = nil, replicaOf master: RedisServer? = nil) async throws -> RedisServer {
+        let executable = try executable()
         let port = try requested ?? freePort()
-        let process = try ManagedProcess(
-            name: "redis:\(port)",
-            executable: executable,
-            arguments: ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--daemonize", "no"]
-        )
+        // A folder of its own: a replica writes the master's snapshot to disk as it syncs.
+        let directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("signet-sim-redis-\(port)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var arguments = [
+            "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", directory.path,
+        ]
+        if let master { arguments += ["--replicaof", "127.0.0.1", String(master.port)] }
+        let process = try ManagedProcess(name: "redis:\(port)", executable: executable, arguments: arguments, removeOnExit: directory)
         let server = RedisServer(port: port, process: process)
         do {
             try await waitUntil("Redis on port \(port) answers PING", timeout: .seconds(15)) {
@@ -36,6 +40,31 @@ public final class RedisServer: Sendable {
         return server
     }
 
+    static func executable() throws -> String {
+        let executable = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let executable else { throw SimulatorError.missingTool("redis-server (apt-get install redis-server)") }
+        return executable
+    }
+
+    /// One command, on a connection of its own.
+    public func command(_ arguments: [String]) async throws -> RedisReply {
+        let endpoint = RedisEndpoint(host: "127.0.0.1", port: port)
+        return try await blocking {
+            try RedisConnection.connect(endpoint, timeout: .seconds(2)).command(arguments.map { Array($0.utf8) })
+        }
+    }
+
+    /// `ROLE`'s first element: `master` or `slave`.
+    public func role() async throws -> String? {
+        guard case .array(let parts) = try await command(["ROLE"]), case .string(let role) = parts.first else { return nil }
+        return String(decoding: role, as: UTF8.self)
+    }
+
+    /// The server crashes as its machine would: `SIGKILL`, no goodbye to clients or replicas.
+    public func crash() {
+        process.signal(SIGKILL)
+    }
+
     /// True when Redis answers `PING` with `PONG`.
     public func ping() async throws -> Bool {
         let port = port
@@ -46,5 +75,7 @@ public final class RedisServer: Sendable {
 
     public func stop() async {
         await process.stop()
+        // A crashed server had already exited, so stopping it removed nothing.
+        try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "/signet-sim-redis-\(port)")
     }
 }
