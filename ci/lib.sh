@@ -14,7 +14,7 @@ log() { printf '%s %s\n' "[$(date +%H:%M:%S)]" "$*" >&2; }
 # libraries), so a build can start while the rest installs.
 BUILD_PACKAGES=(libpq-dev libhiredis-dev pkg-config)
 install_dependencies() {
-    local packages=("${BUILD_PACKAGES[@]}" postgresql redis-server haproxy wrk python3-venv prometheus)
+    local packages=("${BUILD_PACKAGES[@]}" postgresql redis-server haproxy pgbouncer wrk python3-venv prometheus)
     [[ "${1:-}" != "build" ]] || packages=("${BUILD_PACKAGES[@]}")
     local missing=()
     for package in "${packages[@]}"; do

@@ -61,10 +61,17 @@ public struct Dependencies: Sendable {
                 configuration: configuration.pool,
                 connectionString: configuration.databaseURL,
                 settings: postgresSettings(configuration),
+                session: postgresSession(configuration),
                 logger: logger
             ),
             logger: logger
         )
+    }
+
+    /// Server settings of every Signet connection, set once it is open (not in the startup
+    /// packet's `options`, which PgBouncer refuses).
+    public static func postgresSession(_ configuration: SignetConfiguration) -> [(String, String)] {
+        [("statement_timeout", "\(configuration.statementTimeout.milliseconds)")]
     }
 
     /// libpq keywords for every Signet connection, unless `DATABASE_URL` sets them itself.
@@ -73,7 +80,6 @@ public struct Dependencies: Sendable {
         return [
             ("fallback_application_name", "signet"),
             ("connect_timeout", String(connectSeconds)),
-            ("options", "-c statement_timeout=\(configuration.statementTimeout.milliseconds)"),
             ("keepalives", "1"),
             ("keepalives_idle", "30"),
             ("tcp_user_timeout", "10000"),

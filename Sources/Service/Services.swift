@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import ServiceLifecycle
 
 /// The long-lived parts of one Signet process, built once (`buildServices`) and shared by both
@@ -44,8 +45,11 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     let tuning = dependencies.tuning
     let now = dependencies.clock.wall
     let monotonic = dependencies.clock.monotonic
-    let startup = StartupConnection(databaseURL: configuration.databaseURL, settings: Dependencies.postgresSettings(configuration))
+    let startup = StartupConnection(
+        databaseURL: configuration.databaseURL, settings: Dependencies.postgresSettings(configuration),
+        session: Dependencies.postgresSession(configuration))
     try await startup.run { try Migrations.apply(on: $0, logger: logger) }
+    try await NIOThreadPool.singleton.runIfActive { try SessionCheck.refuseSharedSessions(startup.connect) }
 
     let vault = configuration.vault.map { settings in
         var client = VaultClient(address: settings.address, token: settings.token, mount: settings.mount, timeout: settings.timeout)
@@ -77,7 +81,7 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     let listener =
         tuning.listensForChanges
         ? ChangeListener(directory: directory, heartbeat: tuning.changeListenerHeartbeat, logger: logger, now: monotonic) {
-            try PostgresConnection.connect(configuration.databaseURL, settings: startup.settings)
+            try startup.connect()
         } : nil
     let recorder = LastUsedRecorder(pool: pool, logger: logger, flushInterval: tuning.lastUsedFlushInterval)
     let tokens = TokenService(

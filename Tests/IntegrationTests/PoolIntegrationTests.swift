@@ -110,6 +110,21 @@ final class PoolIntegrationTests: XCTestCase {
         }
     }
 
+    /// `DB_STATEMENT_TIMEOUT_MS` is the server's `statement_timeout` on every pooled connection,
+    /// set once connected (`set_config`), not through the startup packet PgBouncer refuses.
+    func testEveryPooledConnectionCarriesTheStatementTimeout() async throws {
+        let signet = try await TestSignet.make(["DB_POOL_MAX": "2", "DB_POOL_MIN": "2", "DB_STATEMENT_TIMEOUT_MS": "1234"])
+        let pool = signet.pool
+        try await signet.test { _ in
+            try await eventually("both connections are open") { pool.statistics.idle == 2 }
+            let leases = [try await pool.lease(), try await pool.lease()]
+            for lease in leases {
+                XCTAssertEqual(try lease.connection.query("SHOW statement_timeout").records.first?["statement_timeout"], "1234ms")
+                lease.release()
+            }
+        }
+    }
+
     /// SQLSTATE 25006 on a primary (a session or server set read-only) is the caller's error: the
     /// connection stays, nothing is run again, no new connection is opened.
     func testAWriteRefusedByAReadOnlyPrimaryReachesTheCallerAndKeepsTheConnection() async throws {

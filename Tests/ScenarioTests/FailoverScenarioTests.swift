@@ -12,4 +12,8 @@ final class FailoverScenarioTests: XCTestCase {
     func testARedisSentinelFailoverFailsNoTokenRequestAndTheLimiterFollowsTheNewMaster() async throws {
         try await runScenario(FailoverScenarios.redisSentinelFailover)
     }
+
+    func testThroughPgBouncerInSessionModeEverythingWorksAndTransactionModeIsRefused() async throws {
+        try await runScenario(FailoverScenarios.pgbouncerSession)
+    }
 }

@@ -5,9 +5,10 @@ import NIOPosix
 public struct PostgresConnectionFactory: PoolConnectionFactory {
     let connectionString: String
     let settings: [(String, String)]
+    let session: [(String, String)]
 
     public func makeConnection() throws -> PostgresConnection {
-        try PostgresConnection.connect(connectionString, settings: settings)
+        try PostgresConnection.connect(connectionString, settings: settings, session: session)
     }
 }
 
@@ -24,15 +25,17 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
     ///   - connectionString: libpq connection string or URI.
     ///   - settings: libpq keywords used unless the connection string sets them (for example
     ///     `fallback_application_name`, `options`).
+    ///   - session: server settings set on each new connection (`statement_timeout`).
     public convenience init(
         configuration: PoolConfiguration,
         connectionString: String,
         settings: [(String, String)] = [],
+        session: [(String, String)] = [],
         logger: Logger
     ) {
         self.init(
             configuration: configuration,
-            factory: PostgresConnectionFactory(connectionString: connectionString, settings: settings),
+            factory: PostgresConnectionFactory(connectionString: connectionString, settings: settings, session: session),
             clock: ContinuousClock(),
             logger: logger
         )

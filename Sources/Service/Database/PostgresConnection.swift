@@ -48,7 +48,11 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Connects with a connection string or URI (multi-host URIs work).
     ///
     /// `settings` are libpq keywords applied unless the connection string sets them itself.
-    public static func connect(_ connectionString: String, settings: [(String, String)]) throws(DatabaseError) -> PostgresConnection {
+    /// `session` are server settings (`statement_timeout`) set once connected, with `set_config`
+    /// rather than the startup packet's `options`, which PgBouncer refuses.
+    public static func connect(
+        _ connectionString: String, settings: [(String, String)], session: [(String, String)] = []
+    ) throws(DatabaseError) -> PostgresConnection {
         // With expand_dbname, the "dbname" entry is parsed as a full connection string; keywords
         // before it are defaults that the string may override.
         let keywords = settings.map(\.0) + ["dbname"]
@@ -74,8 +78,17 @@ public final class PostgresConnection: @unchecked Sendable {
             PQfinish(handle)
             throw .connectionFailed(message)
         }
-        return PostgresConnection(handle: handle)
+        let connection = PostgresConnection(handle: handle)
+        if !session.isEmpty {
+            connection.timeout = sessionSetupTimeout
+            for (name, value) in session { try connection.query("SELECT set_config($1, $2, false)", [name, value]) }
+            connection.timeout = .seconds(60)
+        }
+        return connection
     }
+
+    /// The bound of the `set_config` calls that set a new session up.
+    static let sessionSetupTimeout: Duration = .seconds(10)
 
     /// Runs one parameterised statement (`$1`, `$2`, ... bound to `parameters`, `nil` = NULL).
     /// `SELECT 1`: the server answers on this session (the health check's probe).

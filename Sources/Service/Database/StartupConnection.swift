@@ -6,13 +6,17 @@ import NIOPosix
 struct StartupConnection: Sendable {
     let databaseURL: String
     let settings: [(String, String)]
+    let session: [(String, String)]
+
+    /// A new connection, set up as the pool's are.
+    func connect() throws -> PostgresConnection {
+        try PostgresConnection.connect(databaseURL, settings: settings, session: session)
+    }
 
     @discardableResult
     func run<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        let databaseURL = databaseURL
-        let settings = settings
         return try await NIOThreadPool.singleton.runIfActive {
-            let connection = try PostgresConnection.connect(databaseURL, settings: settings)
+            let connection = try self.connect()
             defer { connection.close() }
             return try body(connection)
         }

@@ -27,6 +27,7 @@ public enum Catalogue {
         OperationsScenarios.prometheusScrape,
         FailoverScenarios.postgresFailover,
         FailoverScenarios.redisSentinelFailover,
+        FailoverScenarios.pgbouncerSession,
     ]
 
     public static func named(_ name: String) -> Scenario? {

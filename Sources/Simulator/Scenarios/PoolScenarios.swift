@@ -21,45 +21,14 @@ public enum PoolScenarios {
             id: "exhaustion",
             pool: ["DB_POOL_MAX": "2", "DB_POOL_MIN": "0", "DB_POOL_CONNECTION_TIMEOUT_MS": String(timeoutMs)]
         )
-        let id = try await SignetClient(base: signet.url, adminToken: context.adminToken).register(prefix: "held").id
-        let agentURL = "\(signet.url)/v1/agents/\(id)"
-        let token = context.adminToken
-
-        // Round 1: both connections stuck behind the lock; a third request times out.
-        var lock = try await TableLock.take(stack: context.stack, database: database)
-        let held = (0..<2).map { _ in Task { try await HTTP.admin(.GET, agentURL, token: token) } }
-        try await waitUntil("both pooled connections wait on the lock") {
-            try await context.stack.postgres.connectionCount(applicationName: application, waitingOnLock: true) == 2
+        let exhausted = try await exhaust(
+            context, signet: signet, database: database, application: application, timeoutMs: timeoutMs
+        ) {
+            try await context.stack.postgres.connectionCount(applicationName: application)
         }
-        let started = ContinuousClock.now
-        let rejected = try await HTTP.admin(.GET, agentURL, token: token)
-        let waited = ContinuousClock.now - started
-        context.expect("status when the pool stays exhausted", rejected.status, equals: 503)
-        context.check(
-            "Retry-After on the 503",
-            Int(rejected.header("Retry-After") ?? "").map { $0 >= 1 } ?? false,
-            expected: "a whole number of seconds ≥ 1",
-            observed: rejected.header("Retry-After") ?? "absent"
-        )
-        context.expect("JSON error code", rejected.json["error"] as? String ?? rejected.body, equals: "temporarily_unavailable")
-        context.expect(
-            "time until the 503",
-            waited,
-            in: .milliseconds(timeoutMs)...(.milliseconds(timeoutMs + 1500)),
-            describe: format
-        )
-        context.expect(
-            "connections PostgreSQL sees (never above DB_POOL_MAX)",
-            try await context.stack.postgres.connectionCount(applicationName: application),
-            equals: 2
-        )
-        let logLine = signet.logLines(containing: LogLine.poolTimeout.text).first ?? "none"
-        context.check(
-            "one log line with the pool's numbers",
-            logLine.contains("total=2") && logLine.contains("leased=2") && logLine.contains("waiting="),
-            expected: "a warning with total=2 leased=2 idle waiting",
-            observed: logLine
-        )
+        var lock = exhausted.lock
+        let (held, agentURL) = (exhausted.held, exhausted.agentURL)
+        let token = context.adminToken
         try await lock.release()
         for request in held {
             context.expect("held request once the lock is gone", try await request.value.status, equals: 200)
@@ -139,6 +108,57 @@ extension PoolScenarios {
     /// One instance on a fresh database with the given pool variables, its connections named
     /// so `pg_stat_activity` can count them. Statements may wait a minute: the scenarios hold
     /// them behind a lock on purpose.
+    /// Round 1 of pool exhaustion, on an instance with `DB_POOL_MAX=2`: two requests held inside
+    /// PostgreSQL by a table lock, a third answered 503 with `Retry-After` after
+    /// `DB_POOL_CONNECTION_TIMEOUT_MS`, one log line with the pool's numbers, and the server
+    /// connections `connections` counts never above 2. Returns the lock (still held), the held
+    /// requests and the agent URL they read.
+    static func exhaust(
+        _ context: ScenarioContext, signet: SignetInstance, database: String, application: String, timeoutMs: Int,
+        connections: () async throws -> Int
+    ) async throws -> (lock: TableLock, held: [Task<HTTP.Response, any Error>], agentURL: String) {
+        let id = try await SignetClient(base: signet.url, adminToken: context.adminToken).register(prefix: "held").id
+        let agentURL = "\(signet.url)/v1/agents/\(id)"
+        let token = context.adminToken
+
+        // Round 1: both connections stuck behind the lock; a third request times out.
+        let lock = try await TableLock.take(stack: context.stack, database: database)
+        let held = (0..<2).map { _ in Task { try await HTTP.admin(.GET, agentURL, token: token) } }
+        try await waitUntil("both pooled connections wait on the lock") {
+            try await context.stack.postgres.connectionCount(applicationName: application, waitingOnLock: true) == 2
+        }
+        let started = ContinuousClock.now
+        let rejected = try await HTTP.admin(.GET, agentURL, token: token)
+        let waited = ContinuousClock.now - started
+        context.expect("status when the pool stays exhausted", rejected.status, equals: 503)
+        context.check(
+            "Retry-After on the 503",
+            Int(rejected.header("Retry-After") ?? "").map { $0 >= 1 } ?? false,
+            expected: "a whole number of seconds ≥ 1",
+            observed: rejected.header("Retry-After") ?? "absent"
+        )
+        context.expect("JSON error code", rejected.json["error"] as? String ?? rejected.body, equals: "temporarily_unavailable")
+        context.expect(
+            "time until the 503",
+            waited,
+            in: .milliseconds(timeoutMs)...(.milliseconds(timeoutMs + 1500)),
+            describe: format
+        )
+        context.expect(
+            "connections PostgreSQL sees (never above DB_POOL_MAX)",
+            try await connections(),
+            equals: 2
+        )
+        let logLine = signet.logLines(containing: LogLine.poolTimeout.text).first ?? "none"
+        context.check(
+            "one log line with the pool's numbers",
+            logLine.contains("total=2") && logLine.contains("leased=2") && logLine.contains("waiting="),
+            expected: "a warning with total=2 leased=2 idle waiting",
+            observed: logLine
+        )
+        return (lock, held, agentURL)
+    }
+
     static func startPooledSignet(
         _ context: ScenarioContext,
         id: String,
