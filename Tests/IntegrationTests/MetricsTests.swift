@@ -119,10 +119,11 @@ final class MetricsTests: XCTestCase {
                 })
         }
         // Exported only where they happen: Vault and OPA calls (not configured here), and the
-        // master behind Sentinel (a single Redis here; the redis-sentinel-failover scenario reads them).
+        // master behind Sentinel and the cluster's slot map (a single Redis here; the
+        // redis-sentinel-failover and redis-cluster scenarios read them).
         let elsewhere: Set<String> = [
             "signet_dependency_call_duration_seconds", "signet_dependency_call_errors_total", "signet_redis_master",
-            "signet_redis_master_switches_total",
+            "signet_redis_master_switches_total", "signet_redis_cluster_masters", "signet_redis_cluster_map_changes_total",
         ]
         // Not metrics: the change listener's NOTIFY channel (`ChangeListener.channel`).
         let notMetrics: Set<String> = ["signet_clients"]

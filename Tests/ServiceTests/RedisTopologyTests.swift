@@ -78,7 +78,8 @@ final class SentinelStateTests: XCTestCase {
     }
 }
 
-/// `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`, `REDIS_SENTINEL_PASSWORD` and their conflicts.
+/// `REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`, `REDIS_SENTINEL_PASSWORD`, `REDIS_CLUSTER_NODES` and
+/// their conflicts.
 final class RedisTopologyConfigurationTests: XCTestCase {
     private func topology(_ overrides: [String: String]) throws -> RedisTopology? {
         try SignetConfiguration.from(environment: ConfigurationTests.valid.merging(overrides) { $1 }).rateLimit.redis
@@ -142,5 +143,118 @@ final class RedisTopologyConfigurationTests: XCTestCase {
 
     func testTheSentinelPasswordIsASecretVariable() {
         XCTAssertTrue(SignetConfiguration.secretVariables.contains("REDIS_SENTINEL_PASSWORD"))
+    }
+
+    func testClusterNodesAndTheirLoginFromAHostlessURL() throws {
+        let topology = try topology([
+            "REDIS_CLUSTER_NODES": "10.0.0.1:7000, [fd00::2]:7001,10.0.0.1:7000", "REDIS_URL": "redis://limiter:node-secret@/",
+        ])
+        guard case .cluster(let nodes) = topology else { return XCTFail("not a cluster: \(String(describing: topology))") }
+        XCTAssertEqual(nodes.seeds, [RedisAddress(host: "10.0.0.1", port: 7000), RedisAddress(host: "fd00::2", port: 7001)])
+        let node = nodes.endpoint(of: RedisAddress(host: "10.0.0.9", port: 7005))
+        XCTAssertEqual([node.host, node.user, node.password], ["10.0.0.9", "limiter", "node-secret"])
+        XCTAssertEqual([node.port, node.database], [7005, 0])
+        guard case .cluster(let bare) = try self.topology(["REDIS_CLUSTER_NODES": "127.0.0.1:7000"]) else { return XCTFail("not a cluster") }
+        XCTAssertNil(bare.login.password)
+    }
+
+    func testClusterConflictsNameTheirVariableAndNoSecret() {
+        let cluster = ["REDIS_CLUSTER_NODES": "127.0.0.1:7000"]
+        let cases: [([String: String], String, String)] = [
+            (cluster.merging(["REDIS_URL": "redis://:hunter2@cache:6379"]) { $1 }, "REDIS_URL", "REDIS_CLUSTER_NODES chooses the nodes"),
+            (cluster.merging(["REDIS_URL": "redis://:hunter2@/2"]) { $1 }, "REDIS_URL", "database 0 only"),
+            (
+                cluster.merging(["REDIS_SENTINELS": "127.0.0.1:26379", "REDIS_SENTINEL_MASTER": "signet"]) { $1 }, "REDIS_CLUSTER_NODES",
+                "beside REDIS_SENTINELS"
+            ),
+            (cluster.merging(["REDIS_KEY_PREFIX": "signet:{prod}:"]) { $1 }, "REDIS_KEY_PREFIX", "must not contain { or }"),
+            (cluster.merging(["REDIS_KEY_PREFIX": "signet}"]) { $1 }, "REDIS_KEY_PREFIX", "must not contain { or }"),
+            (["REDIS_CLUSTER_NODES": "127.0.0.1:7000,node-2"], "REDIS_CLUSTER_NODES", "\"node-2\" is not one"),
+            (["REDIS_CLUSTER_NODES": " , "], "REDIS_CLUSTER_NODES", "is not one"),
+            (["REDIS_CLUSTER_NODES": ""], "REDIS_CLUSTER_NODES", "must not be empty"),
+        ]
+        for (overrides, variable, reason) in cases {
+            let error = refusal(overrides)
+            XCTAssertEqual(error?.variable, variable, "\(overrides)")
+            XCTAssertTrue(error?.description.contains(reason) ?? false, "\(error?.description ?? "accepted")")
+            XCTAssertFalse(error?.description.contains("hunter2") ?? false)
+        }
+    }
+
+    func testABracedPrefixIsFineWithoutACluster() throws {
+        XCTAssertNotNil(try topology(["REDIS_KEY_PREFIX": "signet:{prod}:"]))
+    }
+}
+
+/// Redis Cluster's rules without a cluster: key slots (the values Redis's `CLUSTER KEYSLOT`
+/// gives), the slot map from `CLUSTER SLOTS`, and `MOVED`/`ASK`.
+final class RedisClusterTests: XCTestCase {
+    func testCRC16IsXMODEMAsRedisComputesIt() {
+        // The check value of CRC-16/XMODEM, and the one Redis's cluster specification gives.
+        XCTAssertEqual(RedisCluster.crc16(Array("123456789".utf8)), 0x31C3)
+        XCTAssertEqual(RedisCluster.crc16([UInt8]()), 0)
+    }
+
+    func testSlotsAreThoseCLUSTERKEYSLOTGives() {
+        // Values from `redis-cli CLUSTER KEYSLOT <key>` on Redis 7.0.
+        let slots: [(String, Int)] = [
+            ("foo", 12_182), ("bar", 5_061), ("{user1000}.following", 3_443), ("{user1000}.followers", 3_443),
+            ("foo{}{bar}", 8_363), ("foo{{bar}}zap", 4_015), ("foo{bar}{zap}", 5_061), ("{}", 15_257),
+        ]
+        for (key, slot) in slots { XCTAssertEqual(RedisCluster.slot(of: Array(key.utf8)), slot, key) }
+    }
+
+    func testALimiterKeyIsHashedByItsSubjectOnly() {
+        let subject = "g0123456789abcdef0123456789abcdef"
+        XCTAssertEqual(
+            RedisCluster.slot(of: Array("signet:rl:{\(subject)}".utf8)), RedisCluster.slot(of: Array("other-prefix:rl:{\(subject)}".utf8)))
+        XCTAssertEqual(RedisCluster.slot(of: Array("signet:rl:{\(subject)}".utf8)), RedisCluster.slot(of: Array(subject.utf8)))
+    }
+
+    private func range(_ start: Int, _ end: Int, _ port: Int, replica: Int? = nil) -> RedisReply {
+        var fields: [RedisReply] = [
+            .integer(Int64(start)), .integer(Int64(end)), .array([.string(Array("127.0.0.1".utf8)), .integer(Int64(port)), .string([])]),
+        ]
+        if let replica { fields.append(.array([.string(Array("127.0.0.1".utf8)), .integer(Int64(replica)), .string([])])) }
+        return .array(fields)
+    }
+
+    func testTheSlotMapNamesEachSlotsMasterAndKnowsWhenItIsComplete() throws {
+        let map = try XCTUnwrap(
+            SlotMap(clusterSlots: .array([range(10_923, 16_383, 7002, replica: 7005), range(0, 5_460, 7000), range(5_461, 10_922, 7001)])))
+        XCTAssertEqual(map.master(of: 0)?.port, 7000)
+        XCTAssertEqual(map.master(of: 5_460)?.port, 7000)
+        XCTAssertEqual(map.master(of: 5_461)?.port, 7001)
+        XCTAssertEqual(map.master(of: 16_383)?.port, 7002)
+        XCTAssertEqual(map.masters.map(\.port), [7000, 7001, 7002])
+        XCTAssertTrue(map.coversEverySlot)
+
+        let holed = try XCTUnwrap(SlotMap(clusterSlots: .array([range(0, 5_460, 7000), range(5_462, 16_383, 7001)])))
+        XCTAssertNil(holed.master(of: 5_461))
+        XCTAssertFalse(holed.coversEverySlot)
+        XCTAssertFalse(try XCTUnwrap(SlotMap(clusterSlots: .array([range(0, 16_382, 7000)]))).coversEverySlot)
+        XCTAssertNotEqual(map, holed)
+        XCTAssertEqual(map, try XCTUnwrap(SlotMap(clusterSlots: .array([range(0, 5_460, 7000), range(5_461, 10_922, 7001), range(10_923, 16_383, 7002)]))))
+    }
+
+    func testAnythingButCLUSTERSLOTSShapeIsNoMap() {
+        let bad: [RedisReply] = [
+            .error("ERR This instance has cluster support disabled"), .status("OK"),
+            .array([.array([.integer(0), .integer(16_384), .array([.string(Array("h".utf8)), .integer(1)])])]),
+            .array([.array([.integer(5), .integer(4), .array([.string(Array("h".utf8)), .integer(1)])])]),
+            .array([.array([.integer(0), .integer(1)])]),
+            .array([.array([.integer(0), .integer(1), .array([.integer(1), .string(Array("h".utf8))])])]),
+        ]
+        for reply in bad { XCTAssertNil(SlotMap(clusterSlots: reply), "\(reply)") }
+        XCTAssertEqual(SlotMap(clusterSlots: .array([]))?.masters, [])
+    }
+
+    func testRedirections() {
+        XCTAssertEqual(RedisRedirect(error: "MOVED 3999 127.0.0.1:6381"), .moved(slot: 3_999, to: RedisAddress(host: "127.0.0.1", port: 6381)))
+        XCTAssertEqual(RedisRedirect(error: "ASK 3999 10.0.0.2:7001"), .ask(slot: 3_999, to: RedisAddress(host: "10.0.0.2", port: 7001)))
+        XCTAssertEqual(RedisRedirect(error: "MOVED 12 ::1:7002"), .moved(slot: 12, to: RedisAddress(host: "::1", port: 7002)))
+        for other in ["READONLY You can't write against a read only replica.", "MOVED 3999", "MOVED x 127.0.0.1:1", "MOVED 1 :7000", "ERR"] {
+            XCTAssertNil(RedisRedirect(error: other), other)
+        }
     }
 }

@@ -274,18 +274,40 @@ public struct SignetConfiguration: Sendable {
         }
     }
 
-    /// `REDIS_URL` alone (one server), or `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER` (the master
-    /// the sentinels name; `REDIS_URL` may then carry only its login and database, no host).
+    /// `REDIS_URL` alone (one server); `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER` (the master
+    /// the sentinels name); or `REDIS_CLUSTER_NODES` (a cluster's seed nodes). Beside sentinels or
+    /// cluster nodes `REDIS_URL` may carry only a login and database (database 0 for a cluster),
+    /// no host.
     static func redisTopology(_ env: EnvironmentReader) throws(ConfigurationError) -> RedisTopology {
         let master = try env.optionalString("REDIS_SENTINEL_MASTER")
         let sentinelPassword = try env.optionalString("REDIS_SENTINEL_PASSWORD")
-        guard let list = try env.list("REDIS_SENTINELS") else {
+        let sentinelList = try env.list("REDIS_SENTINELS")
+        let clusterList = try env.list("REDIS_CLUSTER_NODES")
+        if sentinelList == nil {
             if master != nil {
                 throw ConfigurationError(variable: "REDIS_SENTINEL_MASTER", reason: "is set but REDIS_SENTINELS is not")
             }
             if sentinelPassword != nil {
                 throw ConfigurationError(variable: "REDIS_SENTINEL_PASSWORD", reason: "is set but REDIS_SENTINELS is not")
             }
+        }
+        if let clusterList {
+            guard sentinelList == nil else {
+                throw ConfigurationError(
+                    variable: "REDIS_CLUSTER_NODES", reason: "is set beside REDIS_SENTINELS: a cluster has no sentinels; unset one of them")
+            }
+            let seeds = try addresses(clusterList, variable: "REDIS_CLUSTER_NODES")
+            let login = try hostlessLogin(env, beside: "REDIS_CLUSTER_NODES", chooses: "the nodes")
+            guard login.database == 0 else {
+                throw ConfigurationError(variable: "REDIS_URL", reason: "names database \(login.database), but a Redis Cluster has database 0 only")
+            }
+            if let prefix = try env.optionalString("REDIS_KEY_PREFIX"), prefix.contains("{") || prefix.contains("}") {
+                throw ConfigurationError(
+                    variable: "REDIS_KEY_PREFIX", reason: "must not contain { or } with REDIS_CLUSTER_NODES (the limiter's keys carry the hash tag)")
+            }
+            return .cluster(RedisClusterNodes(seeds: seeds, login: login))
+        }
+        guard let sentinelList else {
             let url = try env.string("REDIS_URL", default: Defaults.redisURL)
             guard let endpoint = RedisEndpoint(url: url) else {
                 // The URL may hold a password: never echoed.
@@ -293,30 +315,41 @@ public struct SignetConfiguration: Sendable {
             }
             return .server(endpoint)
         }
-        var sentinels: [RedisAddress] = []
-        for item in list {
-            guard let address = RedisAddress(item) else {
-                throw ConfigurationError(
-                    variable: "REDIS_SENTINELS", reason: "must be a comma-separated list of host:port (\"\(item)\" is not one)")
-            }
-            if !sentinels.contains(address) { sentinels.append(address) }
-        }
+        let sentinels = try addresses(sentinelList, variable: "REDIS_SENTINELS")
         guard let master else {
             throw ConfigurationError(
                 variable: "REDIS_SENTINEL_MASTER", reason: "must name the master the sentinels watch (REDIS_SENTINELS is set)")
         }
-        var login = RedisEndpoint()
-        if let url = try env.optionalString("REDIS_URL") {
-            guard let hostless = RedisEndpoint(hostlessURL: url) else {
-                // The URL may hold a password: never echoed.
-                throw ConfigurationError(
-                    variable: "REDIS_URL",
-                    reason: "names a host, but REDIS_SENTINELS chooses the master: unset one of them "
-                        + "(with sentinels REDIS_URL may carry the master's login and database only: redis://[[user]:password@]/[db])")
-            }
-            login = hostless
-        }
+        let login = try hostlessLogin(env, beside: "REDIS_SENTINELS", chooses: "the master")
         return .sentinel(RedisSentinels(sentinels: sentinels, masterName: master, sentinelPassword: sentinelPassword, master: login))
+    }
+
+    /// A list of `host:port`, without repeats.
+    private static func addresses(_ list: [String], variable: String) throws(ConfigurationError) -> [RedisAddress] {
+        var addresses: [RedisAddress] = []
+        for item in list {
+            guard let address = RedisAddress(item) else {
+                throw ConfigurationError(variable: variable, reason: "must be a comma-separated list of host:port (\"\(item)\" is not one)")
+            }
+            if !addresses.contains(address) { addresses.append(address) }
+        }
+        guard !addresses.isEmpty else { throw ConfigurationError(variable: variable, reason: "must name at least one host:port") }
+        return addresses
+    }
+
+    /// The login (and database) a hostless `REDIS_URL` gives beside sentinels or cluster nodes.
+    private static func hostlessLogin(
+        _ env: EnvironmentReader, beside variable: String, chooses what: String
+    ) throws(ConfigurationError) -> RedisEndpoint {
+        guard let url = try env.optionalString("REDIS_URL") else { return RedisEndpoint() }
+        guard let hostless = RedisEndpoint(hostlessURL: url) else {
+            // The URL may hold a password: never echoed.
+            throw ConfigurationError(
+                variable: "REDIS_URL",
+                reason: "names a host, but \(variable) chooses \(what): unset one of them "
+                    + "(beside \(variable) REDIS_URL may carry a login and database only: redis://[[user]:password@]/[db])")
+        }
+        return hostless
     }
 
     private static func defaultInstanceID() -> String {

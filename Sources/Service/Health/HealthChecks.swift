@@ -49,26 +49,39 @@ extension HealthMonitor {
     }
 
     /// Behind Sentinel the message names the master in use (the limiter's), so an operator sees
-    /// a failover in the health report; a single server's healthy answer carries no message.
+    /// a failover in the health report; with a cluster, the masters of the slot map in use; a
+    /// single server's healthy answer carries no message.
     static func redisCheck(_ pinger: RedisPinger, limiter: RateLimiter) async throws -> String? {
-        let master = limiter.redisMaster.map { master in
-            "master \(master.address.map { "\($0)" } ?? "not yet known") (\(master.switches) switches since start)"
-        }
+        let topology: String? =
+            if let master = limiter.redisMaster {
+                "master \(master.address.map { "\($0)" } ?? "not yet known") (\(master.switches) switches since start)"
+            } else if let cluster = limiter.redisCluster {
+                "cluster masters \(cluster.masters.isEmpty ? "not yet known" : cluster.masters.map(\.description).joined(separator: ","))"
+                    + " (slot map changed \(cluster.changes) times since start)"
+            } else {
+                nil
+            }
         do {
             try await pinger.ping()
         } catch let error as RedisError {
             let reason =
                 switch error {
-                case .connectionFailed: pinger.locator.master == nil ? "could not connect to Redis" : "no sentinel named a reachable master"
+                case .connectionFailed:
+                    switch pinger.locator.topology {
+                    case .server: "could not connect to Redis"
+                    case .sentinel: pinger.locator.master == nil ? "could not connect to Redis" : "no sentinel named a reachable master"
+                    case .cluster: "no node of REDIS_CLUSTER_NODES answered"
+                    }
                 case .io: "Redis did not answer PING"
-                case .protocolError: "Redis answered PING unexpectedly"
+                case .protocolError, .redirected: "Redis answered PING unexpectedly"
                 case .readOnly: "the server the sentinels named is not a master"
+                case .clusterDown(let message): "Redis Cluster: \(message)"
                 }
             throw HealthCheckError(
-                reason + (limiter.usesRedis ? "" : "; the rate limiter decides in memory") + (master.map { "; \($0)" } ?? ""))
+                reason + (limiter.usesRedis ? "" : "; the rate limiter decides in memory") + (topology.map { "; \($0)" } ?? ""))
         }
         let decides = limiter.usesRedis ? nil : "Redis answers; the rate limiter still decides in memory until its next probe"
-        let parts = [decides, master].compactMap { $0 }
+        let parts = [decides, topology].compactMap { $0 }
         return parts.isEmpty ? nil : parts.joined(separator: "; ")
     }
 }

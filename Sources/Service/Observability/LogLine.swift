@@ -21,6 +21,8 @@ public enum LogLine {
     public static let redisMasterFound: Logger.Message = "Redis: the sentinels name this master"
     /// The master behind Sentinel changed (`+switch-master`, or a new answer after a failure).
     public static let redisMasterSwitched: Logger.Message = "Redis: the master changed; the limiter follows it"
+    /// The cluster's slot map changed (a master failed over, or slots moved).
+    public static let redisClusterMapChanged: Logger.Message = "Redis Cluster: the slot map changed; the limiter follows it"
     /// A request waited its whole bound for a pooled connection (one line with the pool's numbers).
     public static let poolTimeout: Logger.Message = "database pool: no connection within DB_POOL_CONNECTION_TIMEOUT_MS"
     /// Start-up with Vault found secret material in PostgreSQL (copied to an empty Vault).

@@ -68,6 +68,7 @@ struct MetricsRoutes {
         }
         metrics.set("signet_rate_limit_breaker_open", to: limiter.configuredForRedis && !limiter.usesRedis ? 1 : 0)
         if let master = limiter.redisMaster { metrics.redisMaster(master.address, switches: master.switches) }
+        if let cluster = limiter.redisCluster { metrics.redisCluster(masters: cluster.masters.count, changes: cluster.changes) }
 
         let report = await health.report()
         let dependencies: [(String, DependencyHealth?)] = [

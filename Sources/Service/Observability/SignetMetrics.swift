@@ -208,6 +208,13 @@ public final class SignetMetrics: Sendable {
         count("signet_redis_master_switches_total", total: switches)
     }
 
+    /// With Redis Cluster: how many masters the slot map in use names, and how many times the map
+    /// changed since start (a master's failover, a resharding).
+    func redisCluster(masters: Int, changes: Int) {
+        set("signet_redis_cluster_masters", to: Double(masters))
+        count("signet_redis_cluster_map_changes_total", total: changes)
+    }
+
     /// Makes this registry the process's `MetricsSystem` too, so metrics libraries make without an
     /// explicit factory are exported with the rest. Once per process.
     public func bootstrapProcessWide() {

@@ -32,10 +32,7 @@ public final class RateLimiter: Service, Sendable {
         policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets[kind]);w=\(seconds)" }
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
-        redis = configuration.redis.map {
-            RedisWindow(
-                locator: RedisLocator(topology: $0, timeout: configuration.redisTimeout, logger: logger), configuration: configuration)
-        }
+        redis = configuration.redis.map { RedisWindow(topology: $0, configuration: configuration, logger: logger) }
         self.logger = logger
     }
 
@@ -43,7 +40,10 @@ public final class RateLimiter: Service, Sendable {
     public var usesRedis: Bool { redis != nil && breaker.withLock { $0.allowsRequests } }
     /// Behind Sentinel: the master the limiter uses (the last one while none is confirmed) and
     /// how many times it changed since start. Nil for a single server, or without Redis.
-    public var redisMaster: (address: RedisAddress?, switches: Int)? { redis?.locator.master }
+    public var redisMaster: (address: RedisAddress?, switches: Int)? { redis?.locator?.master }
+    /// With Redis Cluster: the masters of the slot map in use, and how many times it changed since
+    /// start. Nil otherwise.
+    public var redisCluster: (masters: [RedisAddress], changes: Int)? { redis?.cluster?.status }
     /// Redis is configured (`REDIS_RATE_LIMIT_ENABLED`), whether or not the breaker is open.
     public var configuredForRedis: Bool { redis != nil }
     /// Told of every decision and of every Redis call's latency (`SignetMetrics`).

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import NIOPosix
 import Synchronization
 
@@ -46,40 +47,83 @@ final class RedisWindow: Sendable {
         """
     static let windowScript = RedisScript(script)
 
-    private let pipeliner: RedisPipeliner<RateLimitSubject, RateLimitDecision>
-    /// Where decisions go: the server, or the master behind Sentinel.
-    var locator: RedisLocator { pipeliner.locator }
+    typealias Pipeliner = RedisPipeliner<RateLimitSubject, RateLimitDecision>
+
+    /// One pipeline to the server or the master behind Sentinel; one per master of a cluster.
+    private enum Route: Sendable {
+        case direct(Pipeliner)
+        case cluster(ClusterRouter)
+    }
+
+    private let route: Route
     /// The most decisions one pipeline carries.
     static let batchLimit = 512
 
-    init(locator: RedisLocator, configuration: RateLimitConfiguration, maxWorkers: Int = 2) {
+    init(topology: RedisTopology, configuration: RateLimitConfiguration, logger: Logger, maxWorkers: Int = 2) {
         let calls = Calls(configuration: configuration)
-        pipeliner = RedisPipeliner(locator: locator, maxWorkers: maxWorkers, batchLimit: Self.batchLimit) { batch, connection in
-            try calls.evaluate(batch, on: connection)
+        if case .cluster(let nodes) = topology {
+            route = .cluster(
+                ClusterRouter(
+                    nodes: nodes, timeout: configuration.redisTimeout, logger: logger, key: calls.key
+                ) { address in
+                    Pipeliner(
+                        locator: RedisLocator(topology: .server(nodes.endpoint(of: address)), timeout: configuration.redisTimeout, logger: logger),
+                        maxWorkers: maxWorkers, batchLimit: Self.batchLimit
+                    ) { batch, connection in
+                        try calls.evaluate(batch, on: connection)
+                    }
+                } asking: { subject, connection in
+                    try calls.evaluate([subject], on: connection, asking: true)[0].get()
+                })
+        } else {
+            let locator = RedisLocator(topology: topology, timeout: configuration.redisTimeout, logger: logger)
+            route = .direct(
+                Pipeliner(locator: locator, maxWorkers: maxWorkers, batchLimit: Self.batchLimit) { batch, connection in
+                    try calls.evaluate(batch, on: connection)
+                })
         }
+    }
+
+    /// Where decisions go for a single server or behind Sentinel; nil for a cluster.
+    var locator: RedisLocator? {
+        if case .direct(let pipeliner) = route { pipeliner.locator } else { nil }
+    }
+
+    /// The cluster's router; nil otherwise.
+    var cluster: ClusterRouter? {
+        if case .cluster(let router) = route { router } else { nil }
     }
 
     /// Decides for `subject` in Redis; throws when Redis does not answer in time.
     func decide(_ subject: RateLimitSubject) async throws -> RateLimitDecision {
-        try await pipeliner.submit(subject)
+        switch route {
+        case .direct(let pipeliner): try await pipeliner.submit(subject)
+        case .cluster(let router): try await router.decide(subject)
+        }
     }
 
     /// Fails every queued decision now (the breaker opened): they are decided in memory.
     func failPending(_ error: any Error) {
-        pipeliner.failPending(error)
+        switch route {
+        case .direct(let pipeliner): pipeliner.failPending(error)
+        case .cluster(let router): router.failPending(error)
+        }
     }
 
-    /// A fresh connection and `PING`, off the workers: the breaker's probe.
+    /// The breaker's probe: a fresh connection and `PING`, off the workers; for a cluster, a
+    /// fresh slot map and every master answering.
     func probe() async throws {
-        try await pipeliner.probe()
+        switch route {
+        case .direct(let pipeliner): try await pipeliner.probe()
+        case .cluster(let router): try await router.probe()
+        }
     }
 
     /// Behind Sentinel: follows `+switch-master` on a thread of its own until stopped (it ends
-    /// within the watch's poll interval). Nothing for a single server.
+    /// within the watch's poll interval). Nothing for a single server or a cluster.
     func watchSwitches() -> SwitchWatch {
         let watch = SwitchWatch()
-        guard case .sentinel = locator.topology else { return watch }
-        let locator = locator
+        guard let locator, case .sentinel = locator.topology else { return watch }
         let thread = Thread { locator.watchSwitches { !watch.isStopped } }
         thread.name = "signet-sentinel-watch"
         thread.start()
@@ -115,7 +159,10 @@ private final class Calls: Sendable {
     /// One pipeline of EVALSHA, one per subject in the batch (requests of the same subject are
     /// decided by one call, in arrival order); on NOSCRIPT (after a restart or `SCRIPT FLUSH`) the
     /// script is loaded and those calls are sent once more.
-    func evaluate(_ batch: [RateLimitSubject], on connection: RedisConnection) throws -> [Result<RateLimitDecision, any Error>] {
+    /// `asking`: each call preceded by `ASKING` (a cluster's slot being migrated to this node).
+    func evaluate(
+        _ batch: [RateLimitSubject], on connection: RedisConnection, asking: Bool = false
+    ) throws -> [Result<RateLimitDecision, any Error>] {
         var groups: [[Int]] = []
         var groupOfSubject: [RateLimitSubject: Int] = [:]
         for (index, subject) in batch.enumerated() {
@@ -127,7 +174,7 @@ private final class Calls: Sendable {
             }
         }
         let commands = groups.map { evalsha(subject: batch[$0[0]], requests: $0.count) }
-        let replies = try RedisWindow.windowScript.run(commands, on: connection)
+        let replies = try RedisWindow.windowScript.run(commands, on: connection, asking: asking)
         var results = [Result<RateLimitDecision, any Error>](repeating: .failure(RedisError.protocolError("no reply")), count: batch.count)
         for (group, reply) in zip(groups, replies) {
             let limit = budgets[batch[group[0]].kind]
@@ -140,10 +187,17 @@ private final class Calls: Sendable {
 
     /// EVALSHA for `requests` requests of one subject; the members it adds are unique to this
     /// call (this process's random prefix and a call number).
-    private func evalsha(subject: RateLimitSubject, requests: Int) -> [[UInt8]] {
+    /// `<prefix>rl:{<subject key>}`: the braces are the cluster hash tag, so a subject's key has one
+    /// slot (`REDIS_KEY_PREFIX` holds no brace with a cluster).
+    func key(_ subject: RateLimitSubject) -> [UInt8] {
         var key = keyStart
         key.append(contentsOf: subject.key.utf8)
         key.append(UInt8(ascii: "}"))
+        return key
+    }
+
+    private func evalsha(subject: RateLimitSubject, requests: Int) -> [[UInt8]] {
+        let key = key(subject)
         let call = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         let members = memberPrefix + String(call).utf8 + [UInt8(ascii: ":")]
         return RedisWindow.windowScript.call(
@@ -153,6 +207,9 @@ private final class Calls: Sendable {
     /// The decisions of `requests` requests of one subject from one script reply: the first
     /// `allowed` are allowed, each seeing the count its own request makes.
     private func decisions(_ reply: RedisReply, requests: Int, limit: Int) -> [Result<RateLimitDecision, any Error>] {
+        if case .error(let message) = reply, let redirect = RedisRedirect(error: message) {
+            return Array(repeating: .failure(RedisError.redirected(redirect)), count: requests)
+        }
         guard case .array(let values) = reply, values.count == 3, case .integer(let allowed) = values[0],
             case .integer(let before) = values[1], case .integer(let reset) = values[2]
         else {

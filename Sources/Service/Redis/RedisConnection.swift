@@ -19,10 +19,18 @@ public enum RedisError: Error, Sendable, CustomStringConvertible {
     /// The server is a replica (`READONLY`): a master behind Sentinel was demoted, or a
     /// sentinel's answer is stale. The connection is dropped and the master discovered again.
     case readOnly(String)
+    /// A cluster node serves the key's slot no more (`MOVED`) or not yet (`ASK`).
+    case redirected(RedisRedirect)
+    /// A cluster node says the cluster cannot serve every slot (`CLUSTER INFO` is not `ok`, or
+    /// the slot map leaves a slot without a master).
+    case clusterDown(String)
 
     public var description: String {
         switch self {
         case .readOnly(let message): "Redis refused a write: \(message)"
+        case .redirected(.moved(let slot, let address)): "Redis Cluster moved slot \(slot) to \(address)"
+        case .redirected(.ask(let slot, let address)): "Redis Cluster is migrating slot \(slot) to \(address)"
+        case .clusterDown(let message): "Redis Cluster is down: \(message)"
         case .connectionFailed(let message): "could not connect to Redis: \(message)"
         case .io(let message): "Redis I/O failed: \(message)"
         case .protocolError(let message): "unexpected Redis reply: \(message)"

@@ -34,6 +34,7 @@ final class RedisLocator: Sendable {
         self.logger = logger
         switch topology {
         case .server: state = Mutex(SentinelState(masterName: "", sentinelCount: 0))
+        case .cluster(let nodes): state = Mutex(SentinelState(masterName: "", sentinelCount: nodes.seeds.count))
         case .sentinel(let sentinels):
             state = Mutex(SentinelState(masterName: sentinels.masterName, sentinelCount: sentinels.sentinels.count))
         }
@@ -46,11 +47,24 @@ final class RedisLocator: Sendable {
         return state.withLock { ($0.master ?? $0.lastMaster, $0.switches) }
     }
 
-    /// A new connection to the server, or to the master behind Sentinel.
+    /// A new connection to the server, to the master behind Sentinel, or to the first node of a
+    /// cluster that answers (the one that answered last first).
     func connect() throws(RedisError) -> Connection {
         switch topology {
         case .server(let endpoint):
             return Connection(connection: try RedisConnection.connect(endpoint, timeout: timeout), generation: 0)
+        case .cluster(let nodes):
+            var failures: [String] = []
+            for index in state.withLock({ $0.askingOrder }) {
+                do {
+                    let connection = try RedisConnection.connect(nodes.endpoint(of: nodes.seeds[index]), timeout: timeout)
+                    state.withLock { $0.answered(by: index) }
+                    return Connection(connection: connection, generation: 0)
+                } catch {
+                    failures.append("\(nodes.seeds[index]): \(error)")
+                }
+            }
+            throw .connectionFailed("no node of REDIS_CLUSTER_NODES answered (\(failures.joined(separator: "; ")))")
         case .sentinel(let sentinels):
             let known = state.withLock { state in state.master.map { ($0, state.generation) } }
             guard let (address, generation) = known else { return try discover(sentinels) }

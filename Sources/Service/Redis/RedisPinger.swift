@@ -16,7 +16,9 @@ final class RedisPinger: Sendable {
         self.locator = locator
     }
 
-    /// `PING` within the locator's timeout (finding the master behind Sentinel within its bound).
+    /// `PING` within the locator's timeout (finding the master behind Sentinel within its bound);
+    /// for a cluster, `CLUSTER INFO` from the first node that answers, which must say
+    /// `cluster_state:ok` (every slot served).
     func ping() async throws {
         let locator = locator
         try await threads.running.runIfActive {
@@ -26,12 +28,27 @@ final class RedisPinger: Sendable {
             }
             let made = try kept.flatMap { locator.isCurrent($0.generation) ? $0 : nil } ?? locator.connect()
             do {
-                try made.connection.ping()
+                if case .cluster = locator.topology {
+                    try Self.clusterState(made.connection)
+                } else {
+                    try made.connection.ping()
+                }
             } catch {
                 locator.failed(made.generation)
                 throw error
             }
             if made.connection.isUsable { self.idle.withLock { if $0 == nil { $0 = made } } }
+        }
+    }
+
+    /// Throws unless the node says `cluster_state:ok`.
+    private static func clusterState(_ connection: RedisConnection) throws(RedisError) {
+        let reply = try connection.command([Array("CLUSTER".utf8), Array("INFO".utf8)])
+        guard case .string(let bytes) = reply else { throw .protocolError("CLUSTER INFO answered \(reply)") }
+        let state = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .first { $0.hasPrefix("cluster_state:") }?.dropFirst("cluster_state:".count)
+        guard let state, state == "ok" else {
+            throw .clusterDown("the cluster's state is \(state.map { String($0) } ?? "not given") (a slot has no master)")
         }
     }
 }

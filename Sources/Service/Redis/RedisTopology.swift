@@ -1,11 +1,12 @@
 import Foundation
 
-/// Which Redis the limiter and the health check talk to: one server (`REDIS_URL`), or whichever
-/// master a set of sentinels names (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`). Redis Cluster
-/// (`REDIS_CLUSTER_NODES`) is a third case still to come (DESIGN.md, "Past one machine").
+/// Which Redis the limiter and the health check talk to: one server (`REDIS_URL`), whichever
+/// master a set of sentinels names (`REDIS_SENTINELS`, `REDIS_SENTINEL_MASTER`), or a Redis
+/// Cluster (`REDIS_CLUSTER_NODES`), each key on the master of its slot.
 public enum RedisTopology: Sendable, Equatable {
     case server(RedisEndpoint)
     case sentinel(RedisSentinels)
+    case cluster(RedisClusterNodes)
 
     /// The single server's endpoint; nil behind sentinels.
     public var server: RedisEndpoint? {
@@ -43,6 +44,26 @@ public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// A Redis Cluster: the nodes to ask for the slot map first, and the login every node takes (from a
+/// `REDIS_URL` without a host; a cluster has database 0 only).
+public struct RedisClusterNodes: Sendable, Equatable {
+    public var seeds: [RedisAddress]
+    public var login: RedisEndpoint
+
+    public init(seeds: [RedisAddress], login: RedisEndpoint = .init()) {
+        self.seeds = seeds
+        self.login = login
+    }
+
+    /// Where to reach a node.
+    func endpoint(of address: RedisAddress) -> RedisEndpoint {
+        var endpoint = login
+        endpoint.host = address.host
+        endpoint.port = address.port
+        return endpoint
+    }
 }
 
 /// Redis behind Sentinel: the sentinels to ask, the master's name, and how to log in to the

@@ -29,6 +29,11 @@ struct SentinelState: Sendable, Equatable {
         (0..<sentinelCount).map { (preferred + $0) % sentinelCount }
     }
 
+    /// Server `index` (a sentinel, or a cluster's seed node) answered: it is asked first next time.
+    mutating func answered(by index: Int) {
+        preferred = index
+    }
+
     /// Sentinel `sentinel` named `address` and `ROLE` confirmed it is a master. Returns the
     /// generation connections to it belong to, and whether the master changed.
     mutating func confirmed(_ address: RedisAddress, bySentinel sentinel: Int? = nil) -> (generation: UInt64, changed: Bool) {

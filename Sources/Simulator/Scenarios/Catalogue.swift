@@ -27,6 +27,7 @@ public enum Catalogue {
         OperationsScenarios.prometheusScrape,
         FailoverScenarios.postgresFailover,
         FailoverScenarios.redisSentinelFailover,
+        FailoverScenarios.redisCluster,
         FailoverScenarios.pgbouncerSession,
     ]
 

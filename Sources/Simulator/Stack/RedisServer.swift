@@ -13,8 +13,11 @@ public final class RedisServer: Sendable {
         self.process = process
     }
 
-    /// Starts a server; `replicaOf`: as that server's replica.
-    public static func start(port requested: Int? = nil, replicaOf master: RedisServer? = nil) async throws -> RedisServer {
+    /// Starts a server; `replicaOf`: as that server's replica; `arguments`: more of
+    /// `redis-server`'s options (`--cluster-enabled yes`, ...).
+    public static func start(
+        port requested: Int? = nil, replicaOf master: RedisServer? = nil, arguments extra: [String] = []
+    ) async throws -> RedisServer {
         let executable = try executable()
         let port = try requested ?? freePort()
         // A folder of its own: a replica writes the master's snapshot to disk as it syncs.
@@ -24,6 +27,7 @@ public final class RedisServer: Sendable {
             "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", directory.path,
         ]
         if let master { arguments += ["--replicaof", "127.0.0.1", String(master.port)] }
+        arguments += extra
         let process = try ManagedProcess(name: "redis:\(port)", executable: executable, arguments: arguments, removeOnExit: directory)
         let server = RedisServer(port: port, process: process)
         do {
@@ -52,6 +56,13 @@ public final class RedisServer: Sendable {
         return try await blocking {
             try RedisConnection.connect(endpoint, timeout: .seconds(2)).command(arguments.map { Array($0.utf8) })
         }
+    }
+
+    /// The text of a command that answers a bulk string (`INFO`, `CLUSTER INFO`, `CLUSTER MYID`).
+    public func text(_ arguments: [String]) async throws -> String {
+        let reply = try await command(arguments)
+        guard case .string(let bytes) = reply else { throw SimulatorError.setupFailed("\(arguments.joined(separator: " ")) answered \(reply)") }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// `ROLE`'s first element: `master` or `slave`.
