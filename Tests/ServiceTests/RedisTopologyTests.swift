@@ -154,7 +154,9 @@ final class RedisTopologyConfigurationTests: XCTestCase {
         let node = nodes.endpoint(of: RedisAddress(host: "10.0.0.9", port: 7005))
         XCTAssertEqual([node.host, node.user, node.password], ["10.0.0.9", "limiter", "node-secret"])
         XCTAssertEqual([node.port, node.database], [7005, 0])
-        guard case .cluster(let bare) = try self.topology(["REDIS_CLUSTER_NODES": "127.0.0.1:7000"]) else { return XCTFail("not a cluster") }
+        guard case .cluster(let bare) = try self.topology(["REDIS_CLUSTER_NODES": "127.0.0.1:7000"]) else {
+            return XCTFail("not a cluster")
+        }
         XCTAssertNil(bare.login.password)
     }
 
@@ -234,7 +236,9 @@ final class RedisClusterTests: XCTestCase {
         XCTAssertFalse(holed.coversEverySlot)
         XCTAssertFalse(try XCTUnwrap(SlotMap(clusterSlots: .array([range(0, 16_382, 7000)]))).coversEverySlot)
         XCTAssertNotEqual(map, holed)
-        XCTAssertEqual(map, try XCTUnwrap(SlotMap(clusterSlots: .array([range(0, 5_460, 7000), range(5_461, 10_922, 7001), range(10_923, 16_383, 7002)]))))
+        XCTAssertEqual(
+            map,
+            try XCTUnwrap(SlotMap(clusterSlots: .array([range(0, 5_460, 7000), range(5_461, 10_922, 7001), range(10_923, 16_383, 7002)]))))
     }
 
     func testAnythingButCLUSTERSLOTSShapeIsNoMap() {
@@ -250,10 +254,12 @@ final class RedisClusterTests: XCTestCase {
     }
 
     func testRedirections() {
-        XCTAssertEqual(RedisRedirect(error: "MOVED 3999 127.0.0.1:6381"), .moved(slot: 3_999, to: RedisAddress(host: "127.0.0.1", port: 6381)))
+        XCTAssertEqual(
+            RedisRedirect(error: "MOVED 3999 127.0.0.1:6381"), .moved(slot: 3_999, to: RedisAddress(host: "127.0.0.1", port: 6381)))
         XCTAssertEqual(RedisRedirect(error: "ASK 3999 10.0.0.2:7001"), .ask(slot: 3_999, to: RedisAddress(host: "10.0.0.2", port: 7001)))
         XCTAssertEqual(RedisRedirect(error: "MOVED 12 ::1:7002"), .moved(slot: 12, to: RedisAddress(host: "::1", port: 7002)))
-        for other in ["READONLY You can't write against a read only replica.", "MOVED 3999", "MOVED x 127.0.0.1:1", "MOVED 1 :7000", "ERR"] {
+        for other in ["READONLY You can't write against a read only replica.", "MOVED 3999", "MOVED x 127.0.0.1:1", "MOVED 1 :7000", "ERR"]
+        {
             XCTAssertNil(RedisRedirect(error: other), other)
         }
     }

@@ -299,11 +299,13 @@ public struct SignetConfiguration: Sendable {
             let seeds = try addresses(clusterList, variable: "REDIS_CLUSTER_NODES")
             let login = try hostlessLogin(env, beside: "REDIS_CLUSTER_NODES", chooses: "the nodes")
             guard login.database == 0 else {
-                throw ConfigurationError(variable: "REDIS_URL", reason: "names database \(login.database), but a Redis Cluster has database 0 only")
+                throw ConfigurationError(
+                    variable: "REDIS_URL", reason: "names database \(login.database), but a Redis Cluster has database 0 only")
             }
             if let prefix = try env.optionalString("REDIS_KEY_PREFIX"), prefix.contains("{") || prefix.contains("}") {
                 throw ConfigurationError(
-                    variable: "REDIS_KEY_PREFIX", reason: "must not contain { or } with REDIS_CLUSTER_NODES (the limiter's keys carry the hash tag)")
+                    variable: "REDIS_KEY_PREFIX",
+                    reason: "must not contain { or } with REDIS_CLUSTER_NODES (the limiter's keys carry the hash tag)")
             }
             return .cluster(RedisClusterNodes(seeds: seeds, login: login))
         }

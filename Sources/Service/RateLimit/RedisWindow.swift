@@ -67,7 +67,8 @@ final class RedisWindow: Sendable {
                     nodes: nodes, timeout: configuration.redisTimeout, logger: logger, key: calls.key
                 ) { address in
                     Pipeliner(
-                        locator: RedisLocator(topology: .server(nodes.endpoint(of: address)), timeout: configuration.redisTimeout, logger: logger),
+                        locator: RedisLocator(
+                            topology: .server(nodes.endpoint(of: address)), timeout: configuration.redisTimeout, logger: logger),
                         maxWorkers: maxWorkers, batchLimit: Self.batchLimit
                     ) { batch, connection in
                         try calls.evaluate(batch, on: connection)

@@ -131,7 +131,8 @@ final class ClusterRouter: Sendable {
             return true
         }
         if changed {
-            logger.warning(LogLine.redisClusterMapChanged, metadata: ["masters": "\(map.masters.map(\.description).joined(separator: ","))"])
+            logger.warning(
+                LogLine.redisClusterMapChanged, metadata: ["masters": "\(map.masters.map(\.description).joined(separator: ","))"])
         }
     }
 

@@ -61,7 +61,9 @@ public final class RedisServer: Sendable {
     /// The text of a command that answers a bulk string (`INFO`, `CLUSTER INFO`, `CLUSTER MYID`).
     public func text(_ arguments: [String]) async throws -> String {
         let reply = try await command(arguments)
-        guard case .string(let bytes) = reply else { throw SimulatorError.setupFailed("\(arguments.joined(separator: " ")) answered \(reply)") }
+        guard case .string(let bytes) = reply else {
+            throw SimulatorError.setupFailed("\(arguments.joined(separator: " ")) answered \(reply)")
+        }
         return String(decoding: bytes, as: UTF8.self)
     }
 
