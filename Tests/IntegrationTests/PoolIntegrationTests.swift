@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Service
 import Simulator
+import Synchronization
 import XCTest
 
 /// The spec's "Database connection pool is explicitly configured" scenarios, against a real
@@ -171,6 +172,46 @@ final class PoolIntegrationTests: XCTestCase {
         _ = await running.result
     }
 
+    /// A write whose outcome is unknown is never run blindly again: a transaction whose connection
+    /// dies after `BEGIN` succeeded (here between its INSERT and its COMMIT) reaches the caller
+    /// after one run, and nothing of it was written; a lone statement whose connection dies
+    /// before anything succeeded runs again on another connection, three times at most.
+    func testATransactionWhoseConnectionDiesIsNeverRunAgainAndWritesNothing() async throws {
+        let signet = try await TestSignet.make(["DB_POOL_MAX": "2", "DB_POOL_MIN": "1"])
+        let pool = signet.pool
+        let table = unique("commit_unknown").replacingOccurrences(of: "-", with: "_")
+        try await signet.test { _ in
+            _ = try await pool.withConnection { try $0.query("CREATE TABLE \(table) (x int)") }
+            let runs = Counter()
+            do {
+                _ = try await pool.transaction { connection in
+                    runs.increment()
+                    try connection.query("INSERT INTO \(table) VALUES (1)")
+                    // The server ends this session, as a crash or a failover would, before COMMIT.
+                    try connection.query("SELECT pg_terminate_backend(pg_backend_pid())")
+                }
+                XCTFail("the transaction's connection died: the caller must hear of it")
+            } catch let error as DatabaseError {
+                XCTAssertTrue(error.isConnectionFailure, "\(error)")
+            }
+            XCTAssertEqual(runs.value, 1, "never run again")
+            let rows = try await pool.withConnection { try $0.query("SELECT count(*) AS n FROM \(table)").records.first?["n"] }
+            XCTAssertEqual(rows, "0", "nothing of it was written")
+
+            let lone = Counter()
+            do {
+                _ = try await pool.withConnection { connection in
+                    lone.increment()
+                    try connection.query("SELECT pg_terminate_backend(pg_backend_pid())")
+                }
+                XCTFail("every run's connection died")
+            } catch let error as DatabaseError {
+                XCTAssertTrue(error.isConnectionFailure, "\(error)")
+            }
+            XCTAssertEqual(lone.value, ConnectionPool.maxAttempts, "a statement that never succeeded runs again, three times at most")
+        }
+    }
+
     /// Readiness reports 503 when no connection can be had within the health timeout.
     func testReadinessFailsWhenTheDatabaseCannotAnswerInTime() async throws {
         let signet = try await TestSignet.make([
@@ -191,4 +232,11 @@ final class PoolIntegrationTests: XCTestCase {
             try await eventually("readiness recovers") { try await client.execute(uri: "/health/ready", method: .get).status == .ok }
         }
     }
+}
+
+/// A count the pool's worker threads add to.
+private final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }

@@ -109,7 +109,11 @@ extension PoolDriver where Factory == PostgresConnectionFactory, C == Continuous
     /// died or sits on a standby before any statement succeeded.
     public static let maxAttempts = 3
 
-    /// Runs `body` inside `BEGIN` ... `COMMIT`; an error rolls back.
+    /// Runs `body` inside `BEGIN` ... `COMMIT`; an error rolls back. Every write that must not
+    /// happen twice runs here: once `BEGIN` succeeded, a connection lost later (a `COMMIT` whose
+    /// outcome is unknown among them) reaches the caller (503) and the work is never run again,
+    /// whereas a lone statement whose connection dies is run again on another (see
+    /// `withConnection`), which only reads and idempotent writes may be.
     public func transaction<Result: Sendable>(
         timeout: Duration? = nil,
         _ body: @escaping @Sendable (PostgresConnection) throws -> Result

@@ -82,7 +82,8 @@ struct VaultSecretStore: SecretStore {
                 continue
             }
             let rotated = (current: fresh.kid, retired: retired)
-            try await pool.withConnection { connection in
+            // In a transaction: an audit row whose COMMIT is lost with its connection is not written twice.
+            try await pool.transaction { connection in
                 try AuditLog.append(
                     .keyRotate, agentID: nil, context: audit,
                     details: ["kid": .string(rotated.current), "retiredKid": rotated.retired.map(JSONValue.string) ?? .null],

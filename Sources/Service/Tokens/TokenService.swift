@@ -110,7 +110,8 @@ public struct TokenService: Sendable {
         logger.info("token denied", metadata: ["agent.id": "\(client.agentID)", "reason": "\(reason)"])
         let bucket = Int64((now().timeIntervalSince1970 / 60).rounded(.down))
         do {
-            try await pool.withConnection { connection in
+            // In a transaction: a count whose COMMIT is lost with its connection is not counted again.
+            try await pool.transaction { connection in
                 try AuditLog.countDenial(agentID: client.agentID, reason: reason, context: audit, bucket: bucket, on: connection)
             }
         } catch {
