@@ -47,6 +47,10 @@ public final class SignetInstance: Sendable {
                 if !process.isRunning {
                     throw SimulatorError.processExited("signet \(id)", status: process.exitStatus ?? -1, output: process.output)
                 }
+                // A plain connect first: it is refused at once while nothing listens, where the HTTP
+                // client would retry the refused connection for up to its 5 s connect timeout,
+                // past the moment the process exits or starts to listen.
+                guard try await blocking({ tcpExchange(port: port) != nil }) else { return false }
                 return try await HTTP.request(.GET, "\(instance.url)/health/live").status == 200
             }
         } catch {
