@@ -6,13 +6,18 @@ import Synchronization
 /// `CLUSTER SLOTS` (the rules are `SlotMap`'s and `RedisCluster`'s); this shell keeps it, the
 /// pipelines and the redirections:
 /// - no map, or no master for a slot: the map is read (from the masters known, then the seeds);
-/// - `MOVED`: the map is read again and the decision sent once more, to the node `MOVED` named;
-/// - `ASK` (a slot migrating): the decision is sent once to the node named, behind `ASKING`;
+/// - `MOVED`: the map is read again and the decision sent once more, to the node `MOVED` named
+///   if the new map names it a master (else it fails: the breaker decides);
+/// - `ASK` (a slot migrating): the decision is sent once to the node named, behind `ASKING`, on a
+///   connection of its own, `askLimit` at once at most;
+/// - every map read drops the pipelines of nodes that serve no slot, failing what they queued;
 /// - the breaker's probe reads the map again and needs every master to answer `PING`, so after a
 ///   master's failover (its replica promoted) decisions return to Redis on the new map.
 ///
-/// Reading the map asks nodes one after another, each bounded by `REDIS_TIMEOUT_MS`, three of
-/// them at most when none answers; concurrent reads share one.
+/// Reading the map asks nodes one after another, on a thread of its own, within three times
+/// `REDIS_TIMEOUT_MS` in all; concurrent reads share one. The breaker is the cluster's: while one
+/// master is unreachable every decision is made in memory, until the map names a master for
+/// each slot again.
 final class ClusterRouter: Sendable {
     typealias Pipeliner = RedisPipeliner<RateLimitSubject, RateLimitDecision>
 
@@ -30,7 +35,13 @@ final class ClusterRouter: Sendable {
     private let makePipeliner: @Sendable (RedisAddress) -> Pipeliner
     private let asking: @Sendable (RateLimitSubject, RedisConnection) throws -> RateLimitDecision
     private let state = Mutex(State())
-    private let threads = OnDemandThreadPool(numberOfThreads: 2)
+    /// Map reads, on threads of their own: a backlog of redirections never delays them.
+    private let mapThreads = OnDemandThreadPool(numberOfThreads: 1)
+    /// `ASK` redirections, each on a connection of its own, `askLimit` at once at most; past it a
+    /// decision fails at once (the breaker decides in memory) rather than queue.
+    private let askThreads = OnDemandThreadPool(numberOfThreads: 2)
+    private let asksInFlight = Mutex(0)
+    static let askLimit = 16
     private let logger: Logger
 
     init(
@@ -57,13 +68,27 @@ final class ClusterRouter: Sendable {
         do {
             return try await pipeliner(master).submit(subject)
         } catch RedisError.redirected(.moved(_, let address)) {
+            // Once more, and only to a master of the map read again: a node never makes the
+            // limiter connect (and log in) where the cluster's own map does not lead.
             try? await readMap()
+            guard state.withLock({ $0.map?.masters.contains(address) ?? false }) else {
+                throw RedisError.clusterDown("MOVED named \(address), which the slot map read again does not name as a master")
+            }
             return try await pipeliner(address).submit(subject)
         } catch RedisError.redirected(.ask(_, let address)) {
+            // A one-off connection (the importing node may serve no slot yet, so it may be in no
+            // map), bounded in number.
+            let admitted = asksInFlight.withLock { count -> Bool in
+                guard count < Self.askLimit else { return false }
+                count += 1
+                return true
+            }
+            guard admitted else { throw RedisError.io("more than \(Self.askLimit) ASK redirections at once") }
+            defer { asksInFlight.withLock { $0 -= 1 } }
             let endpoint = nodes.endpoint(of: address)
             let timeout = timeout
             let asking = asking
-            return try await threads.running.runIfActive {
+            return try await askThreads.running.runIfActive {
                 try asking(subject, try RedisConnection.connect(endpoint, timeout: timeout))
             }
         }
@@ -120,16 +145,20 @@ final class ClusterRouter: Sendable {
         let nodes = nodes
         let timeout = timeout
         let asked = candidates
-        let map = try await threads.running.runIfActive { try Self.fetch(from: asked, nodes: nodes, timeout: timeout) }
-        let changed = state.withLock { state -> Bool in
-            defer { state.map = map }
-            guard let before = state.map, before != map else { return false }
-            state.changes += 1
-            // Pipelines to nodes that serve no slot any more are dropped (their threads end with them).
+        let map = try await mapThreads.running.runIfActive { try Self.fetch(from: asked, nodes: nodes, timeout: timeout) }
+        let (changed, dropped) = state.withLock { state -> (Bool, [Pipeliner]) in
+            let changed = state.map.map { $0 != map } ?? false
+            if changed { state.changes += 1 }
+            state.map = map
+            // Pipelines to nodes that serve no slot (a failed master, an address a MOVED named)
+            // are dropped on every read; their threads end with them.
             let masters = Set(map.masters)
+            let dropped = state.pipeliners.filter { !masters.contains($0.key) }.map(\.value)
             state.pipeliners = state.pipeliners.filter { masters.contains($0.key) }
-            return true
+            return (changed, dropped)
         }
+        // Decisions still queued for a dropped node fail now (decided in memory), not after its timeout.
+        for pipeliner in dropped { pipeliner.failPending(RedisError.clusterDown("the node left the slot map")) }
         if changed {
             logger.warning(
                 LogLine.redisClusterMapChanged, metadata: ["masters": "\(map.masters.map(\.description).joined(separator: ","))"])
@@ -145,10 +174,12 @@ final class ClusterRouter: Sendable {
         for candidate in candidates {
             guard ContinuousClock.now < deadline || partial == nil && failures.isEmpty else { break }
             do {
-                let connection = try RedisConnection.connect(nodes.endpoint(of: candidate), timeout: timeout)
+                // Each node within what is left of the read's bound (at least 100 ms).
+                let left = max(.milliseconds(100), min(timeout, deadline - ContinuousClock.now))
+                let connection = try RedisConnection.connect(nodes.endpoint(of: candidate), timeout: left)
                 let reply = try connection.command([Array("CLUSTER".utf8), Array("SLOTS".utf8)])
                 guard let map = SlotMap(clusterSlots: reply), !map.masters.isEmpty else {
-                    failures.append("\(candidate): CLUSTER SLOTS answered \(reply)")
+                    failures.append("\(candidate): CLUSTER SLOTS answered \(String(describing: reply).prefix(200))")
                     continue
                 }
                 if map.coversEverySlot { return map }

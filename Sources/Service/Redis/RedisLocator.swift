@@ -54,10 +54,14 @@ final class RedisLocator: Sendable {
         case .server(let endpoint):
             return Connection(connection: try RedisConnection.connect(endpoint, timeout: timeout), generation: 0)
         case .cluster(let nodes):
+            // Bounded as a discovery behind Sentinel: three nodes' worth of timeout in all.
+            let deadline = ContinuousClock.now + timeout * 3
             var failures: [String] = []
             for index in state.withLock({ $0.askingOrder }) {
+                guard ContinuousClock.now < deadline else { break }
                 do {
-                    let connection = try RedisConnection.connect(nodes.endpoint(of: nodes.seeds[index]), timeout: timeout)
+                    let left = max(.milliseconds(100), min(timeout, deadline - ContinuousClock.now))
+                    let connection = try RedisConnection.connect(nodes.endpoint(of: nodes.seeds[index]), timeout: left)
                     state.withLock { $0.answered(by: index) }
                     return Connection(connection: connection, generation: 0)
                 } catch {
