@@ -19,14 +19,14 @@ final class ClusterRouterTests: XCTestCase {
         await cluster?.stop()
     }
 
-    private func start() async throws -> (RedisClusterStack, RedisWindow) {
+    private func start(timeout: Duration = .seconds(2)) async throws -> (RedisClusterStack, RedisWindow) {
         let cluster = try await RedisClusterStack.start()
         self.cluster = cluster
         let nodes = RedisClusterNodes(seeds: cluster.masters.map { RedisAddress(host: "127.0.0.1", port: $0.port) })
         let window = RedisWindow(
             topology: .cluster(nodes),
             configuration: RateLimitConfiguration(
-                maxRequests: limit, windowMilliseconds: 600_000, redis: .cluster(nodes), redisTimeout: .seconds(2), keyPrefix: prefix),
+                maxRequests: limit, windowMilliseconds: 600_000, redis: .cluster(nodes), redisTimeout: timeout, keyPrefix: prefix),
             logger: Logger(label: "test"))
         return (cluster, window)
     }
@@ -120,5 +120,28 @@ final class ClusterRouterTests: XCTestCase {
         let leftHere = try await exists(key(subject), on: source)
         XCTAssertTrue(movedThere)
         XCTAssertFalse(leftHere)
+    }
+
+    /// A frozen master (`SIGSTOP`: its connections stay open, nothing answers) ends a decision at
+    /// its bound, four times `REDIS_TIMEOUT_MS`, with an error the breaker acts on; the other
+    /// masters' decisions are not held behind it.
+    func testAFrozenMasterEndsADecisionAtItsBound() async throws {
+        let (cluster, window) = try await start(timeout: .milliseconds(250))
+        let (frozen, _) = subject(on: 0, of: cluster)
+        let (other, _) = subject(on: 1, of: cluster)
+        _ = try await window.decide(frozen)
+        cluster.masters[0].freeze()
+        defer { cluster.masters[0].thaw() }
+        let started = ContinuousClock.now
+        do {
+            _ = try await window.decide(frozen)
+            XCTFail("a frozen master cannot decide")
+        } catch {
+            XCTAssertTrue(error is RedisError, "\(error)")
+        }
+        let waited = ContinuousClock.now - started
+        XCTAssertLessThan(waited, .seconds(2), "ended at its bound (1 s), not when the master answers")
+        let decision = try await window.decide(other)
+        XCTAssertEqual(decision.remaining, limit - 1, "another master still decides")
     }
 }

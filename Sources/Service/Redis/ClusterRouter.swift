@@ -62,7 +62,17 @@ final class ClusterRouter: Sendable {
         state.withLock { ($0.map?.masters ?? [], $0.changes) }
     }
 
+    /// One decision, within four times `REDIS_TIMEOUT_MS` whatever redirections it meets (a
+    /// `MOVED` costs a map read and a second call); past it the breaker decides.
     func decide(_ subject: RateLimitSubject) async throws -> RateLimitDecision {
+        switch await withDeadline(timeout * 4, { try await self.route(subject) }) {
+        case .success(let decision): return decision
+        case .failure(let error): throw error
+        case .timedOut: throw RedisError.io("no decision from the cluster within \(timeout * 4)")
+        }
+    }
+
+    private func route(_ subject: RateLimitSubject) async throws -> RateLimitDecision {
         let slot = RedisCluster.slot(of: key(subject))
         let master = try await master(of: slot)
         do {

@@ -78,6 +78,16 @@ public final class RedisServer: Sendable {
         process.signal(SIGKILL)
     }
 
+    /// Freezes it (`SIGSTOP`): connections are accepted by the kernel, nothing is answered.
+    public func freeze() {
+        process.signal(SIGSTOP)
+    }
+
+    /// Lets a frozen server go on (`SIGCONT`).
+    public func thaw() {
+        process.signal(SIGCONT)
+    }
+
     /// True when Redis answers `PING` with `PONG`.
     public func ping() async throws -> Bool {
         let port = port
