@@ -62,22 +62,40 @@ final class ClusterRouter: Sendable {
         state.withLock { ($0.map?.masters ?? [], $0.changes) }
     }
 
-    /// One decision, within four times `REDIS_TIMEOUT_MS` whatever redirections it meets (a
-    /// `MOVED` costs a map read and a second call); past it the breaker decides.
+    /// One decision: one call through the pipeline of its slot's master, bounded as any
+    /// pipelined call. Past that (no map yet, a redirection) the rest is bounded by four times
+    /// `REDIS_TIMEOUT_MS` in all (a `MOVED` costs a map read and a second call); past it the
+    /// breaker decides.
     func decide(_ subject: RateLimitSubject) async throws -> RateLimitDecision {
-        switch await withDeadline(timeout * 4, { try await self.route(subject) }) {
+        let slot = RedisCluster.slot(of: key(subject))
+        guard let master = state.withLock({ $0.map?.master(of: slot) }) else {
+            return try await bounded { try await self.follow(nil, subject, slot: slot) }
+        }
+        do {
+            return try await pipeliner(master).submit(subject)
+        } catch RedisError.redirected(let redirect) {
+            return try await bounded { try await self.follow(redirect, subject, slot: slot) }
+        }
+    }
+
+    private func bounded(_ work: @escaping @Sendable () async throws -> RateLimitDecision) async throws -> RateLimitDecision {
+        switch await withDeadline(timeout * 4, work) {
         case .success(let decision): return decision
         case .failure(let error): throw error
         case .timedOut: throw RedisError.io("no decision from the cluster within \(timeout * 4)")
         }
     }
 
-    private func route(_ subject: RateLimitSubject) async throws -> RateLimitDecision {
-        let slot = RedisCluster.slot(of: key(subject))
-        let master = try await master(of: slot)
-        do {
+    /// The slow path: no map yet (read it, then send to the slot's master), or a redirection.
+    private func follow(_ redirect: RedisRedirect?, _ subject: RateLimitSubject, slot: Int) async throws -> RateLimitDecision {
+        switch redirect {
+        case nil:
+            try await readMap()
+            guard let master = state.withLock({ $0.map?.master(of: slot) }) else {
+                throw RedisError.clusterDown("no master serves slot \(slot)")
+            }
             return try await pipeliner(master).submit(subject)
-        } catch RedisError.redirected(.moved(_, let address)) {
+        case .moved(_, let address):
             // Once more, and only to a master of the map read again: a node never makes the
             // limiter connect (and log in) where the cluster's own map does not lead.
             try? await readMap()
@@ -85,7 +103,7 @@ final class ClusterRouter: Sendable {
                 throw RedisError.clusterDown("MOVED named \(address), which the slot map read again does not name as a master")
             }
             return try await pipeliner(address).submit(subject)
-        } catch RedisError.redirected(.ask(_, let address)) {
+        case .ask(_, let address):
             // A one-off connection (the importing node may serve no slot yet, so it may be in no
             // map), bounded in number.
             let admitted = asksInFlight.withLock { count -> Bool in
@@ -116,15 +134,6 @@ final class ClusterRouter: Sendable {
             throw RedisError.clusterDown("the slot map leaves a slot without a master")
         }
         for master in map.masters { try await pipeliner(master).probe() }
-    }
-
-    private func master(of slot: Int) async throws -> RedisAddress {
-        if let master = state.withLock({ $0.map?.master(of: slot) }) { return master }
-        try await readMap()
-        guard let master = state.withLock({ $0.map?.master(of: slot) }) else {
-            throw RedisError.clusterDown("no master serves slot \(slot)")
-        }
-        return master
     }
 
     private func pipeliner(_ address: RedisAddress) -> Pipeliner {

@@ -27,20 +27,11 @@ struct RedisScript: Sendable {
     ///
     /// `asking`: every call preceded by `ASKING`, for a cluster node that imports the key's slot.
     func run(_ calls: [[[UInt8]]], on connection: RedisConnection, asking: Bool = false) throws(RedisError) -> [RedisReply] {
-        if asking { return try runAsking(calls, on: connection) }
-        var replies = try connection.pipeline(calls)
-        let missing = replies.indices.filter { if case .error(let message) = replies[$0] { message.hasPrefix("NOSCRIPT") } else { false } }
-        guard !missing.isEmpty else { return try Self.refusingReadOnly(replies) }
-        let retried = try connection.pipeline([[Array("SCRIPT".utf8), Array("LOAD".utf8), Array(source.utf8)]] + missing.map { calls[$0] })
-        if case .error(let message) = retried[0] { throw .protocolError("SCRIPT LOAD failed: \(message)") }
-        for (index, reply) in zip(missing, retried.dropFirst()) { replies[index] = reply }
-        return try Self.refusingReadOnly(replies)
-    }
-
-    private func runAsking(_ calls: [[[UInt8]]], on connection: RedisConnection) throws(RedisError) -> [RedisReply] {
-        let asking = [Array("ASKING".utf8)]
+        let askingCommand = [Array("ASKING".utf8)]
+        // One reply per call; behind ASKING, every other reply is ASKING's own `OK`.
         let send = { (calls: [[[UInt8]]]) throws(RedisError) -> [RedisReply] in
-            let replies = try connection.pipeline(calls.flatMap { [asking, $0] })
+            guard asking else { return try connection.pipeline(calls) }
+            let replies = try connection.pipeline(calls.flatMap { [askingCommand, $0] })
             return stride(from: 1, to: replies.count, by: 2).map { replies[$0] }
         }
         var replies = try send(calls)

@@ -58,12 +58,7 @@ public struct RedisClusterNodes: Sendable, Equatable {
     }
 
     /// Where to reach a node.
-    func endpoint(of address: RedisAddress) -> RedisEndpoint {
-        var endpoint = login
-        endpoint.host = address.host
-        endpoint.port = address.port
-        return endpoint
-    }
+    func endpoint(of address: RedisAddress) -> RedisEndpoint { login.at(address) }
 }
 
 /// Redis behind Sentinel: the sentinels to ask, the master's name, and how to log in to the
@@ -85,15 +80,20 @@ public struct RedisSentinels: Sendable, Equatable {
     }
 
     /// Where to reach the master the sentinels named.
-    func endpoint(of address: RedisAddress) -> RedisEndpoint {
-        var endpoint = master
-        endpoint.host = address.host
-        endpoint.port = address.port
-        return endpoint
-    }
+    func endpoint(of address: RedisAddress) -> RedisEndpoint { master.at(address) }
 
     /// Where to reach a sentinel.
     func endpoint(ofSentinel address: RedisAddress) -> RedisEndpoint {
         RedisEndpoint(host: address.host, port: address.port, password: sentinelPassword)
+    }
+}
+
+extension RedisEndpoint {
+    /// This login and database at `address` (a node the cluster or the sentinels named).
+    func at(_ address: RedisAddress) -> RedisEndpoint {
+        var endpoint = self
+        endpoint.host = address.host
+        endpoint.port = address.port
+        return endpoint
     }
 }

@@ -113,31 +113,18 @@ extension FailoverScenarios {
                 "requests answered other than 401 (unknown client)", failed.isEmpty, expected: "0",
                 observed: failed.isEmpty ? "0" : "\(failed.count): " + failed.prefix(5).map(\.summary).joined(separator: "; "))
             for instance in instances {
-                context.check(
-                    "\(instance.id) fell back to memory while the master was down",
-                    !instance.logLines(containing: LogLine.redisDown.text).isEmpty, expected: "the warning logged",
-                    observed: instance.logLines(containing: LogLine.redisDown.text).isEmpty ? "not logged" : "logged")
+                expectLogged(context, instance, "the fallback to memory while the master was down", LogLine.redisDown)
                 context.expect(
                     "\(instance.id) decides in Redis on the new slot map, after the promotion (\(format(promoted - crashed)) "
                         + "after the crash)",
                     back[instance.id] ?? .seconds(60), in: .zero ... .seconds(3), describe: format)
-                context.check(
-                    "\(instance.id) logged the slot map's change",
-                    !instance.logLines(containing: LogLine.redisClusterMapChanged.text).isEmpty, expected: "a line naming \(heirAddress)",
-                    observed: instance.logLines(containing: LogLine.redisClusterMapChanged.text).first.map { String($0.prefix(240)) }
-                        ?? "none")
+                expectLogged(context, instance, "the slot map's change", LogLine.redisClusterMapChanged, naming: heirAddress)
             }
-            let slowest = answers.filter { $0.at > crashed }.map(\.took).max() ?? .zero
-            context.check("slowest answer after the crash", true, expected: "reported", observed: format(slowest))
+            reportSlowest(context, "answer", answers, after: crashed)
         }
 
         // The health report names the masters in use.
-        let health = try await HTTP.request(.GET, "\(first.opsURL)/health/detailed")
-        let redis = health.json["redis"] as? [String: Any]
-        context.check(
-            "the health report's Redis entry",
-            redis?["status"] as? String == "healthy" && (redis?["message"] as? String ?? "").contains(heirAddress),
-            expected: "healthy, naming \(heirAddress)", observed: "\(redis?["status"] ?? "-"): \(redis?["message"] ?? "-")")
+        try await expectRedisHealthy(context, first, naming: heirAddress)
 
         // Exact again, on the new map, some keys on the promoted replica.
         let heirBefore = try await RedisClusterStack.keys(on: heir, prefix: prefix + "rl:{g").count

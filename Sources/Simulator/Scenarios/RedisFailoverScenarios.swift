@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Service
 import Spec
 
@@ -109,23 +110,13 @@ extension FailoverScenarios {
                     "\(instance.id) decides in Redis on the new master, after the sentinels' switch (\(format(switched - crashed)) "
                         + "after the crash)",
                     back[instance.id] ?? .seconds(60), in: .zero ... .seconds(2), describe: format)
-                context.check(
-                    "\(instance.id) logged the master's change", !instance.logLines(containing: LogLine.redisMasterSwitched.text).isEmpty,
-                    expected: "a line naming \(newMaster)",
-                    observed: instance.logLines(containing: LogLine.redisMasterSwitched.text).first.map { String($0.prefix(200)) } ?? "none"
-                )
+                expectLogged(context, instance, "the master's change", LogLine.redisMasterSwitched, naming: newMaster)
             }
-            let slowest = answers.filter { $0.at > crashed }.map(\.took).max() ?? .zero
-            context.check("slowest token answer after the crash", true, expected: "reported", observed: format(slowest))
+            reportSlowest(context, "token answer", answers, after: crashed)
         }
 
         // The health report names the master in use.
-        let health = try await HTTP.request(.GET, "\(first.opsURL)/health/detailed")
-        let redis = health.json["redis"] as? [String: Any]
-        context.check(
-            "the health report's Redis entry",
-            redis?["status"] as? String == "healthy" && (redis?["message"] as? String ?? "").contains(newMaster),
-            expected: "healthy, naming \(newMaster)", observed: "\(redis?["status"] ?? "-"): \(redis?["message"] ?? "-")")
+        try await expectRedisHealthy(context, first, naming: newMaster)
 
         // One budget, counted exactly in the new master, through both instances.
         let probes = Probes(context)
@@ -156,5 +147,34 @@ extension FailoverScenarios {
             else { return false }
         }
         return true
+    }
+
+    /// Checks that `instance` logged `line` once at least, in a line that names `text` if given.
+    static func expectLogged(
+        _ context: ScenarioContext, _ instance: SignetInstance, _ what: String, _ line: Logger.Message, naming text: String? = nil
+    ) {
+        let lines = instance.logLines(containing: line.text)
+        context.check(
+            "\(instance.id) logged \(what)", lines.contains { text.map($0.contains) ?? true },
+            expected: text.map { "a line naming \($0)" } ?? "the line",
+            observed: lines.first.map { String($0.prefix(240)) } ?? "none")
+    }
+
+    /// Reports the slowest answer after `instant` (a measurement, not a bound).
+    static func reportSlowest(
+        _ context: ScenarioContext, _ what: String, _ answers: [FailoverLog.Answer], after instant: ContinuousClock.Instant
+    ) {
+        let slowest = answers.filter { $0.at > instant }.map(\.took).max() ?? .zero
+        context.check("slowest \(what) after the crash", true, expected: "reported", observed: format(slowest))
+    }
+
+    /// Checks that `/health/detailed` on `instance` says Redis is healthy and names `text`.
+    static func expectRedisHealthy(_ context: ScenarioContext, _ instance: SignetInstance, naming text: String) async throws {
+        let health = try await HTTP.request(.GET, "\(instance.opsURL)/health/detailed")
+        let redis = health.json["redis"] as? [String: Any]
+        context.check(
+            "the health report's Redis entry",
+            redis?["status"] as? String == "healthy" && (redis?["message"] as? String ?? "").contains(text),
+            expected: "healthy, naming \(text)", observed: "\(redis?["status"] ?? "-"): \(redis?["message"] ?? "-")")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Service
+import Spec
 
 /// A throwaway Redis Cluster on loopback: `masterCount` masters, each with one replica, the slots
 /// split evenly between the masters in order. Built with `CLUSTER MEET`, `CLUSTER ADDSLOTSRANGE`
@@ -23,7 +24,7 @@ public final class RedisClusterStack: Sendable {
     }
 
     public static func start(masterCount: Int = 3, nodeTimeout: Duration = .seconds(1)) async throws -> RedisClusterStack {
-        let timeout = String(nodeTimeout.components.seconds * 1000 + nodeTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let timeout = String(nodeTimeout.milliseconds)
         var started: [RedisServer] = []
         var busPorts: [Int] = []
         do {
