@@ -29,6 +29,7 @@ let package = Package(
         .executable(name: "signet", targets: ["signet"]),
         .library(name: "Service", targets: ["Service"]),
         .library(name: "Spec", targets: ["Spec"]),
+        .library(name: "SignetJOSE", targets: ["SignetJOSE"]),
         .executable(name: "signet-sim", targets: ["signet-sim"]),
         .executable(name: "signet-fuzz", targets: ["signet-fuzz"]),
         .library(name: "Simulator", targets: ["Simulator"]),
@@ -60,6 +61,16 @@ let package = Package(
     ],
     targets: [
         .target(name: "Spec", swiftSettings: instrumented + forTesting),
+        // Public keys, compact JWS and their signatures (RFC 7515, 7517, 7638): what Signet and a
+        // resource server verify client assertions and DPoP proofs with.
+        .target(
+            name: "SignetJOSE",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: instrumented + forTesting
+        ),
         .systemLibrary(
             name: "CLibPQ",
             pkgConfig: "libpq",
@@ -74,6 +85,7 @@ let package = Package(
             name: "Service",
             dependencies: [
                 "Spec",
+                "SignetJOSE",
                 "CLibPQ",
                 "CHiredis",
                 // Vault and OPA over HTTP (DESIGN.md); already built for the Simulator.
@@ -154,6 +166,7 @@ let package = Package(
             name: "ServiceTests",
             dependencies: [
                 "Service",
+                "SignetJOSE",
                 "SignetTestSupport",
                 "SignetFuzzing",
                 "Spec",

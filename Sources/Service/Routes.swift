@@ -48,7 +48,8 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
     router.add(
         middleware: AuthMiddleware(
             admin: admin,
-            clients: ClientCredentialsAuthenticator(directory: services.directory, now: services.now),
+            clients: ClientCredentialsAuthenticator(
+                directory: services.directory, now: services.now, replay: services.limiter, issuer: configuration.issuer),
             trustedProxies: configuration.trustedProxies,
             gate: services.addressGate,
             clientHolds: services.clientHolds,

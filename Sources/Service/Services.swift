@@ -84,11 +84,13 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
             try startup.connect()
         } : nil
     let recorder = LastUsedRecorder(pool: pool, logger: logger, flushInterval: tuning.lastUsedFlushInterval)
-    let tokens = TokenService(
+    var tokens = TokenService(
         keyRing: keyRing, directory: directory, policy: policy, recorder: recorder, pool: pool, issuer: configuration.issuer,
         audience: configuration.tokenAudience, ttl: configuration.tokenTTL, now: now, metrics: metrics)
+    if configuration.dpopNonceRequired { tokens.dpopNonces = DPoPNonces(serverKey: secrets.hmacKey) }
     pool.observeAcquireWait { metrics.poolAcquired(after: $0) }
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics, clock: dependencies.clock)
+    tokens.replay = limiter
     let health = HealthMonitor.live(
         configuration: configuration, pool: pool, limiter: limiter, directory: directory, vault: vault, opa: opa, logger: logger,
         clock: dependencies.clock)

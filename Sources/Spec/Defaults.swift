@@ -44,6 +44,13 @@ public enum Defaults {
     /// Clock skew allowed between Signet and the resource servers: a token's `iat` may be this far
     /// in the future, and a revoked token id is kept this long past the token's `exp`.
     public static let clockSkewSeconds = 60
+    /// The furthest ahead a client assertion's `exp` may be (RFC 7523 §3: short-lived), before
+    /// the clock skew.
+    public static let clientAssertionMaxLifetimeSeconds = 300
+    /// How long a one-time value (an assertion's or a DPoP proof's `jti`) is remembered as used:
+    /// the longest an assertion is accepted (its lifetime and the skew) plus the skew again, for
+    /// an instance whose clock is behind.
+    public static let replayWindowMilliseconds: Int64 = Int64(clientAssertionMaxLifetimeSeconds + 2 * clockSkewSeconds) * 1000
 
     /// After SIGTERM, how long the listener keeps serving with `/health/ready` at 503, so a load
     /// balancer's health checks take the instance out before it stops accepting

@@ -14,11 +14,24 @@ public struct Agent: Codable, Equatable, Sendable {
     public var clientID: String
     public var createdAt: String
     public var updatedAt: String
+    /// The RFC 8707 resources its tokens may be for (`aud`); empty: the default audience only.
+    public var resources: [String]
+    /// Its token requests must carry a DPoP proof (RFC 9449 §5.2's name).
+    public var dpopBoundAccessTokens: Bool
+    /// How it authenticates: `client_secret` (HTTP Basic or form) or `private_key_jwt`.
+    public var authMethod: AuthMethod
+
+    public enum AuthMethod: String, Codable, Sendable {
+        case clientSecret = "client_secret"
+        case privateKeyJWT = "private_key_jwt"
+    }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, owner, scopes, metadata, status
+        case id, name, owner, scopes, metadata, status, resources
         case clientID = "client_id"
         case createdAt, updatedAt
+        case dpopBoundAccessTokens = "dpop_bound_access_tokens"
+        case authMethod = "token_endpoint_auth_method"
     }
 }
 
@@ -29,10 +42,11 @@ public struct CredentialSummary: Codable, Equatable, Sendable {
     public var expiresAt: String?
 }
 
-/// The answer to a registration: the agent, and its first secret, shown this once.
+/// The answer to a registration: the agent, and its first secret, shown this once (none for an
+/// agent registered with a public key set).
 struct RegisteredAgent: Encodable {
     let agent: Agent
-    let clientSecret: String
+    let clientSecret: String?
     let credential: CredentialSummary
 
     enum CodingKeys: String, CodingKey {
@@ -43,7 +57,7 @@ struct RegisteredAgent: Encodable {
     func encode(to encoder: any Encoder) throws {
         try agent.encode(to: encoder)
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(clientSecret, forKey: .clientSecret)
+        try container.encodeIfPresent(clientSecret, forKey: .clientSecret)
         try container.encode(credential, forKey: .credential)
     }
 }

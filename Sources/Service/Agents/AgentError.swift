@@ -9,6 +9,9 @@ public enum AgentError: Error, Equatable, SignetErrorConvertible {
     /// An agent rotating with a credential older than its newest valid one (an operator rotated
     /// since): the newer credential wins, and only it may rotate.
     case newerCredentialExists
+    /// A rotation without a key set for an agent that authenticates with keys: it never gets a
+    /// secret.
+    case keysRequired
 
     public var signetError: SignetError {
         switch self {
@@ -16,6 +19,8 @@ public enum AgentError: Error, Equatable, SignetErrorConvertible {
         case .duplicateName(let owner, let name): .conflict("owner \"\(owner)\" already has an agent named \"\(name)\"")
         case .deactivated: .conflict("the agent is deactivated and cannot be changed")
         case .invalidCursor: .badRequest("cursor is not a cursor this API returned")
+        case .keysRequired:
+            .badRequest("this agent authenticates with private_key_jwt: a rotation gives its new public key set (jwks)")
         case .newerCredentialExists:
             .conflict("a newer credential of this agent exists: only it may rotate (an operator's rotation is not undone by an agent)")
         }

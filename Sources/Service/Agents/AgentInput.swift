@@ -1,3 +1,4 @@
+import SignetJOSE
 import Spec
 
 /// A validated registration request.
@@ -6,8 +7,12 @@ package struct NewAgent: Equatable {
     package var owner: String
     package var scopes: [String]
     package var metadata: [String: JSONValue]
+    package var resources: [String]
+    package var dpopBound: Bool
+    /// The public key set (its canonical JSON) the agent authenticates with instead of a secret.
+    package var jwks: String?
 
-    static let fields: Set<String> = ["name", "owner", "scopes", "metadata"]
+    static let fields: Set<String> = ["name", "owner", "scopes", "metadata", "resources", "dpop_bound_access_tokens", "jwks"]
 
     /// Validates a `POST /v1/agents` body; every error names the field.
     package init(_ body: [String: JSONValue]) throws(SignetError) {
@@ -16,6 +21,11 @@ package struct NewAgent: Equatable {
         owner = try AgentValidation.label("owner", body["owner"])
         scopes = try body["scopes"].map { value throws(SignetError) in try AgentValidation.scopes(value) } ?? []
         metadata = try body["metadata"].map { value throws(SignetError) in try AgentValidation.metadata(value) } ?? [:]
+        resources = try body["resources"].map { value throws(SignetError) in try AgentValidation.resources(value) } ?? []
+        dpopBound = try body["dpop_bound_access_tokens"].map { value throws(SignetError) in
+            try AgentValidation.flag("dpop_bound_access_tokens", value)
+        } ?? false
+        jwks = try body["jwks"].map { value throws(SignetError) in try AgentValidation.jwks(value) }
     }
 }
 
@@ -24,14 +34,20 @@ package struct AgentPatch: Equatable {
     package var scopes: [String]?
     package var metadata: [String: JSONValue]?
     package var status: Agent.Status?
+    package var resources: [String]?
+    package var dpopBound: Bool?
 
-    static let fields: Set<String> = ["scopes", "metadata", "status"]
+    static let fields: Set<String> = ["scopes", "metadata", "status", "resources", "dpop_bound_access_tokens"]
 
     package init(_ body: [String: JSONValue]) throws(SignetError) {
         try AgentValidation.rejectUnknown(body, allowed: Self.fields)
-        guard !body.isEmpty else { throw .badRequest("give at least one of: metadata, scopes, status") }
+        guard !body.isEmpty else { throw .badRequest("give at least one of: \(Self.fields.sorted().joined(separator: ", "))") }
         scopes = try body["scopes"].map { value throws(SignetError) in try AgentValidation.scopes(value) }
         metadata = try body["metadata"].map { value throws(SignetError) in try AgentValidation.metadata(value) }
+        resources = try body["resources"].map { value throws(SignetError) in try AgentValidation.resources(value) }
+        dpopBound = try body["dpop_bound_access_tokens"].map { value throws(SignetError) in
+            try AgentValidation.flag("dpop_bound_access_tokens", value)
+        }
         if let value = body["status"] {
             guard case .string(let text) = value, let status = Agent.Status(rawValue: text), status != .deactivated else {
                 throw .badRequest("status must be \"active\" or \"suspended\" (DELETE deactivates)")
@@ -91,6 +107,57 @@ package enum AgentValidation {
     package static func isScopeToken(_ scope: String) -> Bool {
         (1...Limits.maxScopeLength).contains(scope.utf8.count)
             && scope.utf8.allSatisfy { $0 == 0x21 || (0x23...0x5B).contains($0) || (0x5D...0x7E).contains($0) }
+    }
+
+    /// The most resources an agent may be registered with.
+    package static let maxResources = 16
+    /// The longest resource URI.
+    package static let maxResourceLength = 512
+
+    /// Resources: an array of absolute URIs without a fragment (RFC 8707 §2), duplicates dropped.
+    static func resources(_ value: JSONValue) throws(SignetError) -> [String] {
+        guard case .array(let items) = value else { throw .badRequest("resources must be an array of absolute URIs") }
+        guard items.count <= maxResources else {
+            throw .badRequest("an agent may name at most \(maxResources) resources (got \(items.count))")
+        }
+        var resources: [String] = []
+        for item in items {
+            guard case .string(let resource) = item else { throw .badRequest("resources must be an array of absolute URIs") }
+            guard isResource(resource) else {
+                throw .badRequest("resource \"\(resource.prefix(64))\" is not an absolute URI without a fragment (at most \(maxResourceLength) bytes)")
+            }
+            if !resources.contains(resource) { resources.append(resource) }
+        }
+        return resources
+    }
+
+    /// An absolute URI (RFC 3986 §4.3: a scheme, a colon, something after it) of printable
+    /// ASCII without spaces, with no fragment, at most `maxResourceLength` bytes.
+    package static func isResource(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (3...maxResourceLength).contains(bytes.count), bytes.allSatisfy({ (0x21...0x7E).contains($0) }),
+            !bytes.contains(UInt8(ascii: "#")), let colon = bytes.firstIndex(of: UInt8(ascii: ":")), colon > 0,
+            colon < bytes.count - 1
+        else { return false }
+        let scheme = bytes[..<colon]
+        func isLetter(_ byte: UInt8) -> Bool { (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) }
+        return isLetter(scheme[scheme.startIndex])
+            && scheme.allSatisfy { isLetter($0) || (0x30...0x39).contains($0) || [0x2B, 0x2D, 0x2E].contains($0) }
+    }
+
+    static func flag(_ field: String, _ value: JSONValue) throws(SignetError) -> Bool {
+        guard case .bool(let flag) = value else { throw .badRequest("\(field) must be true or false") }
+        return flag
+    }
+
+    /// A public key set (`{"keys": [...]}`): returned as the canonical JSON stored.
+    static func jwks(_ value: JSONValue) throws(SignetError) -> String {
+        guard case .object = value else { throw .badRequest("jwks must be a JSON object {\"keys\": [...]}") }
+        do {
+            return try PublicJWKSet(json: value.jsonText).json
+        } catch {
+            throw .badRequest("jwks: \(error.description)")
+        }
     }
 
     static func metadata(_ value: JSONValue) throws(SignetError) -> [String: JSONValue] {

@@ -23,7 +23,8 @@ public struct AgentStore: Sendable {
 
     static let agentColumns = """
         a.id::text AS id, a.name, a.owner, a.scopes::text AS scopes, a.metadata::text AS metadata, a.status, a.client_id,
-        \(iso8601("a.created_at")) AS created_at, \(iso8601("a.updated_at")) AS updated_at
+        \(iso8601("a.created_at")) AS created_at, \(iso8601("a.updated_at")) AS updated_at,
+        a.resources::text AS resources, a.dpop_bound, a.auth_method
         """
 
     /// One agent by id ($1), whatever its status: the admin API's read, prepared per connection.
@@ -32,32 +33,36 @@ public struct AgentStore: Sendable {
         sql: "SELECT \(agentColumns) FROM agents a WHERE a.id = $1::uuid"
     )
 
-    /// Registers an agent and its first credential; the secret is returned here only.
+    /// Registers an agent and its first credential: a new secret, returned here only, or the
+    /// public key set given (then no secret, ever).
     func register(_ input: NewAgent, audit: AuditContext) async throws -> RegisteredAgent {
         let agentID = UUID().uuidString.lowercased()
         let credentialID = UUID().uuidString.lowercased()
-        let secret = CredentialHasher.newSecret()
-        let digest = hasher.digest(of: secret).hexString
+        let secret = input.jwks == nil ? CredentialHasher.newSecret() : nil
+        let digest = secret.map { hasher.digest(of: $0).hexString }
         let clientID = CredentialHasher.newClientID()
+        let method: Agent.AuthMethod = input.jwks == nil ? .clientSecret : .privateKeyJWT
         do {
             return try await pool.transaction { connection in
                 let agentRows = try connection.query(
                     """
-                    INSERT INTO agents AS a (id, name, owner, scopes, metadata, status, client_id)
-                    VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, 'active', $6)
+                    INSERT INTO agents AS a (id, name, owner, scopes, metadata, status, client_id, resources, dpop_bound, auth_method)
+                    VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, 'active', $6, $7::jsonb, $8::boolean, $9)
                     RETURNING \(Self.agentColumns)
                     """,
                     [
                         agentID, input.name, input.owner, JSONValue.array(input.scopes.map(JSONValue.string)).jsonText,
                         JSONValue.object(input.metadata).jsonText, clientID,
+                        JSONValue.array(input.resources.map(JSONValue.string)).jsonText, input.dpopBound ? "true" : "false",
+                        method.rawValue,
                     ]
                 )
                 let credentialRows = try connection.query(
                     """
-                    INSERT INTO agent_credentials (id, agent_id, secret_hash) VALUES ($1, $2, decode($3, 'hex'))
+                    INSERT INTO agent_credentials (id, agent_id, secret_hash, jwks) VALUES ($1, $2, decode($3, 'hex'), $4::jsonb)
                     RETURNING id::text AS id, \(iso8601("created_at")) AS created_at
                     """,
-                    [credentialID, agentID, digest]
+                    [credentialID, agentID, digest, input.jwks]
                 )
                 guard let agentRow = agentRows.records.first, let credentialRow = credentialRows.records.first else {
                     throw DatabaseError.unexpectedResult("INSERT ... RETURNING returned no row")
@@ -111,6 +116,8 @@ public struct AgentStore: Sendable {
         guard let id = Self.normalisedID(id) else { throw AgentError.notFound }
         let scopes = patch.scopes.map { JSONValue.array($0.map(JSONValue.string)).jsonText }
         let metadata = patch.metadata.map { JSONValue.object($0).jsonText }
+        let resources = patch.resources.map { JSONValue.array($0.map(JSONValue.string)).jsonText }
+        let dpopBound = patch.dpopBound.map { $0 ? "true" : "false" }
         let records = try await pool.transaction { connection in
             let records = try connection.query(
                 """
@@ -120,23 +127,30 @@ public struct AgentStore: Sendable {
                         scopes = COALESCE($2::jsonb, a.scopes),
                         metadata = COALESCE($3::jsonb, a.metadata),
                         status = COALESCE($4, a.status),
-                        -- Leaving active, or losing a scope, ends every token issued so far.
+                        resources = COALESCE($5::jsonb, a.resources),
+                        dpop_bound = COALESCE($6::boolean, a.dpop_bound),
+                        -- Leaving active, losing a scope or a resource, or coming to need DPoP ends
+                        -- every token issued so far.
                         token_generation = a.token_generation
                             + CASE WHEN ($4 IS NOT NULL AND $4 <> 'active' AND a.status = 'active')
-                                     OR ($2::jsonb IS NOT NULL AND NOT $2::jsonb @> a.scopes) THEN 1 ELSE 0 END,
+                                     OR ($2::jsonb IS NOT NULL AND NOT $2::jsonb @> a.scopes)
+                                     OR ($5::jsonb IS NOT NULL AND NOT $5::jsonb @> a.resources)
+                                     OR ($6::boolean AND NOT a.dpop_bound) THEN 1 ELSE 0 END,
                         updated_at = now()
                     FROM target WHERE a.id = target.id AND target.status <> 'deactivated'
                     RETURNING \(Self.agentColumns)
                 )
                 SELECT target.status AS previous_status, updated.* FROM target LEFT JOIN updated ON true
                 """,
-                [id, scopes, metadata, patch.status?.rawValue]
+                [id, scopes, metadata, patch.status?.rawValue, resources, dpopBound]
             ).records
             if records.first?["id"] != nil {
                 var changed: [String: JSONValue] = [:]
                 if let scopes = patch.scopes { changed["scopes"] = .array(scopes.map(JSONValue.string)) }
                 if patch.metadata != nil { changed["metadata"] = .string("replaced") }
                 if let status = patch.status { changed["status"] = .string(status.rawValue) }
+                if let resources = patch.resources { changed["resources"] = .array(resources.map(JSONValue.string)) }
+                if let dpopBound = patch.dpopBound { changed["dpop_bound_access_tokens"] = .bool(dpopBound) }
                 try AuditLog.append(.agentUpdate, agentID: id, context: audit, details: changed, on: connection)
             }
             return records
@@ -201,7 +215,10 @@ public struct AgentStore: Sendable {
             status: status,
             clientID: try record.required("client_id"),
             createdAt: try record.required("created_at"),
-            updatedAt: try record.required("updated_at")
+            updatedAt: try record.required("updated_at"),
+            resources: scopes(fromJSON: record["resources"] ?? "[]"),
+            dpopBoundAccessTokens: record["dpop_bound"] == "t",
+            authMethod: record["auth_method"].flatMap(Agent.AuthMethod.init(rawValue:)) ?? .clientSecret
         )
     }
 

@@ -168,7 +168,7 @@ struct RequireAdminOrOwnClient: RouterMiddleware {
             if case .malformed(let error) = context.authFailure {
                 throw SignetError(.badRequest, "invalid_request", error.description, headers: Self.challenge)
             }
-            if case .invalidClient(_, let known?) = context.authFailure {
+            if case .invalidClient(_, let known?, _) = context.authFailure {
                 await tokens.deny(
                     known, reason: "wrong or expired client secret on rotation", audit: context.audit(actor: "client:\(known.clientID)"),
                     logger: context.logger)

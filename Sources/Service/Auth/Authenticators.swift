@@ -38,6 +38,10 @@ struct AdminAuthenticator: Sendable {
 struct ClientCredentialsAuthenticator: Sendable {
     let directory: ClientDirectory
     let now: @Sendable () -> Date
+    /// Where client assertions' `jti`s are remembered.
+    var replay: (any ReplayGuard)?
+    /// `aud` of a client assertion: this issuer, its token endpoint, or the endpoint called.
+    var issuer: String = ""
 
     enum Outcome {
         case none
@@ -51,6 +55,9 @@ struct ClientCredentialsAuthenticator: Sendable {
     func authenticate(
         _ request: Request, form: OAuthForm, mayQuery: Bool, admission: ClientDirectory.Admission? = nil
     ) async throws -> Outcome {
+        if form["client_assertion"] != nil || form["client_assertion_type"] != nil {
+            return try await authenticateAssertion(request, form: form, mayQuery: mayQuery, admission: admission)
+        }
         let credentials: ClientCredentials?
         do {
             credentials = try ClientCredentials.from(request, form: form)
@@ -92,6 +99,75 @@ struct ClientCredentialsAuthenticator: Sendable {
         }
         guard let client else { return .failed(.invalidClient(method: credentials.method, known: nil)) }
         guard let credential else { return .failed(.invalidClient(method: credentials.method, known: client)) }
+        return .authenticated(.client(client, credential))
+    }
+}
+
+extension ClientCredentialsAuthenticator {
+    /// `private_key_jwt` (RFC 7523 §2.2): the assertion's client is looked up as a secret's is
+    /// (cache, one shared query, the address's admission; a client whose cached keys do not
+    /// verify it is read again, as for an unknown secret), its signature checked against the
+    /// client's live key sets, then its claims, then its `jti` against the replay guard, last, so
+    /// only an assertion its client signed can fill it.
+    func authenticateAssertion(
+        _ request: Request, form: OAuthForm, mayQuery: Bool, admission: ClientDirectory.Admission?
+    ) async throws -> Outcome {
+        guard request.headers[.authorization] == nil, form["client_secret"] == nil else {
+            return .failed(.malformed(OAuthError(.invalidRequest, "use one client authentication method, not both")))
+        }
+        guard form["client_assertion_type"] == ClientAssertion.type else {
+            return .failed(.malformed(OAuthError(.invalidRequest, "client_assertion_type must be \(ClientAssertion.type)")))
+        }
+        guard let token = form["client_assertion"], !token.isEmpty else {
+            return .failed(.malformed(OAuthError(.invalidRequest, "client_assertion is required with client_assertion_type")))
+        }
+        let assertion: ClientAssertion
+        do {
+            assertion = try ClientAssertion(token)
+        } catch {
+            return .failed(.invalidClient(method: .privateKeyJWT, known: nil, reason: error.description))
+        }
+        if let named = form["client_id"], named != assertion.clientID {
+            return .failed(.malformed(OAuthError(.invalidRequest, "client_id differs from the client assertion's sub")))
+        }
+        guard CredentialHasher.isWellFormedClientID(assertion.clientID) else {
+            return .failed(.invalidClient(method: .privateKeyJWT, known: nil))
+        }
+        var client: ClientRecord?
+        var credential: ClientRecord.Credential?
+        if mayQuery {
+            do {
+                let found = try await directory.lookup(assertion.clientID, admission: admission)
+                client = found.record
+                credential = client.flatMap { assertion.credential(of: $0, at: now()) }
+                if client != nil, credential == nil, !found.read {
+                    // Keys rotated on another instance: read again, at most once per refetch interval.
+                    let readSince = directory.refetchCutoff()
+                    client = try await directory.lookup(assertion.clientID, admission: admission, readSince: readSince).record
+                    credential = client.flatMap { assertion.credential(of: $0, at: now()) }
+                }
+            } catch is ClientDirectory.LookupRefused {
+                return .failed(.unavailable(SignetError.unavailable("too many client lookups from this address at once; retry shortly")))
+            }
+        } else {
+            guard let cached = directory.cachedClient(assertion.clientID) else { return .failed(.notTried) }
+            client = cached
+            credential = assertion.credential(of: cached, at: now())
+        }
+        guard let client else { return .failed(.invalidClient(method: .privateKeyJWT, known: nil)) }
+        guard let credential else {
+            return .failed(
+                .invalidClient(method: .privateKeyJWT, known: client, reason: "no registered key of the client verifies the assertion"))
+        }
+        let replayKey: String
+        do {
+            replayKey = try assertion.check(audiences: [issuer, issuer + "/oauth/token", issuer + request.uri.path], at: now())
+        } catch {
+            return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: error.description))
+        }
+        if let replay, await !replay.firstUse(of: replayKey) {
+            return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: "the client assertion was used before (jti)"))
+        }
         return .authenticated(.client(client, credential))
     }
 }

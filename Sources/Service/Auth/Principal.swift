@@ -49,8 +49,9 @@ indirect enum AuthFailure: Sendable {
     /// A bearer token that is not the admin token (an access token included: none is taken here).
     case invalidBearer
     /// Client credentials that do not authenticate: an unknown or malformed client id, or a
-    /// wrong or expired secret (`known`: the client, when the id was one).
-    case invalidClient(method: ClientCredentials.Method, known: ClientRecord?)
+    /// wrong or expired secret (`known`: the client, when the id was one); for a client
+    /// assertion, `reason` says which rule it broke.
+    case invalidClient(method: ClientCredentials.Method, known: ClientRecord?, reason: String? = nil)
     /// Client credentials that could not be read (both methods at once, bad HTTP Basic).
     case malformed(OAuthError)
     /// Not tried: the source address is over its budget, and checking would cost a database query.

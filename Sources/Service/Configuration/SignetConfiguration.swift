@@ -63,6 +63,8 @@ public struct SignetConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// One line per request (`ACCESS_LOG`, default true), at info.
     public var accessLog: Bool
+    /// DPoP proofs must carry a server nonce (`DPOP_NONCE_REQUIRED`, default false; RFC 9449 §8).
+    public var dpopNonceRequired: Bool
 
     public enum LogFormat: String, Sendable {
         case json, text
@@ -234,6 +236,7 @@ public struct SignetConfiguration: Sendable {
         }
         self.logLevel = logLevel
         accessLog = try env.boolean("ACCESS_LOG", default: true)
+        dpopNonceRequired = try env.boolean("DPOP_NONCE_REQUIRED", default: false)
     }
 
     /// Reads the process environment.

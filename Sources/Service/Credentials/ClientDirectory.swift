@@ -1,14 +1,20 @@
 import Foundation
+import SignetJOSE
 import Spec
 import Synchronization
 
 /// What the token path needs to know about a client: its agent and its live credentials.
 public struct ClientRecord: Sendable {
+    /// A secret's digest or a public key set: exactly one of the two.
     public struct Credential: Sendable {
         public let id: String
-        let digest: Data
+        let digest: Data?
+        /// The keys a `private_key_jwt` assertion is verified with, read once per lookup.
+        let keys: PublicJWKSet?
         /// Nil: no expiry. Checked on every use.
         public let expiresAt: Date?
+
+        func isLive(at now: Date) -> Bool { expiresAt.map { $0 > now } ?? true }
     }
 
     public let agentID: String
@@ -22,6 +28,11 @@ public struct ClientRecord: Sendable {
     public let tokenGeneration: Int
     /// The agent's rate-limit subject, hashed once per lookup rather than once per request.
     public let rateLimitSubject: RateLimitSubject
+    /// The resources (RFC 8707) its tokens may be for, besides the default audience.
+    public var resources: [String] = []
+    /// Its token requests must carry a DPoP proof.
+    public var dpopBound = false
+    public var authMethod: Agent.AuthMethod = .clientSecret
 }
 
 /// Finds clients by `client_id` and verifies their secrets, with a per-instance cache so the
@@ -204,8 +215,8 @@ public final class ClientDirectory: Sendable {
     /// credential is compared (in constant time each), so timing does not tell which matched.
     public func credential(of client: ClientRecord, matching secret: String, at now: Date) -> ClientRecord.Credential? {
         var match: ClientRecord.Credential?
-        for credential in client.credentials where credential.expiresAt.map({ $0 > now }) ?? true {
-            if hasher.verify(secret, against: credential.digest) { match = credential }
+        for credential in client.credentials where credential.isLive(at: now) {
+            if let digest = credential.digest, hasher.verify(secret, against: digest) { match = credential }
         }
         return match
     }

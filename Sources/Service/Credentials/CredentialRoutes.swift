@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Spec
 
@@ -29,17 +30,19 @@ struct CredentialRoutes {
     func addRotateRoute(to group: RouterGroup<SignetRequestContext>) {
         group.post { request, context in
             let agentID = try context.parameters.require("id")
-            let grace: Int
+            let rotation: RotationRequest
             if let formError = context.formError {
                 throw SignetError.badRequest(formError.description)
             } else if let form = context.form {
-                grace = try RotationRequest(form: form).graceSeconds
+                rotation = try RotationRequest(form: form)
             } else {
                 var request = request
-                grace = try RotationRequest(await request.optionalJSONObject(context: context)).graceSeconds
+                rotation = try RotationRequest(await request.optionalJSONObject(context: context))
             }
+            let grace = rotation.graceSeconds
             let rotated = try await store.rotate(
-                agentID: agentID, grace: .seconds(grace), authenticatedWith: context.principal?.credentialID, audit: context.audit)
+                agentID: agentID, grace: .seconds(grace), jwks: rotation.jwks, authenticatedWith: context.principal?.credentialID,
+                audit: context.audit)
             context.logger.info(
                 "credential rotated",
                 metadata: [
@@ -51,17 +54,25 @@ struct CredentialRoutes {
     }
 }
 
-/// A validated `POST .../rotate` body: `{graceSeconds?}`, or none.
+/// A validated `POST .../rotate` body: `{graceSeconds?, jwks?}`, or none.
 package struct RotationRequest: Equatable {
     /// The longest grace period a rotation may ask for: 30 days.
     package static let maxGraceSeconds = 30 * 86_400
 
     package var graceSeconds = Defaults.credentialRotationGraceSeconds
+    /// The new credential's public key set (canonical JSON); nil: a new secret.
+    package var jwks: String?
 
-    /// From a form body: `graceSeconds` beside the client's credentials.
+    /// From a form body: `graceSeconds` and `jwks` (its JSON text) beside the client's
+    /// credentials or assertion.
     init(form: OAuthForm) throws(SignetError) {
         try AgentValidation.rejectUnknown(
-            form.fields.mapValues { JSONValue.string($0) }, allowed: ["graceSeconds", "client_id", "client_secret"])
+            form.fields.mapValues { JSONValue.string($0) },
+            allowed: ["graceSeconds", "jwks", "client_id", "client_secret", "client_assertion", "client_assertion_type"])
+        if let text = form["jwks"] {
+            guard let value = JSONValue.parse(Data(text.utf8)) else { throw SignetError.badRequest("jwks must be a JSON object") }
+            jwks = try AgentValidation.jwks(value)
+        }
         guard let text = form["graceSeconds"] else { return }
         guard let value = Int(text), (0...Self.maxGraceSeconds).contains(value) else {
             throw SignetError.badRequest("graceSeconds must be a whole number from 0 to \(Self.maxGraceSeconds)")
@@ -71,7 +82,8 @@ package struct RotationRequest: Equatable {
 
     package init(_ body: [String: JSONValue]?) throws(SignetError) {
         guard let body else { return }
-        try AgentValidation.rejectUnknown(body, allowed: ["graceSeconds"])
+        try AgentValidation.rejectUnknown(body, allowed: ["graceSeconds", "jwks"])
+        jwks = try body["jwks"].map { value throws(SignetError) in try AgentValidation.jwks(value) }
         if let value = body["graceSeconds"] {
             guard case .number(let number) = value, number.rounded() == number, (0...Double(Self.maxGraceSeconds)).contains(number) else {
                 throw SignetError.badRequest("graceSeconds must be a whole number from 0 to \(Self.maxGraceSeconds)")

@@ -1,4 +1,5 @@
 import Foundation
+import SignetJOSE
 import Spec
 
 /// An agent's credentials as the admin API shows them: never a secret.
@@ -27,11 +28,12 @@ struct CredentialView: Encodable {
     enum CodingKeys: String, CodingKey { case id, state, createdAt, expiresAt, revokedAt, lastUsedAt }
 }
 
-/// The answer to a rotation: the new secret, shown this once, and what happened to the old one.
+/// The answer to a rotation: the new secret, shown this once (none when the new credential is a
+/// public key set), and what happened to the old one.
 struct RotatedCredential: Encodable {
     let id: String
     let clientID: String
-    let clientSecret: String
+    let clientSecret: String?
     let createdAt: String
     /// The credential that was current: it stays valid until its `expiresAt`.
     let previous: CredentialView?
@@ -65,8 +67,8 @@ public struct CredentialStore: Sendable {
         name: "signet_client_lookup",
         sql: """
             SELECT a.id::text AS agent_id, a.owner, a.status, a.scopes::text AS scopes,
-                   a.token_generation,
-                   c.id::text AS credential_id, encode(c.secret_hash, 'hex') AS digest,
+                   a.token_generation, a.resources::text AS resources, a.dpop_bound, a.auth_method,
+                   c.id::text AS credential_id, encode(c.secret_hash, 'hex') AS digest, c.jwks::text AS jwks,
                    extract(epoch FROM c.expires_at)::float8 AS expires_at
             FROM agents a LEFT JOIN agent_credentials c
               ON c.agent_id = a.id AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($2::float8))
@@ -80,15 +82,20 @@ public struct CredentialStore: Sendable {
         let records = try connection.query(clientLookup, [clientID, String(now.timeIntervalSince1970)]).records
         guard let first = records.first, let status = first["status"].flatMap(Agent.Status.init(rawValue:)) else { return nil }
         let credentials: [ClientRecord.Credential] = records.compactMap { record in
-            guard let id = record["credential_id"], let digest = record["digest"].flatMap(Data.init(hex:)) else { return nil }
+            guard let id = record["credential_id"] else { return nil }
+            let digest = record["digest"].flatMap(Data.init(hex:))
+            // Stored keys were validated when registered; one that no longer reads is skipped.
+            let keys = record["jwks"].flatMap { try? PublicJWKSet(json: $0) }
+            guard digest != nil || keys != nil else { return nil }
             return ClientRecord.Credential(
                 id: id,
                 digest: digest,
+                keys: keys,
                 expiresAt: record["expires_at"].flatMap(Double.init).map(Date.init(timeIntervalSince1970:))
             )
         }
         let agentID = try first.required("agent_id")
-        return ClientRecord(
+        var client = ClientRecord(
             agentID: agentID,
             clientID: clientID,
             owner: try first.required("owner"),
@@ -98,6 +105,10 @@ public struct CredentialStore: Sendable {
             tokenGeneration: try first.int("token_generation"),
             rateLimitSubject: RateLimitSubject(.agent, agentID)
         )
+        client.resources = AgentStore.scopes(fromJSON: first["resources"] ?? "[]")
+        client.dpopBound = first["dpop_bound"] == "t"
+        client.authMethod = first["auth_method"].flatMap(Agent.AuthMethod.init(rawValue:)) ?? .clientSecret
+        return client
     }
 
     /// Marks credentials `ids` used now (`LastUsedRecorder`'s batched write).
@@ -123,21 +134,31 @@ public struct CredentialStore: Sendable {
     /// older still-valid one ends now. `authenticatedWith`: the credential an agent rotating its
     /// own proved; it must be the newest valid one, so an agent (or whoever holds an older
     /// secret still in its grace period) never ends or shortens a credential made after it.
-    func rotate(agentID: String, grace: Duration, authenticatedWith: String? = nil, audit: AuditContext) async throws
-        -> RotatedCredential
+    ///
+    /// `jwks`: the new credential is that public key set (canonical JSON), and the agent
+    /// authenticates with `private_key_jwt` from now on; without it the new credential is a
+    /// secret, which an agent holding keys never gets (`AgentError.keysRequired`).
+    func rotate(agentID: String, grace: Duration, jwks: String? = nil, authenticatedWith: String? = nil, audit: AuditContext)
+        async throws -> RotatedCredential
     {
         guard let agentID = AgentStore.normalisedID(agentID) else { throw AgentError.notFound }
-        let secret = CredentialHasher.newSecret()
-        let digest = hasher.digest(of: secret).hexString
+        let secret = jwks == nil ? CredentialHasher.newSecret() : nil
+        let digest = secret.map { hasher.digest(of: $0).hexString }
         let credentialID = UUID().uuidString.lowercased()
         let graceSeconds = String(grace.components.seconds)
         let nowSeconds = String(now().timeIntervalSince1970)
         let rotated = try await pool.transaction { connection in
             guard
-                let agent = try connection.query("SELECT status, client_id FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]).records
-                    .first
+                let agent = try connection.query(
+                    "SELECT status, client_id, auth_method FROM agents WHERE id = $1::uuid FOR UPDATE", [agentID]
+                ).records.first
             else { throw AgentError.notFound }
             guard agent["status"] != Agent.Status.deactivated.rawValue else { throw AgentError.deactivated }
+            if jwks == nil, agent["auth_method"] == Agent.AuthMethod.privateKeyJWT.rawValue { throw AgentError.keysRequired }
+            if jwks != nil, agent["auth_method"] != Agent.AuthMethod.privateKeyJWT.rawValue {
+                try connection.query(
+                    "UPDATE agents SET auth_method = 'private_key_jwt', updated_at = now() WHERE id = $1::uuid", [agentID])
+            }
             let valid = try connection.query(
                 """
                 SELECT id::text AS id FROM agent_credentials
@@ -171,11 +192,11 @@ public struct CredentialStore: Sendable {
             // the older one, and "newest" is the order the rotations were made in.
             let created = try connection.query(
                 """
-                INSERT INTO agent_credentials (id, agent_id, secret_hash, created_at)
-                VALUES ($1::uuid, $2::uuid, decode($3, 'hex'), clock_timestamp())
+                INSERT INTO agent_credentials (id, agent_id, secret_hash, jwks, created_at)
+                VALUES ($1::uuid, $2::uuid, decode($3, 'hex'), $4::jsonb, clock_timestamp())
                 RETURNING \(iso8601("created_at")) AS created_at
                 """,
-                [credentialID, agentID, digest]
+                [credentialID, agentID, digest, jwks]
             ).records.first
             try AuditLog.append(
                 .credentialRotate,
@@ -186,6 +207,7 @@ public struct CredentialStore: Sendable {
                     "previousId": current.map(JSONValue.string) ?? .null,
                     "graceSeconds": .number(Double(grace.components.seconds)),
                     "endedNow": .array(older.map(JSONValue.string)),
+                    "kind": .string(jwks == nil ? "client_secret" : "jwks"),
                 ],
                 on: connection
             )

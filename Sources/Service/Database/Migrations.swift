@@ -195,6 +195,31 @@ enum Migrations {
                 $$;
                 """
         ),
+        Migration(
+            version: 7,
+            name: "public key credentials, resources and DPoP binding",
+            sql: """
+                -- A credential is a secret's hash or a public key set (private_key_jwt), never both;
+                -- an agent's method is fixed once it holds keys (it never gets a secret again).
+                -- resources: the RFC 8707 resources its tokens may name as audience; dpop_bound:
+                -- its token requests must carry a DPoP proof (RFC 9449 §5.2).
+                ALTER TABLE agents
+                    ADD COLUMN resources jsonb NOT NULL DEFAULT '[]',
+                    ADD COLUMN dpop_bound boolean NOT NULL DEFAULT false,
+                    ADD COLUMN auth_method text NOT NULL DEFAULT 'client_secret'
+                        CHECK (auth_method IN ('client_secret', 'private_key_jwt'));
+                ALTER TABLE agent_credentials
+                    ALTER COLUMN secret_hash DROP NOT NULL,
+                    ADD COLUMN jwks jsonb,
+                    ADD CONSTRAINT agent_credentials_secret_or_keys CHECK ((secret_hash IS NULL) <> (jwks IS NULL));
+                DROP TRIGGER agents_changed ON agents;
+                CREATE TRIGGER agents_changed
+                    AFTER INSERT OR DELETE OR UPDATE OF status, scopes, owner, client_id, token_generation, resources, dpop_bound,
+                        auth_method ON agents
+                    FOR EACH ROW EXECUTE FUNCTION signet_agent_changed();
+                ALTER TABLE agents ENABLE ALWAYS TRIGGER agents_changed;
+                """
+        ),
     ]
 
     /// An arbitrary constant: the advisory lock every instance takes while migrating.

@@ -34,7 +34,7 @@ public struct OPAClient: Sendable {
     }()
 
     /// The body of a decision request: `{"input": {"agent": {id, owner, scopes, status},
-    /// "requested_scopes": [...], "client_ip"?}}`, written directly (no `JSONSerialization` on
+    /// "requested_scopes": [...], "client_ip"?, "requested_resources"?}}`, written directly (no `JSONSerialization` on
     /// the token path).
     static func decisionBody(_ subject: PolicySubject, requested: [String]) -> [UInt8] {
         var agent = JSONObjectWriter(capacity: 160)
@@ -46,6 +46,7 @@ public struct OPAClient: Sendable {
         input.field("agent", object: agent.finish())
         input.field("requested_scopes", requested)
         if let address = subject.clientAddress { input.field("client_ip", address) }
+        if !subject.resources.isEmpty { input.field("requested_resources", subject.resources) }
         var body = JSONObjectWriter(capacity: 272)
         body.field("input", object: input.finish())
         return body.finish()

@@ -15,6 +15,10 @@ public struct RateLimitSubject: Hashable, Sendable {
         case address = "i"
         /// A source address, for the JWKS and the metadata: a budget of its own.
         case discovery = "d"
+        /// A signed one-time value (a client assertion's or a DPoP proof's `jti`, with the key or
+        /// client it belongs to): allowed once per `Defaults.replayWindowMilliseconds`
+        /// (`ReplayGuard`).
+        case replay = "r"
     }
 
     public let kind: Kind
@@ -37,12 +41,14 @@ extension RateLimitSubject {
         private let admin: Value
         private let address: Value
         private let discovery: Value
+        private let replay: Value
 
         public init(_ make: (Kind) -> Value) {
             agent = make(.agent)
             admin = make(.admin)
             address = make(.address)
             discovery = make(.discovery)
+            replay = make(.replay)
         }
 
         public subscript(_ kind: Kind) -> Value {
@@ -51,6 +57,7 @@ extension RateLimitSubject {
             case .admin: admin
             case .address: address
             case .discovery: discovery
+            case .replay: replay
             }
         }
     }
@@ -65,7 +72,13 @@ extension RateLimitConfiguration {
             case .admin: adminMaxRequests
             case .address: addressMaxRequests
             case .discovery: discoveryMaxRequests
+            case .replay: 1
             }
         }
+    }
+
+    /// Each kind's window: the configured one, and the replay window for one-time values.
+    public var windows: RateLimitSubject.PerKind<Int64> {
+        RateLimitSubject.PerKind { $0 == .replay ? Defaults.replayWindowMilliseconds : windowMilliseconds }
     }
 }

@@ -13,6 +13,9 @@ import Synchronization
 public final class RateLimiter: Service, Sendable {
     private let redis: RedisWindow?
     private let memory: Mutex<SlidingWindow>
+    /// One-time values seen while Redis is not deciding: per instance, bounded (least recently
+    /// used out first).
+    private let replayMemory: Mutex<SlidingWindow>
     private let breaker: Mutex<CircuitBreaker>
     private let logger: Logger
     /// Its monotonic side times the in-memory windows, the breaker and Redis calls.
@@ -31,6 +34,7 @@ public final class RateLimiter: Service, Sendable {
         let seconds = max(1, (configuration.windowMilliseconds + 999) / 1000)
         policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets[kind]);w=\(seconds)" }
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
+        replayMemory = Mutex(SlidingWindow(limit: 1, windowMilliseconds: Defaults.replayWindowMilliseconds))
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
         redis = configuration.redis.map { RedisWindow(topology: $0, configuration: configuration, logger: logger) }
         self.logger = logger
@@ -81,6 +85,7 @@ public final class RateLimiter: Service, Sendable {
     private func decideInMemory(_ subject: RateLimitSubject) -> RateLimitDecision {
         let now = (clock.monotonic() - origin).milliseconds
         let limit = budgets[subject.kind]
+        if subject.kind == .replay { return replayMemory.withLock { $0.decide(subject.key, limit: 1, now: now) } }
         return memory.withLock { $0.decide(subject.key, limit: limit, now: now) }
     }
 
@@ -109,6 +114,20 @@ public final class RateLimiter: Service, Sendable {
             }
         }
     }
+}
+
+extension RateLimiter: ReplayGuard {
+    /// A one-time value is "allowed" once per replay window: in Redis, shared by every instance,
+    /// with the limiter's script and breaker; per instance while Redis is not deciding.
+    public func firstUse(of value: String) async -> Bool {
+        await decide(RateLimitSubject(.replay, value)).allowed
+    }
+}
+
+/// Remembers one-time values (a client assertion's `jti`, a DPoP proof's): the first use of one
+/// is true, every later use within `Defaults.replayWindowMilliseconds` false.
+public protocol ReplayGuard: Sendable {
+    func firstUse(of value: String) async -> Bool
 }
 
 /// The limiter's settings (`RATE_LIMIT_*`, `REDIS_*`).

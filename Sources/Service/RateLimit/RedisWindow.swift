@@ -143,7 +143,7 @@ final class RedisWindow: Sendable {
 /// pipeline, run on a worker thread.
 private final class Calls: Sendable {
     let keyStart: [UInt8]
-    let windowArgument: [UInt8]
+    let windowArguments: RateLimitSubject.PerKind<[UInt8]>
     let budgets: RateLimitSubject.PerKind<Int>
     let limitArguments: RateLimitSubject.PerKind<[UInt8]>
     /// This process's random prefix of the members it adds, so no two calls share a member.
@@ -152,7 +152,8 @@ private final class Calls: Sendable {
 
     init(configuration: RateLimitConfiguration) {
         keyStart = Array("\(configuration.keyPrefix)rl:{".utf8)
-        windowArgument = Array(String(configuration.windowMilliseconds).utf8)
+        let windows = configuration.windows
+        windowArguments = RateLimitSubject.PerKind { Array(String(windows[$0]).utf8) }
         let budgets = configuration.budgets
         self.budgets = budgets
         limitArguments = RateLimitSubject.PerKind { Array(String(budgets[$0]).utf8) }
@@ -202,7 +203,8 @@ private final class Calls: Sendable {
         let call = sequence.wrappingAdd(1, ordering: .relaxed).newValue
         let members = memberPrefix + String(call).utf8 + [UInt8(ascii: ":")]
         return RedisWindow.windowScript.call(
-            keys: [key], arguments: [windowArgument, limitArguments[subject.kind], Array(String(requests).utf8), members])
+            keys: [key],
+            arguments: [windowArguments[subject.kind], limitArguments[subject.kind], Array(String(requests).utf8), members])
     }
 
     /// The decisions of `requests` requests of one subject from one script reply: the first

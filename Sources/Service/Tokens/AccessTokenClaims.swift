@@ -9,7 +9,8 @@ import Spec
 public struct AccessTokenClaims: JWTPayload, Equatable {
     public var iss: String
     public var sub: String
-    public var aud: String
+    /// The default audience, or the resources asked for (RFC 8707).
+    public var aud: Audience
     public var client_id: String
     public var scope: String
     public var iat: Int64
@@ -21,9 +22,11 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
     public var generation: Int?
     /// Not set by Signet; checked when present.
     public var nbf: Int64?
+    /// A DPoP-bound token's key (RFC 9449 §6.1: `{"jkt": thumbprint}`).
+    public var cnf: Confirmation?
 
     public init(
-        iss: String, sub: String, aud: String, client_id: String, scope: String, iat: Int64, exp: Int64, jti: String,
+        iss: String, sub: String, aud: Audience, client_id: String, scope: String, iat: Int64, exp: Int64, jti: String,
         credential_id: String? = nil, generation: Int? = nil, nbf: Int64? = nil
     ) {
         self.generation = generation
@@ -46,12 +49,42 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
     /// The scopes as a list.
     public var scopes: [String] { scope.split(separator: " ").map(String.init) }
 
-    /// Whether the token is for `issuer` and `audience` and valid at `now`: not expired, not
-    /// before its `nbf`, not issued in the future (each with `Spec.Defaults.clockSkewSeconds` of
-    /// slack for the clocks of other instances, none for `exp`).
-    public func isCurrent(issuer: String, audience: String, at now: Date) -> Bool {
+    /// Whether the token is for `issuer` (and `audience`, when given, is among its `aud`) and
+    /// valid at `now`: not expired, not before its `nbf`, not issued in the future (each with
+    /// `Spec.Defaults.clockSkewSeconds` of slack for the clocks of other instances, none for `exp`).
+    public func isCurrent(issuer: String, audience: String?, at now: Date) -> Bool {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         let skew = Int64(Defaults.clockSkewSeconds)
-        return iss == issuer && aud == audience && exp > seconds && iat <= seconds + skew && (nbf ?? .min) <= seconds + skew
+        return iss == issuer && (audience.map(aud.values.contains) ?? true) && exp > seconds && iat <= seconds + skew
+            && (nbf ?? .min) <= seconds + skew
     }
+
+    /// The token type it is used with: `DPoP` when bound to a key, else `Bearer`.
+    public var tokenType: String { cnf == nil ? "Bearer" : "DPoP" }
+}
+
+/// `aud`: one string, or an array when there are several (RFC 7519 §4.1.3).
+public struct Audience: Codable, Equatable, Sendable, ExpressibleByStringLiteral {
+    public var values: [String]
+
+    public init(_ values: [String]) { self.values = values }
+    public init(stringLiteral value: String) { values = [value] }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let one = try? container.decode(String.self) { values = [one] } else { values = try container.decode([String].self) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if values.count == 1 { try container.encode(values[0]) } else { try container.encode(values) }
+    }
+}
+
+/// The confirmation claim of a sender-constrained token (RFC 7800, RFC 9449 §6.1).
+public struct Confirmation: Codable, Equatable, Sendable {
+    /// The RFC 7638 thumbprint of the DPoP key.
+    public var jkt: String
+
+    public init(jkt: String) { self.jkt = jkt }
 }

@@ -5,11 +5,24 @@ import Spec
 
 /// An `application/x-www-form-urlencoded` body, as the OAuth endpoints take it.
 package struct OAuthForm {
+    /// Each parameter's value (the first, for a repeatable one).
     package let fields: [String: String]
+    /// Every value of the parameters that may be given more than once (`repeatable`).
+    package var repeated: [String: [String]] = [:]
 
     static let maxBytes = 8 * 1024
+    /// Parameters that may be given more than once: `resource` (RFC 8707 §2).
+    static let repeatable: Set<String> = ["resource"]
+
+    package init(fields: [String: String], repeated: [String: [String]] = [:]) {
+        self.fields = fields
+        self.repeated = repeated
+    }
 
     package subscript(_ name: String) -> String? { fields[name] }
+
+    /// Every value of a repeatable parameter, in order; empty when it is absent.
+    package func values(_ name: String) -> [String] { repeated[name] ?? fields[name].map { [$0] } ?? [] }
 
     /// Parses the body; a wrong content type, an oversized body, bad encoding or a parameter
     /// given twice (RFC 6749 §3.2) is `invalid_request`.
@@ -32,6 +45,7 @@ package struct OAuthForm {
 
     package static func parse(_ body: [UInt8]) throws(OAuthError) -> OAuthForm {
         var fields: [String: String] = [:]
+        var repeated: [String: [String]] = [:]
         let pairs = body.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true)
         guard pairs.count <= Limits.maxFormFields else {
             throw OAuthError(.invalidRequest, "the form has more than \(Limits.maxFormFields) fields")
@@ -44,10 +58,15 @@ package struct OAuthForm {
             guard let name = Encoding.formDecode(parts[0]), let value = Encoding.formDecode(parts.count > 1 ? parts[1] : []) else {
                 throw OAuthError(.invalidRequest, "the body is not valid form encoding")
             }
+            if repeatable.contains(name) {
+                repeated[name, default: []].append(value)
+                if fields[name] == nil { fields[name] = value }
+                continue
+            }
             guard fields[name] == nil else { throw OAuthError(.invalidRequest, "parameter \(name.prefix(32)) is given more than once") }
             fields[name] = value
         }
-        return OAuthForm(fields: fields)
+        return OAuthForm(fields: fields, repeated: repeated)
     }
 
     /// Form decoding: `+` is a space, then percent-decoding.
@@ -61,6 +80,7 @@ package struct ClientCredentials: Equatable {
     package enum Method: String {
         case basic = "client_secret_basic"
         case post = "client_secret_post"
+        case privateKeyJWT = "private_key_jwt"
     }
 
     package let clientID: String

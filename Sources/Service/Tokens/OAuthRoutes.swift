@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import SignetJOSE
 
 /// The OAuth 2.0 endpoints: token (RFC 6749 §4.4), introspection (RFC 7662), revocation
 /// (RFC 7009), the JWKS and the authorization server metadata (RFC 8414).
@@ -50,7 +51,9 @@ struct OAuthRoutes {
         case .invalidClient: return .invalidClient
         case .invalidScope: return error.deniedByPolicy ? .policyDenied : .invalidScope
         case .unauthorizedClient: return .policyDenied
-        case .invalidRequest, .invalidGrant, .unsupportedGrantType, .unsupportedTokenType: return .invalidRequest
+        case .invalidRequest, .invalidGrant, .unsupportedGrantType, .unsupportedTokenType, .invalidTarget, .invalidDPoPProof,
+            .useDPoPNonce:
+            return .invalidRequest
         }
     }
 
@@ -64,21 +67,29 @@ struct OAuthRoutes {
             throw OAuthError(.unsupportedGrantType, "only client_credentials is supported", basicAttempted: basicAttempted)
         }
         guard case .client(let client, let credential) = context.principal else {
-            if case .invalidClient(_, let known?) = context.authFailure {
+            if case .invalidClient(_, let known?, _) = context.authFailure {
                 await tokens.deny(
                     known, reason: "wrong or expired client secret", audit: context.audit(actor: "client:\(known.clientID)"),
                     logger: context.logger)
             }
             throw Self.clientAuthenticationError(context, basicAttempted: basicAttempted)
         }
-        let issued = try await tokens.issue(
+        var binding = TokenService.Binding()
+        binding.resources = form.values("resource")
+        for resource in binding.resources where !AgentValidation.isResource(resource) {
+            throw OAuthError(.invalidTarget, "resource must be an absolute URI without a fragment")
+        }
+        binding.dpopThumbprint = try await tokens.dpopProof(request, path: "/oauth/token")?.thumbprint
+        var issued = try await tokens.issue(
             for: client,
             credential: credential,
             requestedScope: form["scope"],
+            binding: binding,
             clientAddress: context.clientAddress,
             audit: context.audit,
             logger: context.logger
         )
+        issued.nonce = tokens.dpopNonces?.nonce(at: tokens.now())
         return issued.response
     }
 
@@ -142,11 +153,13 @@ struct OAuthRoutes {
             return error
         case .malformed(let error):
             return error
-        case .invalidClient(let method, let known):
+        case .invalidClient(let method, let known, let reason):
             if known == nil {
                 context.logger.info("client authentication failed: unknown client")
             }
-            return OAuthError(.invalidClient, "client authentication failed", basicAttempted: method == .basic)
+            return OAuthError(
+                .invalidClient, reason.map { "client authentication failed: \($0)" } ?? "client authentication failed",
+                basicAttempted: method == .basic)
         case .invalidBearer:
             return OAuthError(.invalidClient, "an access token is not accepted here; use client credentials")
         case .notTried:
@@ -164,12 +177,14 @@ struct OAuthRoutes {
         let scope: String
         let client_id: String
         let sub: String
-        let aud: String
+        let aud: Audience
         let iss: String
         let exp: Int64
         let iat: Int64
         let jti: String
-        let token_type = "Bearer"
+        let token_type: String
+        /// A DPoP-bound token's key thumbprint (RFC 9449 §6.2).
+        let cnf: Confirmation?
 
         init(claims: AccessTokenClaims) {
             scope = claims.scope
@@ -180,6 +195,8 @@ struct OAuthRoutes {
             exp = claims.exp
             iat = claims.iat
             jti = claims.jti
+            token_type = claims.tokenType
+            cnf = claims.cnf
         }
     }
 
@@ -191,7 +208,9 @@ struct OAuthRoutes {
         let revocation_endpoint: String
         let jwks_uri: String
         let grant_types_supported = ["client_credentials"]
-        let token_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post"]
+        let token_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+        let token_endpoint_auth_signing_alg_values_supported = JWSAlgorithm.allCases.map(\.rawValue)
+        let dpop_signing_alg_values_supported = DPoPProof.algorithms.map(\.rawValue).sorted()
         let introspection_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post", "bearer"]
         let revocation_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post", "bearer"]
         let response_types_supported: [String] = []

@@ -21,7 +21,7 @@ struct TokenJSONEncoder: JWTJSONEncoder {
         var out = JSONObjectWriter(capacity: 384)
         out.field("iss", claims.iss)
         out.field("sub", claims.sub)
-        out.field("aud", claims.aud)
+        if claims.aud.values.count == 1 { out.field("aud", claims.aud.values[0]) } else { out.field("aud", claims.aud.values) }
         out.field("client_id", claims.client_id)
         out.field("scope", claims.scope)
         out.field("iat", claims.iat)
@@ -30,6 +30,11 @@ struct TokenJSONEncoder: JWTJSONEncoder {
         if let credentialID = claims.credential_id { out.field("credential_id", credentialID) }
         if let generation = claims.generation { out.field("generation", Int64(generation)) }
         if let nbf = claims.nbf { out.field("nbf", nbf) }
+        if let cnf = claims.cnf {
+            var confirmation = JSONObjectWriter(capacity: 64)
+            confirmation.field("jkt", cnf.jkt)
+            out.field("cnf", object: confirmation.finish())
+        }
         return out.finish()
     }
 

@@ -6,6 +6,9 @@ public struct PolicySubject: Sendable, Equatable {
     public let scopes: [String]
     /// The address the token request came from, for policies that decide on it (`client_ip`).
     public var clientAddress: String? = nil
+    /// The resources (RFC 8707) the token is asked for; empty: the default audience. A policy
+    /// may narrow the scopes per resource (`requested_resources` in OPA's input).
+    public var resources: [String] = []
 }
 
 /// Decides which scopes an agent receives. The built-in policy is used unless OPA is

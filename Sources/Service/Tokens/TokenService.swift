@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
@@ -19,24 +20,39 @@ public struct TokenService: Sendable {
     let now: @Sendable () -> Date
     /// Told the result of every token request and each signature's latency.
     let metrics: SignetMetrics?
+    /// Where DPoP proofs' `jti`s are remembered (the limiter's Redis, or memory).
+    var replay: (any ReplayGuard)?
+    /// Server nonces, when `DPOP_NONCE_REQUIRED`.
+    var dpopNonces: DPoPNonces?
 
     /// What `/oauth/token` answers.
     struct Issued {
         let accessToken: String
         let expiresIn: Int64
         let scope: String
+        /// `Bearer`, or `DPoP` for a token bound to a key.
+        var tokenType = "Bearer"
+        /// A fresh `DPoP-Nonce` for the client's next proof, when nonces are required.
+        var nonce: String?
 
         /// `{"access_token", "expires_in", "scope", "token_type"}`, written by hand on this hot
         /// path: a compact JWS is base64url and dots, and scope tokens exclude `"` and `\\`
         /// (RFC 6749 §3.3), so nothing needs escaping.
         var response: Response {
-            let json = #"{"access_token":"\#(accessToken)","expires_in":\#(expiresIn),"scope":"\#(scope)","token_type":"Bearer"}"#
-            return Response(
-                status: .ok,
-                headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store", .pragma: "no-cache"],
-                body: .init(byteBuffer: ByteBuffer(string: json))
-            )
+            let json =
+                #"{"access_token":"\#(accessToken)","expires_in":\#(expiresIn),"scope":"\#(scope)","token_type":"\#(tokenType)"}"#
+            var headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store", .pragma: "no-cache"]
+            if let nonce { headers[.dpopNonce] = nonce }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
         }
+    }
+
+    /// What a token request asks for beyond its scopes.
+    struct Binding {
+        /// RFC 8707 resources: the token's `aud` (empty: the default audience).
+        var resources: [String] = []
+        /// The DPoP key's thumbprint: the token's `cnf.jkt`.
+        var dpopThumbprint: String?
     }
 
     /// The client-credentials grant for an authenticated client (RFC 6749 §4.4). `audit` is made
@@ -45,6 +61,7 @@ public struct TokenService: Sendable {
         for client: ClientRecord,
         credential: ClientRecord.Credential,
         requestedScope: String?,
+        binding: Binding = Binding(),
         clientAddress: String? = nil,
         audit: @autoclosure () -> AuditContext,
         logger: Logger
@@ -52,6 +69,12 @@ public struct TokenService: Sendable {
         guard client.status == .active else {
             await deny(client, reason: "agent is \(client.status.rawValue)", audit: audit(), logger: logger)
             throw OAuthError(.unauthorizedClient, "the agent is \(client.status.rawValue)")
+        }
+        for resource in binding.resources where resource != audience && !client.resources.contains(resource) {
+            throw OAuthError(.invalidTarget, "resource \(resource.prefix(128)) is not one this agent is registered for")
+        }
+        if client.dpopBound, binding.dpopThumbprint == nil {
+            throw OAuthError(.invalidDPoPProof, "this agent's tokens must be DPoP-bound: send a DPoP proof")
         }
         var requested: [String] = []
         if let requestedScope {
@@ -63,7 +86,8 @@ public struct TokenService: Sendable {
             requested = requested.filter { seen.insert($0).inserted }
         }
         let subject = PolicySubject(
-            agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes, clientAddress: clientAddress)
+            agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes, clientAddress: clientAddress,
+            resources: binding.resources)
         var granted = try await policy.grantedScopes(for: subject, requested: requested)
         if requested.isEmpty {
             // A default grant never carries a scope that acts on Signet itself: only when asked for.
@@ -85,10 +109,10 @@ public struct TokenService: Sendable {
         }
         let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
         let lifetime = ttl.components.seconds
-        let claims = AccessTokenClaims(
+        var claims = AccessTokenClaims(
             iss: issuer,
             sub: client.agentID,
-            aud: audience,
+            aud: Audience(binding.resources.isEmpty ? [audience] : binding.resources),
             client_id: client.clientID,
             scope: granted.joined(separator: " "),
             iat: issuedAt,
@@ -97,11 +121,34 @@ public struct TokenService: Sendable {
             credential_id: credential.id,
             generation: client.tokenGeneration
         )
+        claims.cnf = binding.dpopThumbprint.map(Confirmation.init(jkt:))
         let signing = ContinuousClock.now
         let token = try await keyRing.sign(claims)
         metrics?.signed(in: ContinuousClock.now - signing)
         recorder.noteUse(of: credential.id)
-        return Issued(accessToken: token, expiresIn: lifetime, scope: claims.scope)
+        return Issued(accessToken: token, expiresIn: lifetime, scope: claims.scope, tokenType: claims.tokenType)
+    }
+
+    /// The DPoP proof of a request to `path` (nil when it carries none): checked, and its `jti`
+    /// remembered. More than one `DPoP` header is refused (RFC 9449 §4.3).
+    func dpopProof(_ request: Request, path: String, accessToken: String? = nil) async throws -> DPoPProof? {
+        let values = request.headers[values: .dpop]
+        guard !values.isEmpty else { return nil }
+        guard values.count == 1 else { throw OAuthError(.invalidDPoPProof, "send one DPoP header") }
+        let now = now()
+        let nonces = dpopNonces
+        do {
+            let proof = try DPoPProof(
+                values[0], method: request.method.rawValue, url: issuer + path, accessToken: accessToken, at: now,
+                nonceIsValid: nonces.map { nonces in { nonces.isValid($0, at: now) } })
+            if let replay, await !replay.firstUse(of: proof.replayKey) {
+                throw OAuthError(.invalidDPoPProof, "the DPoP proof was used before (jti)")
+            }
+            return proof
+        } catch var error as OAuthError {
+            if let nonces { error.headers[.dpopNonce] = nonces.nonce(at: now) }
+            throw error
+        }
     }
 
     /// Records a refused token request of a known agent: counted in the audit trail, one row per
@@ -120,9 +167,10 @@ public struct TokenService: Sendable {
     }
 
     /// The claims of `token` when a published key signed it and it is current for this issuer
-    /// and audience (`AccessTokenClaims.isCurrent`); no database read.
+    /// (`AccessTokenClaims.isCurrent`), whatever its audience (the default or resources it was
+    /// issued for); no database read.
     func currentClaims(of token: String) async -> AccessTokenClaims? {
-        guard let claims = await keyRing.verify(token), claims.isCurrent(issuer: issuer, audience: audience, at: now()) else {
+        guard let claims = await keyRing.verify(token), claims.isCurrent(issuer: issuer, audience: nil, at: now()) else {
             return nil
         }
         return claims
@@ -159,4 +207,9 @@ public struct TokenService: Sendable {
             }
         }
     }
+}
+
+extension HTTPField.Name {
+    static let dpop = HTTPField.Name("DPoP")!
+    static let dpopNonce = HTTPField.Name("DPoP-Nonce")!
 }
