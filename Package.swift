@@ -184,6 +184,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Service",
+                "SignetJOSE",
                 "Simulator",
                 "Spec",
                 .product(name: "Crypto", package: "swift-crypto"),

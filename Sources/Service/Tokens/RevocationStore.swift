@@ -10,7 +10,7 @@ public enum RevocationStore {
         name: "signet_token_state",
         sql: """
             SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked,
-                   a.status, a.scopes::text AS scopes, a.token_generation,
+                   a.status, a.scopes::text AS scopes, a.token_generation, a.resources::text AS resources,
                    ($4::uuid IS NULL OR EXISTS (
                        SELECT 1 FROM agent_credentials c
                        WHERE c.id = $4::uuid AND c.agent_id = a.id AND c.revoked_at IS NULL
@@ -33,6 +33,8 @@ public enum RevocationStore {
         let scopes: [String]
         let tokenGeneration: Int
         let credentialLive: Bool
+        /// The resources the agent may have tokens for now.
+        var resources: [String] = []
     }
 
     /// The state of the token with these claims at `now`; nil when its agent and client no longer
@@ -45,7 +47,8 @@ public enum RevocationStore {
             status: row["status"].flatMap(Agent.Status.init(rawValue:)),
             scopes: AgentStore.scopes(fromJSON: try row.required("scopes")),
             tokenGeneration: try row.int("token_generation"),
-            credentialLive: try row.bool("credential_live")
+            credentialLive: try row.bool("credential_live"),
+            resources: AgentStore.scopes(fromJSON: row["resources"] ?? "[]")
         )
     }
 

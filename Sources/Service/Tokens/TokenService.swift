@@ -179,13 +179,16 @@ public struct TokenService: Sendable {
     /// The claims of a verified, current token as they stand now, read from the database in one
     /// round trip (no cache: every instance sees a change at once): nil when the token is
     /// revoked, its credential is revoked or expired, its agent is not active, or the agent's
-    /// token generation moved on since it was issued (a suspension or a removed scope); else the
+    /// token generation moved on since it was issued (a suspension or a removed scope), or it is
+    /// for an audience that is neither the default one nor a resource the agent holds; else the
     /// claims with their scopes narrowed to the agent's current ones (nil when none is left).
     func liveClaims(_ claims: AccessTokenClaims) async throws -> AccessTokenClaims? {
         let now = self.now()
         let state = try await pool.withConnection { try RevocationStore.state(of: claims, at: now, on: $0) }
         guard let state, !state.revoked, state.credentialLive, state.status == .active,
-            state.tokenGeneration == claims.generation ?? 0
+            state.tokenGeneration == claims.generation ?? 0,
+            // Every audience is the default one or a resource the agent still holds.
+            claims.aud.values.allSatisfy({ $0 == audience || state.resources.contains($0) })
         else { return nil }
         let held = Set(state.scopes)
         let live = claims.scopes.filter(held.contains)
