@@ -30,6 +30,7 @@ let package = Package(
         .library(name: "Service", targets: ["Service"]),
         .library(name: "Spec", targets: ["Spec"]),
         .library(name: "SignetJOSE", targets: ["SignetJOSE"]),
+        .library(name: "SignetResourceServer", targets: ["SignetResourceServer"]),
         .executable(name: "signet-sim", targets: ["signet-sim"]),
         .executable(name: "signet-fuzz", targets: ["signet-fuzz"]),
         .library(name: "Simulator", targets: ["Simulator"]),
@@ -71,6 +72,18 @@ let package = Package(
             ],
             swiftSettings: instrumented + forTesting
         ),
+        // What a resource server (an MCP server among them) accepts Signet tokens with: JWKS with
+        // a deadline, the token's claims, DPoP proofs, introspection, the challenges. Signet's own
+        // token-authority route uses it too.
+        .target(
+            name: "SignetResourceServer",
+            dependencies: [
+                "SignetJOSE",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: instrumented + forTesting
+        ),
         .systemLibrary(
             name: "CLibPQ",
             pkgConfig: "libpq",
@@ -86,6 +99,7 @@ let package = Package(
             dependencies: [
                 "Spec",
                 "SignetJOSE",
+                "SignetResourceServer",
                 "CLibPQ",
                 "CHiredis",
                 // Vault and OPA over HTTP (DESIGN.md); already built for the Simulator.
@@ -185,6 +199,7 @@ let package = Package(
             dependencies: [
                 "Service",
                 "SignetJOSE",
+                "SignetResourceServer",
                 "Simulator",
                 "Spec",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,4 +1,5 @@
 import Hummingbird
+import SignetResourceServer
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -53,7 +54,8 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
             trustedProxies: configuration.trustedProxies,
             gate: services.addressGate,
             clientHolds: services.clientHolds,
-            operations: OperationsTokens(metrics: configuration.metricsToken, health: configuration.healthDetailedToken)
+            operations: OperationsTokens(metrics: configuration.metricsToken, health: configuration.healthDetailedToken),
+            tokens: services.tokenAuthority(configuration)
         ))
     if configuration.accessLog { router.add(middleware: AccessLogMiddleware()) }
     router.add(
@@ -110,5 +112,15 @@ func buildOperationsRouter(services: Services, configuration: SignetConfiguratio
 }
 
 extension Services {
+    /// The token-authority route's DPoP-bound tokens (`TokenAuthority`).
+    func tokenAuthority(_ configuration: SignetConfiguration) -> TokenAuthority {
+        var settings = AccessTokenVerifier.Settings(
+            issuer: configuration.issuer, audience: configuration.tokenAudience, acceptsBearer: false)
+        settings.clockSkewSeconds = Int64(Defaults.clockSkewSeconds)
+        let verifier = AccessTokenVerifier(
+            settings: settings, keys: keyRing, replay: limiter, liveness: tokens, nonces: tokens.dpopNonces, now: now)
+        return TokenAuthority(verifier: verifier, directory: directory, issuer: configuration.issuer, scope: Scopes.credentialsRotate, now: now)
+    }
+
     var metricsRoutes: MetricsRoutes { MetricsRoutes(metrics: metrics, pool: pool, limiter: limiter, health: health) }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOPosix
 import ServiceLifecycle
+import SignetJOSE
 
 /// The long-lived parts of one Signet process, built once (`buildServices`) and shared by both
 /// listeners' routers. Nothing here runs until `lifecycle` runs under the application's service
@@ -87,7 +88,7 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     var tokens = TokenService(
         keyRing: keyRing, directory: directory, policy: policy, recorder: recorder, pool: pool, issuer: configuration.issuer,
         audience: configuration.tokenAudience, ttl: configuration.tokenTTL, now: now, metrics: metrics)
-    if configuration.dpopNonceRequired { tokens.dpopNonces = DPoPNonces(serverKey: secrets.hmacKey) }
+    if configuration.dpopNonceRequired { tokens.dpopNonces = DPoPNonces(sharedKey: secrets.hmacKey) }
     pool.observeAcquireWait { metrics.poolAcquired(after: $0) }
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics, clock: dependencies.clock)
     tokens.replay = limiter

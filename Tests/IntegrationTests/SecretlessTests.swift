@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import SignetJOSE
+import SignetResourceServer
 import XCTest
 
 /// Issue 29: agents without a secret (`private_key_jwt`, RFC 7523), tokens for named resources
@@ -333,4 +334,105 @@ final class SecretlessTests: XCTestCase {
 
 extension Base64URL {
     static func encodeForTest(_ bytes: [UInt8]) -> String { encode(bytes) }
+}
+
+/// Signet's token-authority route takes an agent's DPoP-bound token with a proof (through the
+/// resource-server library), and nothing a bearer could replay.
+final class TokenAuthorityDPoPTests: XCTestCase {
+    /// A DPoP-bound token of `agent` with `scope`, bound to `key`.
+    static func boundToken(_ client: any TestClientProtocol, _ agent: TestAgent, key: TestKey, scope: String, resource: String? = nil)
+        async throws -> String
+    {
+        var form = "grant_type=client_credentials&client_id=\(formEncode(agent.clientID))&client_secret=\(formEncode(agent.secret))"
+        form += "&scope=\(formEncode(scope))"
+        if let resource { form += "&resource=\(formEncode(resource))" }
+        let response = try await client.execute(
+            uri: "/oauth/token", method: .post,
+            headers: [.contentType: "application/x-www-form-urlencoded", HTTPField.Name("DPoP")!: key.proof()], body: ByteBuffer(string: form))
+        XCTAssertEqual(response.status, .ok, response.text)
+        return try XCTUnwrap(response.object["access_token"] as? String)
+    }
+
+    static func rotate(
+        _ client: any TestClientProtocol, _ agent: TestAgent, authorization: String, proof: String?
+    ) async throws -> TestResponse {
+        var headers: HTTPFields = [.authorization: authorization, .contentType: "application/json"]
+        if let proof { headers[HTTPField.Name("DPoP")!] = proof }
+        return try await client.execute(
+            uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: headers, body: ByteBuffer(string: #"{"graceSeconds":60}"#))
+    }
+
+    func testABoundTokenWithItsProofRotatesAndEveryMisuseIsRefused() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read", "credentials:rotate"])
+            let key = TestKey.p256()
+            let url = "https://signet.test/v1/agents/\(agent.id)/credentials/rotate"
+            let token = try await Self.boundToken(client, agent, key: key, scope: "credentials:rotate")
+            func proof(for token: String, key: TestKey = key, _ edit: [String: Any?] = [:]) -> String {
+                key.proof(url: url, ["ath": DPoPProof.accessTokenHash(token)].merging(edit) { $1 })
+            }
+
+            let asBearer = try await Self.rotate(client, agent, authorization: "Bearer \(token)", proof: proof(for: token))
+            XCTAssertEqual(asBearer.status, .unauthorized, "a bound token sent as Bearer: \(asBearer.text)")
+            let noProof = try await Self.rotate(client, agent, authorization: "DPoP \(token)", proof: nil)
+            XCTAssertEqual(noProof.status, .unauthorized, noProof.text)
+            XCTAssertEqual(noProof.object["error"] as? String, "invalid_dpop_proof")
+            XCTAssertTrue(noProof.headers[values: .wwwAuthenticate].contains { $0.hasPrefix("DPoP ") }, "a DPoP challenge")
+            let other = try await Self.boundToken(client, agent, key: key, scope: "credentials:rotate")
+            let wrongAth = try await Self.rotate(client, agent, authorization: "DPoP \(token)", proof: proof(for: other))
+            XCTAssertEqual(wrongAth.object["error"] as? String, "invalid_dpop_proof", "an ath for another token: \(wrongAth.text)")
+            let thief = try await Self.rotate(client, agent, authorization: "DPoP \(token)", proof: proof(for: token, key: .p256()))
+            XCTAssertEqual(thief.object["error"] as? String, "invalid_dpop_proof", "a proof by another key: \(thief.text)")
+            let wrongURL = try await Self.rotate(
+                client, agent, authorization: "DPoP \(token)", proof: key.proof(url: "https://signet.test/oauth/token", ["ath": DPoPProof.accessTokenHash(token)]))
+            XCTAssertEqual(wrongURL.object["error"] as? String, "invalid_dpop_proof", wrongURL.text)
+
+            let plain = try await client.accessToken(for: agent, scope: "credentials:rotate")
+            let unbound = try await Self.rotate(client, agent, authorization: "DPoP \(plain)", proof: proof(for: plain))
+            XCTAssertEqual(unbound.object["error"] as? String, "invalid_token", "an unbound token as DPoP: \(unbound.text)")
+            let narrow = try await Self.boundToken(client, agent, key: key, scope: "read")
+            let noScope = try await Self.rotate(client, agent, authorization: "DPoP \(narrow)", proof: proof(for: narrow))
+            XCTAssertEqual(noScope.status, .forbidden, noScope.text)
+            XCTAssertEqual(noScope.object["error"] as? String, "insufficient_scope")
+
+            let good = proof(for: token)
+            let rotated = try await Self.rotate(client, agent, authorization: "DPoP \(token)", proof: good)
+            XCTAssertEqual(rotated.status, .created, rotated.text)
+            XCTAssertNotNil(rotated.object["client_secret"], "a secret agent rotated by token gets its new secret")
+            let replayed = try await Self.rotate(client, agent, authorization: "DPoP \(token)", proof: good)
+            XCTAssertEqual(replayed.object["error"] as? String, "invalid_dpop_proof", "a replayed proof: \(replayed.text)")
+            // The token's credential is now in its grace period: a newer one exists, so it may not rotate.
+            let stale = try await Self.rotate(client, agent, authorization: "DPoP \(token)", proof: proof(for: token))
+            XCTAssertEqual(stale.status, .conflict, stale.text)
+            // Revoked: refused at once.
+            _ = try await client.execute(
+                uri: "/oauth/revoke", method: .post,
+                headers: [.authorization: "Bearer \(TestSignet.adminToken)", .contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "token=\(formEncode(token))"))
+            let revoked = try await Self.rotate(client, agent, authorization: "DPoP \(token)", proof: proof(for: token))
+            XCTAssertEqual(revoked.object["error"] as? String, "invalid_token", revoked.text)
+        }
+    }
+
+    func testATokenForAnotherResourceOrAnotherAgentActsNowhere() async throws {
+        let signet = try await TestSignet.make()
+        try await signet.test { client in
+            let agent = try await client.agent(scopes: ["read", "credentials:rotate"])
+            let victim = try await client.agent(scopes: ["read", "credentials:rotate"])
+            _ = try await client.admin(.patch, "/v1/agents/\(agent.id)", json: #"{"resources":["https://tool.example/"]}"#)
+            let key = TestKey.p256()
+            let elsewhere = try await Self.boundToken(client, agent, key: key, scope: "credentials:rotate", resource: "https://tool.example/")
+            let url = "https://signet.test/v1/agents/\(agent.id)/credentials/rotate"
+            let response = try await Self.rotate(
+                client, agent, authorization: "DPoP \(elsewhere)", proof: key.proof(url: url, ["ath": DPoPProof.accessTokenHash(elsewhere)]))
+            XCTAssertEqual(response.object["error"] as? String, "invalid_token", "a token for another audience: \(response.text)")
+
+            let own = try await Self.boundToken(client, agent, key: key, scope: "credentials:rotate")
+            let victimURL = "https://signet.test/v1/agents/\(victim.id)/credentials/rotate"
+            let across = try await Self.rotate(
+                client, victim, authorization: "DPoP \(own)", proof: key.proof(url: victimURL, ["ath": DPoPProof.accessTokenHash(own)]))
+            XCTAssertEqual(across.status, .forbidden, "one agent's token on another's registration: \(across.text)")
+        }
+    }
 }

@@ -1,5 +1,7 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
+import SignetResourceServer
 
 /// The authentication layer: works out the client's address (`TRUSTED_PROXIES`), then sets at most
 /// one principal — the admin by its token, or a client by its credentials on `/oauth/*` and on its
@@ -32,6 +34,10 @@ struct AuthMiddleware: RouterMiddleware {
     /// `METRICS_TOKEN` and `HEALTH_DETAILED_TOKEN`: on the public listener, `/metrics` and
     /// `/health/detailed` answer only the principal `.operations` their token makes.
     let operations: OperationsTokens
+    /// DPoP-bound access tokens on the token-authority route (credential rotation): the
+    /// resource-server library's verifier, with Signet's own keys and liveness, taking no bearer
+    /// token. Nil: no token is taken there.
+    var tokens: TokenAuthority?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -53,7 +59,17 @@ struct AuthMiddleware: RouterMiddleware {
             break
         }
         do {
-            if let bearer = request.bearerToken {
+            if context.routeClass == .tokenAuthority, let tokens, request.headers[.authorization]?.lowercased().hasPrefix("dpop ") == true {
+                // Only while the address may cost work: a verification reads the database.
+                guard gate.retryAfter(context.limiterAddress) == nil else {
+                    context.authFailure = .notTried
+                    return try await next(request, context)
+                }
+                switch try await tokens.authenticate(request, admission: ClientDirectory.Admission(gate: gate, address: context.limiterAddress)) {
+                case .success(let principal): context.principal = principal
+                case .failure(let challenge): context.authFailure = .tokenRefused(challenge)
+                }
+            } else if let bearer = request.bearerToken {
                 context.principal = admin.isAdmin(bearer) ? .admin : nil
                 if context.principal == nil { context.authFailure = .invalidBearer }
             } else if context.routeClass.takesClientCredentials {
@@ -168,6 +184,7 @@ struct RequireAdminOrOwnClient: RouterMiddleware {
             if case .malformed(let error) = context.authFailure {
                 throw SignetError(.badRequest, "invalid_request", error.description, headers: Self.challenge)
             }
+            if case .tokenRefused(let challenge) = context.authFailure { throw challenge.signetError }
             if case .invalidClient(_, let known?, _) = context.authFailure {
                 await tokens.deny(
                     known, reason: "wrong or expired client secret on rotation", audit: context.audit(actor: "client:\(known.clientID)"),
@@ -178,17 +195,74 @@ struct RequireAdminOrOwnClient: RouterMiddleware {
         return try await next(request, context)
     }
 
-    static let challenge: HTTPFields = [.wwwAuthenticate: #"Basic realm="signet", charset="UTF-8""#]
+    static let challenge: HTTPFields = {
+        var fields: HTTPFields = [.wwwAuthenticate: #"Basic realm="signet", charset="UTF-8""#]
+        fields.append(HTTPField(name: .wwwAuthenticate, value: #"DPoP algs="ES256 EdDSA""#))
+        return fields
+    }()
 
     static let unauthorized = SignetError(
         .unauthorized,
         "unauthorized",
-        "the admin token, or the agent's own client credentials (HTTP Basic, or client_id and client_secret in a form), are required;"
-            + " an access token is not accepted",
+        "the admin token, or the agent's own client credentials (HTTP Basic, client_id and client_secret in a form, or a client"
+            + " assertion), or its DPoP-bound access token with a proof (Authorization: DPoP) are required; a bearer token is not accepted",
         headers: challenge
     )
 }
 
 extension HTTPField.Name {
     static let xForwardedFor = HTTPField.Name("X-Forwarded-For")!
+}
+
+/// DPoP-bound access tokens on Signet's token-authority route (RFC 9449 §7): verified by the
+/// resource-server library (`AccessTokenVerifier`: Signet's keys, its audience, no bearer token,
+/// the proof's `ath`, its `jti` through the replay guard, liveness from the database), for a
+/// token carrying `scope`; the principal is then the token's client with the credential it was
+/// minted with.
+struct TokenAuthority: Sendable {
+    let verifier: AccessTokenVerifier
+    let directory: ClientDirectory
+    let issuer: String
+    let scope: String
+    let now: @Sendable () -> Date
+
+    func authenticate(_ request: Request, admission: ClientDirectory.Admission) async throws -> Result<Principal, Challenge> {
+        let token: VerifiedAccessToken
+        do {
+            token = try await verifier.verify(
+                authorization: request.headers[.authorization], dpop: request.headers[values: .dpop], method: request.method.rawValue,
+                url: issuer + request.uri.path, requiredScopes: [scope])
+        } catch {
+            return .failure(error)
+        }
+        let client: ClientRecord?
+        do {
+            client = try await directory.lookup(token.clientID, admission: admission).record
+        } catch is ClientDirectory.LookupRefused {
+            throw SignetError.unavailable("too many client lookups from this address at once; retry shortly")
+        }
+        guard let client, client.agentID == token.subject,
+            let credential = client.credentials.first(where: { $0.id == token.credentialID && $0.isLive(at: now()) })
+        else {
+            return .failure(verifier.challenge(401, "invalid_token", "the token's credential is no longer live", scheme: "DPoP"))
+        }
+        return .success(.client(client, credential))
+    }
+}
+
+extension Challenge {
+    /// The answer: its status, the OAuth error and the challenges.
+    var signetError: SignetError {
+        var headers = HTTPFields()
+        for value in wwwAuthenticate { headers.append(HTTPField(name: .wwwAuthenticate, value: value)) }
+        if let dpopNonce { headers[.dpopNonce] = dpopNonce }
+        let status: HTTPResponse.Status =
+            switch status {
+            case 400: .badRequest
+            case 403: .forbidden
+            case 503: .serviceUnavailable
+            default: .unauthorized
+            }
+        return SignetError(status, error ?? "unauthorized", description, headers: headers)
+    }
 }

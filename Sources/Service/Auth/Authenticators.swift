@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import SignetJOSE
 
 /// A secret bearer token (the admin's, the health check's), compared in constant time: both
 /// sides are hashed to SHA-256 first, so neither the length nor a prefix leaks.

@@ -1,4 +1,5 @@
 import Foundation
+import SignetResourceServer
 
 /// Who a request proved to be: set once, by the authentication layer (`AuthMiddleware`), before
 /// the rate limiter; routes and the limiter read it and nothing else. `indirect`, so it is one
@@ -58,4 +59,7 @@ indirect enum AuthFailure: Sendable {
     case notTried
     /// A dependency failed while checking (the database): answered 503 once the request is counted.
     case unavailable(any Error)
+    /// An access token sent as `Authorization: DPoP` to a route that takes one, refused by the
+    /// resource-server verifier: its challenge is the answer.
+    case tokenRefused(Challenge)
 }

@@ -1,4 +1,5 @@
 import Logging
+import SignetJOSE
 import ServiceLifecycle
 import Spec
 import Synchronization
@@ -122,12 +123,6 @@ extension RateLimiter: ReplayGuard {
     public func firstUse(of value: String) async -> Bool {
         await decide(RateLimitSubject(.replay, value)).allowed
     }
-}
-
-/// Remembers one-time values (a client assertion's `jti`, a DPoP proof's): the first use of one
-/// is true, every later use within `Defaults.replayWindowMilliseconds` false.
-public protocol ReplayGuard: Sendable {
-    func firstUse(of value: String) async -> Bool
 }
 
 /// The limiter's settings (`RATE_LIMIT_*`, `REDIS_*`).

@@ -2,6 +2,8 @@ import Foundation
 import JWTKit
 import Logging
 import ServiceLifecycle
+import SignetJOSE
+import SignetResourceServer
 import Spec
 import Synchronization
 
@@ -18,6 +20,8 @@ public final class KeyRing: Service, Sendable {
         let collection: JWTKeyCollection
         /// `{"keys": [...]}`, ready to serve.
         let jwks: Data
+        /// The published keys as a resource server reads them (`SignetResourceServer`).
+        var publicKeys: [String: PublicJWK] = [:]
     }
 
     private let store: any SecretStore
@@ -63,7 +67,11 @@ public final class KeyRing: Service, Sendable {
         }
         let jwks = try JSONSerialization.data(
             withJSONObject: ["keys": keys.map(\.publicJWK)], options: [.sortedKeys, .withoutEscapingSlashes])
-        snapshot.withLock { $0 = Snapshot(current: current, kids: kids, collection: collection, jwks: jwks) }
+        var publicKeys: [String: PublicJWK] = [:]
+        for key in keys { publicKeys[key.kid] = try? PublicJWK(key.publicJWK, requireKid: true) }
+        snapshot.withLock {
+            $0 = Snapshot(current: current, kids: kids, collection: collection, jwks: jwks, publicKeys: publicKeys)
+        }
         if installed != nil {
             logger.info("signing keys changed", metadata: ["current": "\(current.kid)", "published": "\(kids.sorted())"])
         }
@@ -128,22 +136,27 @@ public final class KeyRing: Service, Sendable {
     /// Verifies the signature of `token` (`typ` at+jwt, alg ES256, a published kid) and returns its
     /// claims, or nil for anything that is not a token this service signed.
     public func verify(_ token: String) async -> AccessTokenClaims? {
-        guard let kid = Self.kid(of: token) else { return nil }
-        if (try? current().kids.contains(kid)) != true {
-            // Maybe another instance rotated: re-read once, at most every refresh interval.
-            let now = clock.monotonic()
-            let due = lastUnknownKidRefresh.withLock { last in
-                guard last.map({ now - $0 >= refreshInterval }) ?? true else { return false }
-                last = now
-                return true
-            }
-            guard due, (try? await refresh()) != nil, (try? current().kids.contains(kid)) == true else { return nil }
-        }
-        guard let snapshot = try? current() else { return nil }
+        guard let kid = Self.kid(of: token), await publishes(kid), let snapshot = try? current() else { return nil }
         return try? await snapshot.collection.verify(token, as: AccessTokenClaims.self)
     }
 
+    /// Whether `kid` is a published key; an unknown one makes the keys be read again (maybe another
+    /// instance rotated), at most once every refresh interval.
+    private func publishes(_ kid: String) async -> Bool {
+        if (try? current().kids.contains(kid)) == true { return true }
+        let now = clock.monotonic()
+        let due = lastUnknownKidRefresh.withLock { last in
+            guard last.map({ now - $0 >= refreshInterval }) ?? true else { return false }
+            last = now
+            return true
+        }
+        guard due, (try? await refresh()) != nil else { return false }
+        return (try? current().kids.contains(kid)) == true
+    }
+
     /// The `kid` of a compact JWS whose header says `typ: at+jwt` and `alg: ES256`.
+    ///
+    /// (The resource-server library reads keys through `TokenKeySource`, below.)
     static func kid(of token: String) -> String? {
         guard let headerPart = token.split(separator: ".", omittingEmptySubsequences: false).first,
             token.split(separator: ".", omittingEmptySubsequences: false).count == 3,
@@ -152,5 +165,13 @@ public final class KeyRing: Service, Sendable {
             header["alg"] as? String == "ES256", (header["typ"] as? String)?.lowercased() == "at+jwt"
         else { return nil }
         return header["kid"] as? String
+    }
+}
+
+extension KeyRing: TokenKeySource {
+    /// A published key, for the resource-server library's verifier on Signet's own routes.
+    public func key(kid: String) async throws -> PublicJWK? {
+        guard await publishes(kid) else { return nil }
+        return try current().publicKeys[kid]
     }
 }

@@ -160,7 +160,7 @@ struct OAuthRoutes {
             return OAuthError(
                 .invalidClient, reason.map { "client authentication failed: \($0)" } ?? "client authentication failed",
                 basicAttempted: method == .basic)
-        case .invalidBearer:
+        case .invalidBearer, .tokenRefused:
             return OAuthError(.invalidClient, "an access token is not accepted here; use client credentials")
         case .notTried:
             return OAuthError(.invalidClient, "client authentication failed", basicAttempted: basicAttempted)

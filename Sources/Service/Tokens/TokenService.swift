@@ -4,6 +4,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import Metrics
+import SignetJOSE
+import SignetResourceServer
 import Spec
 
 /// Issues, introspects and revokes access tokens.
@@ -137,18 +139,22 @@ public struct TokenService: Sendable {
         guard values.count == 1 else { throw OAuthError(.invalidDPoPProof, "send one DPoP header") }
         let now = now()
         let nonces = dpopNonces
-        do {
+        let failure: DPoPProofError
+        do throws(DPoPProofError) {
             let proof = try DPoPProof(
                 values[0], method: request.method.rawValue, url: issuer + path, accessToken: accessToken, at: now,
-                nonceIsValid: nonces.map { nonces in { nonces.isValid($0, at: now) } })
+                skew: Int64(Defaults.clockSkewSeconds), nonceIsValid: nonces.map { nonces in { nonces.isValid($0, at: now) } })
             if let replay, await !replay.firstUse(of: proof.replayKey) {
-                throw OAuthError(.invalidDPoPProof, "the DPoP proof was used before (jti)")
+                failure = .invalid("it was used before (jti)")
+            } else {
+                return proof
             }
-            return proof
-        } catch var error as OAuthError {
-            if let nonces { error.headers[.dpopNonce] = nonces.nonce(at: now) }
-            throw error
+        } catch {
+            failure = error
         }
+        var refusal = OAuthError(failure == .nonceRequired ? .useDPoPNonce : .invalidDPoPProof, failure.description)
+        if let nonces { refusal.headers[.dpopNonce] = nonces.nonce(at: now) }
+        throw refusal
     }
 
     /// Records a refused token request of a known agent: counted in the audit trail, one row per
@@ -215,4 +221,16 @@ public struct TokenService: Sendable {
 extension HTTPField.Name {
     static let dpop = HTTPField.Name("DPoP")!
     static let dpopNonce = HTTPField.Name("DPoP-Nonce")!
+}
+
+extension TokenService: TokenLiveness {
+    /// Signet's own answer to "is this token still active" for the resource-server verifier on its
+    /// routes: the database's word, as introspection reads it (`liveClaims`).
+    public func isActive(_ token: VerifiedAccessToken) async throws -> Bool {
+        let claims = AccessTokenClaims(
+            iss: issuer, sub: token.subject, aud: Audience(token.audience), client_id: token.clientID,
+            scope: token.scopes.joined(separator: " "), iat: token.issuedAt, exp: token.expiresAt, jti: token.jti,
+            credential_id: token.credentialID, generation: token.generation)
+        return try await liveClaims(claims) != nil
+    }
 }

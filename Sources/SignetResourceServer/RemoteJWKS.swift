@@ -1,0 +1,158 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import SignetJOSE
+import Synchronization
+
+/// The issuer's signing keys, fetched from its JWKS URL and kept: every fetch is bounded by
+/// `timeout` (the whole answer, body included) and `maxBytes`; the keys are read again after
+/// `refreshInterval`, and at once for a `kid` they do not hold, at most once per
+/// `unknownKidInterval` (a flood of made-up kids costs one fetch per interval). While the issuer
+/// cannot be reached, the keys already held keep working; with none held, `key(kid:)` throws.
+public final class RemoteJWKS: TokenKeySource, Sendable {
+    public let url: String
+    let client: HTTPClient
+    let timeout: Duration
+    let maxBytes: Int
+    let refreshInterval: Duration
+    let unknownKidInterval: Duration
+    let clock: @Sendable () -> ContinuousClock.Instant
+
+    struct State {
+        var keys: [String: PublicJWK] = [:]
+        var fetchedAt: ContinuousClock.Instant?
+        var lastUnknownKidFetch: ContinuousClock.Instant?
+        var fetching: Task<[String: PublicJWK], any Error>?
+    }
+
+    private let state = Mutex(State())
+
+    public struct FetchError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(
+        url: String, client: HTTPClient = .shared, timeout: Duration = .seconds(2), maxBytes: Int = 64 * 1024,
+        refreshInterval: Duration = .seconds(300), unknownKidInterval: Duration = .seconds(30),
+        clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+    ) {
+        self.url = url
+        self.client = client
+        self.timeout = timeout
+        self.maxBytes = maxBytes
+        self.refreshInterval = refreshInterval
+        self.unknownKidInterval = unknownKidInterval
+        self.clock = clock
+    }
+
+    public func key(kid: String) async throws -> PublicJWK? {
+        let now = clock()
+        enum Next {
+            case answer(PublicJWK?)
+            case fetch
+        }
+        let next: Next = state.withLock { state in
+            let fresh = state.fetchedAt.map { now - $0 < refreshInterval } ?? false
+            if fresh, let key = state.keys[kid] { return .answer(key) }
+            if fresh {
+                // Fresh keys without this kid: fetch again only once per interval.
+                if let last = state.lastUnknownKidFetch, now - last < unknownKidInterval { return .answer(nil) }
+                state.lastUnknownKidFetch = now
+            }
+            return .fetch
+        }
+        if case .answer(let key) = next { return key }
+        do {
+            return try await fetch()[kid]
+        } catch {
+            // Unreachable: what is held keeps working; nothing held is an outage.
+            let held = state.withLock { $0.keys }
+            guard !held.isEmpty else { throw error }
+            return held[kid]
+        }
+    }
+
+    /// One fetch at a time: concurrent callers share it.
+    private func fetch() async throws -> [String: PublicJWK] {
+        let task: Task<[String: PublicJWK], any Error> = state.withLock { state in
+            if let fetching = state.fetching { return fetching }
+            let task = Task { try await self.download() }
+            state.fetching = task
+            return task
+        }
+        let result = await task.result
+        state.withLock { state in
+            state.fetching = nil
+            if case .success(let keys) = result {
+                state.keys = keys
+                state.fetchedAt = clock()
+            }
+        }
+        return try result.get()
+    }
+
+    private func download() async throws -> [String: PublicJWK] {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Accept", value: "application/jwk-set+json, application/json")
+        let response = try await client.execute(request, deadline: .now() + TimeAmount(timeout))
+        guard response.status == .ok else { throw FetchError(description: "\(url) answered \(response.status.code)") }
+        let body = try await response.body.collect(upTo: maxBytes)
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],
+            let items = object["keys"] as? [Any]
+        else { throw FetchError(description: "\(url) did not answer a JWK set") }
+        var keys: [String: PublicJWK] = [:]
+        for case let item as [String: Any] in items {
+            // Keys Signet cannot use (another type, no kid) are skipped, not fatal.
+            guard let key = try? PublicJWK(item, requireKid: true), let kid = key.kid else { continue }
+            keys[kid] = key
+        }
+        return keys
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}
+
+/// Token introspection (RFC 7662) at the issuer, as a resource server registered as a client
+/// there: `active` or not, each call bounded by `timeout`.
+public struct IntrospectionClient: TokenLiveness {
+    public let endpoint: String
+    let clientID: String
+    let clientSecret: String
+    let client: HTTPClient
+    let timeout: Duration
+
+    public init(endpoint: String, clientID: String, clientSecret: String, client: HTTPClient = .shared, timeout: Duration = .seconds(2)) {
+        self.endpoint = endpoint
+        self.clientID = clientID
+        self.clientSecret = clientSecret
+        self.client = client
+        self.timeout = timeout
+    }
+
+    public func isActive(_ token: VerifiedAccessToken) async throws -> Bool {
+        var request = HTTPClientRequest(url: endpoint)
+        request.method = .POST
+        let credentials = Data("\(Self.formEncode(clientID)):\(Self.formEncode(clientSecret))".utf8).base64EncodedString()
+        request.headers.add(name: "Authorization", value: "Basic \(credentials)")
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.body = .bytes(ByteBuffer(string: "token=\(Self.formEncode(token.token))"))
+        let response = try await client.execute(request, deadline: .now() + TimeAmount(timeout))
+        guard response.status == .ok else { throw RemoteJWKS.FetchError(description: "\(endpoint) answered \(response.status.code)") }
+        let body = try await response.body.collect(upTo: 64 * 1024)
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] else {
+            throw RemoteJWKS.FetchError(description: "\(endpoint) did not answer JSON")
+        }
+        return object["active"] as? Bool == true
+    }
+
+    static func formEncode(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
