@@ -117,19 +117,25 @@ extension TimeAmount {
     }
 }
 
-/// Token introspection (RFC 7662) at the issuer, as a resource server registered as a client
-/// there: `active` or not, each call bounded by `timeout`.
+/// Token introspection (RFC 7662) at the issuer: `active` or not, each call bounded by
+/// `timeout`. Signet answers a client about its own tokens only, so a resource server that
+/// checks other agents' tokens introspects with a token Signet takes for it (`bearer`).
 public struct IntrospectionClient: TokenLiveness {
+    public enum Authentication: Sendable {
+        /// HTTP Basic client credentials.
+        case clientSecret(id: String, secret: String)
+        /// `Authorization: Bearer`.
+        case bearer(String)
+    }
+
     public let endpoint: String
-    let clientID: String
-    let clientSecret: String
+    let authentication: Authentication
     let client: HTTPClient
     let timeout: Duration
 
-    public init(endpoint: String, clientID: String, clientSecret: String, client: HTTPClient = .shared, timeout: Duration = .seconds(2)) {
+    public init(endpoint: String, authentication: Authentication, client: HTTPClient = .shared, timeout: Duration = .seconds(2)) {
         self.endpoint = endpoint
-        self.clientID = clientID
-        self.clientSecret = clientSecret
+        self.authentication = authentication
         self.client = client
         self.timeout = timeout
     }
@@ -137,8 +143,13 @@ public struct IntrospectionClient: TokenLiveness {
     public func isActive(_ token: VerifiedAccessToken) async throws -> Bool {
         var request = HTTPClientRequest(url: endpoint)
         request.method = .POST
-        let credentials = Data("\(Self.formEncode(clientID)):\(Self.formEncode(clientSecret))".utf8).base64EncodedString()
-        request.headers.add(name: "Authorization", value: "Basic \(credentials)")
+        switch authentication {
+        case .clientSecret(let id, let secret):
+            let credentials = Data("\(Self.formEncode(id)):\(Self.formEncode(secret))".utf8).base64EncodedString()
+            request.headers.add(name: "Authorization", value: "Basic \(credentials)")
+        case .bearer(let token):
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        }
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.body = .bytes(ByteBuffer(string: "token=\(Self.formEncode(token.token))"))
         let response = try await client.execute(request, deadline: .now() + TimeAmount(timeout))
