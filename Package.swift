@@ -181,6 +181,7 @@ let package = Package(
             dependencies: [
                 "Service",
                 "SignetJOSE",
+                "SignetResourceServer",
                 "SignetTestSupport",
                 "SignetFuzzing",
                 "Spec",

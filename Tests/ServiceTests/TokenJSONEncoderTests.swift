@@ -17,7 +17,10 @@ final class TokenJSONEncoderTests: XCTestCase {
             credential_id: "5ecf2394-c901-4494-8486-777668ea7b65", generation: 3, nbf: -5)
         let bare = AccessTokenClaims(
             iss: "i", sub: "s", aud: "a", client_id: "c", scope: "", iat: 0, exp: Int64.max, jti: "")
-        for claims in [full, bare] {
+        var bound = bare
+        bound.aud = Audience(["https://a.example/", "urn:b"])
+        bound.cnf = Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        for claims in [full, bare, bound] {
             let written = try TokenJSONEncoder().encode(claims)
             XCTAssertEqual(try object(written), try object(JSONEncoder().encode(claims)))
             XCTAssertEqual(try JSONDecoder().decode(AccessTokenClaims.self, from: written), claims)
