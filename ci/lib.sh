@@ -77,6 +77,19 @@ schemathesis_tool() {
     export ST
 }
 
+# The interop clients of ci/interop (Authlib, requests, PyJWT, joserfc, cryptography), pinned,
+# in their own virtual environment (.build-venv-interop/); sets INTEROP_VENV.
+INTEROP_PACKAGES=(authlib==1.9.10 joserfc==1.8.0 pyjwt==2.15.1 requests==2.34.2 cryptography==51.0.1)
+interop_tool() {
+    INTEROP_VENV="$SIGNET_ROOT/.build-venv-interop"
+    if ! "$INTEROP_VENV/bin/python" -c "import authlib, jwt, joserfc, requests" 2>/dev/null; then
+        log "installing the interop clients into $INTEROP_VENV"
+        [ -x "$INTEROP_VENV/bin/python" ] || python3 -m venv "$INTEROP_VENV"
+        "$INTEROP_VENV/bin/pip" install -q --disable-pip-version-check "${INTEROP_PACKAGES[@]}"
+    fi
+    export INTEROP_VENV
+}
+
 # CI's one build, which ci/test, ci/fuzz and ci/load share: release, so the service the tests
 # exercise is the one the load suite measures, optimised as `swift build -c release` builds it
 # (whole-module, -O) but with `-enable-testing`, which keeps internal symbols visible.
