@@ -8,7 +8,8 @@ import Synchronization
 /// `timeout` (the whole answer, body included) and `maxBytes`; the keys are read again after
 /// `refreshInterval`, and at once for a `kid` they do not hold, at most once per
 /// `unknownKidInterval` (a flood of made-up kids costs one fetch per interval). While the issuer
-/// cannot be reached, the keys already held keep working; with none held, `key(kid:)` throws.
+/// cannot be reached, the keys already held keep working; with none held, `key(kid:)` throws. The
+/// URL must be https (http only on loopback).
 public final class RemoteJWKS: TokenKeySource, Sendable {
     public let url: String
     let client: HTTPClient
@@ -92,6 +93,11 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
     }
 
     private func download() async throws -> [String: PublicJWK] {
+        // Keys decide what is trusted: https only, but for loopback (tests, a sidecar).
+        guard let components = URLComponents(string: url),
+            components.scheme == "https"
+                || (components.scheme == "http" && ["127.0.0.1", "localhost", "::1", "[::1]"].contains(components.host ?? ""))
+        else { throw FetchError(description: "a JWKS URL must be https (http only on loopback): \(url)") }
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "application/jwk-set+json, application/json")
         let response = try await client.execute(request, deadline: .now() + TimeAmount(timeout))

@@ -136,12 +136,20 @@ final class SecretlessTests: XCTestCase {
             let agent = try await Self.keyAgent(client, scopes: #"["read","credentials:rotate"]"#)
             let next = TestKey.ed25519()
             // The agent rotates its own keys, authenticated by an assertion of its current key.
-            let form =
-                "client_assertion_type=\(formEncode(Self.assertionType))&client_assertion=\(formEncode(agent.key.assertion(clientID: agent.clientID, audience: "https://signet.test")))"
-                + "&graceSeconds=60&jwks=\(formEncode(next.jwksJSON))"
-            let rotated = try await client.execute(
-                uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
-                body: ByteBuffer(string: form))
+            func rotation(audience: String) async throws -> TestResponse {
+                let form =
+                    "client_assertion_type=\(formEncode(Self.assertionType))&client_assertion=\(formEncode(agent.key.assertion(clientID: agent.clientID, audience: audience)))"
+                    + "&graceSeconds=60&jwks=\(formEncode(next.jwksJSON))"
+                return try await client.execute(
+                    uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                    body: ByteBuffer(string: form))
+            }
+            // An assertion made for the token endpoint, or for the issuer, captured unused, rotates nothing.
+            for audience in ["https://signet.test", "https://signet.test/oauth/token"] {
+                let refused = try await rotation(audience: audience)
+                XCTAssertEqual(refused.status, .unauthorized, "\(audience): \(refused.text)")
+            }
+            let rotated = try await rotation(audience: "https://signet.test/v1/agents/\(agent.id)/credentials/rotate")
             XCTAssertEqual(rotated.status, .created, rotated.text)
             XCTAssertNil(rotated.object["client_secret"])
             for key in [agent.key, next] {

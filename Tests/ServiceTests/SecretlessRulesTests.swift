@@ -55,6 +55,8 @@ final class SecretlessRulesTests: XCTestCase {
         let modulus2047 = [0x7F] + [UInt8](repeating: 0xFF, count: 255)
         XCTAssertEqual(
             refusal(["kty": "RSA", "kid": "r", "e": "AQAB", "n": Base64URL.encode(modulus2047)]), "RSA keys must be at least 2048 bits (this one is 2047)")
+        let modulus4097 = [0x01] + [UInt8](repeating: 0xFF, count: 512)
+        XCTAssertEqual(refusal(["kty": "RSA", "kid": "r", "e": "AQAB", "n": Base64URL.encode(modulus4097)]), "RSA keys must be at most 4096 bits")
         XCTAssertTrue(refusal(publicMembers.merging(["kid": "a", "extra": "x"]) { $1 })?.contains("unknown key member") == true)
     }
 
@@ -130,6 +132,13 @@ final class SecretlessRulesTests: XCTestCase {
         XCTAssertNil(
             try assertion().credential(of: client([.init(id: "c2", digest: nil, keys: other, expiresAt: nil)]), at: now),
             "the kid picks the key: the same key under another kid does not count")
+        let noKid = try ClientAssertion(
+            jws(header: ["alg": "ES256"], claims: ["iss": "sgc_AAAAAAAAAAAAAAAAAAAAAA", "sub": "sgc_AAAAAAAAAAAAAAAAAAAAAA"]))
+        XCTAssertEqual(noKid.credential(of: client([live]), at: now)?.id, "c1", "no kid: the client's one key")
+        let two = try PublicJWKSet(["keys": [publicMembers.merging(["kid": "a"]) { $1 }, publicMembers.merging(["kid": "b"]) { $1 }]])
+        XCTAssertNil(
+            noKid.credential(of: client([.init(id: "c3", digest: nil, keys: two, expiresAt: nil)]), at: now),
+            "no kid and several keys: nothing is tried")
     }
 
     // MARK: DPoP

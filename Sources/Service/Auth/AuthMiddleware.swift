@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SignetJOSE
 import SignetResourceServer
 
 /// The authentication layer: works out the client's address (`TRUSTED_PROXIES`), then sets at most
@@ -60,6 +61,12 @@ struct AuthMiddleware: RouterMiddleware {
         }
         do {
             if context.routeClass == .tokenAuthority, let tokens, request.headers[.authorization]?.lowercased().hasPrefix("dpop ") == true {
+                // The agent's budget spent: no verification for the limiter to refuse (the client id is
+                // read unverified, only to find its hold).
+                if let named = TokenAuthority.namedClient(request), let retryAfter = clientHolds.retryAfter(named) {
+                    context.clientHeldFor = retryAfter
+                    return try await next(request, context)
+                }
                 // Only while the address may cost work: a verification reads the database.
                 guard gate.retryAfter(context.limiterAddress) == nil else {
                     context.authFailure = .notTried
@@ -185,10 +192,10 @@ struct RequireAdminOrOwnClient: RouterMiddleware {
                 throw SignetError(.badRequest, "invalid_request", error.description, headers: Self.challenge)
             }
             if case .tokenRefused(let challenge) = context.authFailure { throw challenge.signetError }
-            if case .invalidClient(_, let known?, _) = context.authFailure {
+            if case .invalidClient(let method, let known?, let reason) = context.authFailure {
                 await tokens.deny(
-                    known, reason: "wrong or expired client secret on rotation", audit: context.audit(actor: "client:\(known.clientID)"),
-                    logger: context.logger)
+                    known, reason: TokenService.denialReason(method: method, reason: reason) + " on rotation",
+                    audit: context.audit(actor: "client:\(known.clientID)"), logger: context.logger)
             }
             throw Self.unauthorized
         }
@@ -225,6 +232,15 @@ struct TokenAuthority: Sendable {
     let issuer: String
     let scope: String
     let now: @Sendable () -> Date
+
+    /// The client id a DPoP token names, unverified: only to find a hold on its agent.
+    static func namedClient(_ request: Request) -> String? {
+        guard let header = request.headers[.authorization], header.count > 5,
+            let named = (try? CompactJWS(String(header.dropFirst(5)).trimmingCharacters(in: .whitespaces)))?.string("client_id"),
+            CredentialHasher.isWellFormedClientID(named)
+        else { return nil }
+        return named
+    }
 
     func authenticate(_ request: Request, admission: ClientDirectory.Admission) async throws -> Result<Principal, Challenge> {
         let token: VerifiedAccessToken

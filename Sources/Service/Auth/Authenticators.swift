@@ -155,14 +155,13 @@ extension ClientCredentialsAuthenticator {
             client = cached
             credential = assertion.credential(of: cached, at: now())
         }
-        guard let client else { return .failed(.invalidClient(method: .privateKeyJWT, known: nil)) }
-        guard let credential else {
-            return .failed(
-                .invalidClient(method: .privateKeyJWT, known: client, reason: "no registered key of the client verifies the assertion"))
-        }
+        // The same answer for an unknown client as for a known one whose keys do not verify it.
+        let unverified = "no registered key of the client verifies the assertion"
+        guard let client else { return .failed(.invalidClient(method: .privateKeyJWT, known: nil, reason: unverified)) }
+        guard let credential else { return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: unverified)) }
         let replayKey: String
         do {
-            replayKey = try assertion.check(audiences: [issuer, issuer + "/oauth/token", issuer + request.uri.path], at: now())
+            replayKey = try assertion.check(audiences: audiences(for: request), at: now())
         } catch {
             return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: error.description))
         }
@@ -170,6 +169,16 @@ extension ClientCredentialsAuthenticator {
             return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: "the client assertion was used before (jti)"))
         }
         return .authenticated(.client(client, credential))
+    }
+}
+
+extension ClientCredentialsAuthenticator {
+    /// What an assertion's `aud` may name: at the OAuth endpoints the issuer, the token endpoint or
+    /// the endpoint called; on the token-authority route (credential rotation) only that route's
+    /// own URL, so an assertion made for a token request, captured unused, cannot rotate keys.
+    func audiences(for request: Request) -> [String] {
+        let called = issuer + request.uri.path
+        return request.uri.path.hasPrefix("/oauth/") ? [issuer, issuer + "/oauth/token", called] : [called]
     }
 }
 

@@ -26,14 +26,18 @@ struct ClientAssertion {
         clientID = subject
     }
 
-    /// The live credential of `client` whose key signed the assertion: the key its `kid` names,
-    /// or, without a `kid`, any key of the credential. Nil when none did.
+    /// The live credential of `client` whose key signed the assertion: the key its `kid` names
+    /// (at most one per credential), or, without a `kid`, the one key of the client's live
+    /// credentials when there is exactly one. Nil when none did: at most two signatures are
+    /// checked, whatever the client registered and whoever sends the assertion.
     func credential(of client: ClientRecord, at now: Date) -> ClientRecord.Credential? {
-        let kid = jws.header["kid"] as? String
-        for credential in client.credentials.reversed() where credential.isLive(at: now) {
-            guard let keys = credential.keys else { continue }
-            let candidates = kid.map { kid in keys.key(kid: kid).map { [$0] } ?? [] } ?? keys.keys
-            if candidates.contains(where: { jws.isSigned(by: $0, algorithm: algorithm) }) { return credential }
+        let live = client.credentials.reversed().filter { $0.isLive(at: now) && $0.keys != nil }
+        guard let kid = jws.header["kid"] as? String else {
+            guard live.count == 1, let keys = live[0].keys, keys.keys.count == 1 else { return nil }
+            return jws.isSigned(by: keys.keys[0], algorithm: algorithm) ? live[0] : nil
+        }
+        for credential in live {
+            if let key = credential.keys?.key(kid: kid), jws.isSigned(by: key, algorithm: algorithm) { return credential }
         }
         return nil
     }

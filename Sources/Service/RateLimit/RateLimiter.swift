@@ -1,5 +1,6 @@
 import Logging
 import SignetJOSE
+import SignetResourceServer
 import ServiceLifecycle
 import Spec
 import Synchronization
@@ -14,9 +15,9 @@ import Synchronization
 public final class RateLimiter: Service, Sendable {
     private let redis: RedisWindow?
     private let memory: Mutex<SlidingWindow>
-    /// One-time values seen while Redis is not deciding: per instance, bounded (least recently
-    /// used out first).
-    private let replayMemory: Mutex<SlidingWindow>
+    /// Every one-time value this instance saw (`firstUse`), whether or not Redis decides: bounded,
+    /// and refusing new values when full rather than forgetting one that could then be replayed.
+    private let replayMemory: MemoryReplayGuard
     private let breaker: Mutex<CircuitBreaker>
     private let logger: Logger
     /// Its monotonic side times the in-memory windows, the breaker and Redis calls.
@@ -35,7 +36,8 @@ public final class RateLimiter: Service, Sendable {
         let seconds = max(1, (configuration.windowMilliseconds + 999) / 1000)
         policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets[kind]);w=\(seconds)" }
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
-        replayMemory = Mutex(SlidingWindow(limit: 1, windowMilliseconds: Defaults.replayWindowMilliseconds))
+        replayMemory = MemoryReplayGuard(
+            window: .milliseconds(Defaults.replayWindowMilliseconds), capacity: SlidingWindow.defaultCapacity, clock: clock.monotonic)
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
         redis = configuration.redis.map { RedisWindow(topology: $0, configuration: configuration, logger: logger) }
         self.logger = logger
@@ -86,7 +88,8 @@ public final class RateLimiter: Service, Sendable {
     private func decideInMemory(_ subject: RateLimitSubject) -> RateLimitDecision {
         let now = (clock.monotonic() - origin).milliseconds
         let limit = budgets[subject.kind]
-        if subject.kind == .replay { return replayMemory.withLock { $0.decide(subject.key, limit: 1, now: now) } }
+        // A one-time value's memory check was made by `firstUse` already: nothing to add here.
+        if subject.kind == .replay { return RateLimitDecision(allowed: true, limit: 1, remaining: 0, resetMilliseconds: 0) }
         return memory.withLock { $0.decide(subject.key, limit: limit, now: now) }
     }
 
@@ -119,9 +122,15 @@ public final class RateLimiter: Service, Sendable {
 
 extension RateLimiter: ReplayGuard {
     /// A one-time value is "allowed" once per replay window: in Redis, shared by every instance,
-    /// with the limiter's script and breaker; per instance while Redis is not deciding.
+    /// with the limiter's script and breaker; and always in this instance's memory too, so a value
+    /// seen while Redis was not deciding stays refused here once it decides again. While Redis is
+    /// not deciding, only this instance's memory knows (docs/secretless.md says what that allows).
     public func firstUse(of value: String) async -> Bool {
-        await decide(RateLimitSubject(.replay, value)).allowed
+        let subject = RateLimitSubject(.replay, value)
+        let here = await replayMemory.firstUse(of: subject.key)
+        guard usesRedis else { return here }
+        let shared = await decide(subject).allowed
+        return here && shared
     }
 }
 

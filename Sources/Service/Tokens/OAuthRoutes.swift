@@ -67,10 +67,10 @@ struct OAuthRoutes {
             throw OAuthError(.unsupportedGrantType, "only client_credentials is supported", basicAttempted: basicAttempted)
         }
         guard case .client(let client, let credential) = context.principal else {
-            if case .invalidClient(_, let known?, _) = context.authFailure {
+            if case .invalidClient(let method, let known?, let reason) = context.authFailure {
                 await tokens.deny(
-                    known, reason: "wrong or expired client secret", audit: context.audit(actor: "client:\(known.clientID)"),
-                    logger: context.logger)
+                    known, reason: TokenService.denialReason(method: method, reason: reason),
+                    audit: context.audit(actor: "client:\(known.clientID)"), logger: context.logger)
             }
             throw Self.clientAuthenticationError(context, basicAttempted: basicAttempted)
         }

@@ -157,6 +157,15 @@ public struct TokenService: Sendable {
         throw refusal
     }
 
+    /// The audit trail's reason for a known client's failed authentication: a secret's, or the
+    /// rule a client assertion broke (a replay among them: a theft signal of its own).
+    static func denialReason(method: ClientCredentials.Method, reason: String?) -> String {
+        switch method {
+        case .basic, .post: "wrong or expired client secret"
+        case .privateKeyJWT: "client assertion refused: " + (reason ?? "invalid")
+        }
+    }
+
     /// Records a refused token request of a known agent: counted in the audit trail, one row per
     /// agent, address, minute and reason (`AuditLog.countDenial`).
     func deny(_ client: ClientRecord, reason: String, audit: AuditContext, logger: Logger) async {
