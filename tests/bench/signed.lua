@@ -1,6 +1,7 @@
 -- wrk: POST /oauth/token, each request with the next unused line of LINES_FILE (tests/bench/signed.py):
 -- MODE=assertion sends it as a private_key_jwt client assertion; MODE=dpop sends the client's
--- secret (CLIENT_ID, CLIENT_SECRET) with the line as the DPoP proof. Each wrk thread takes every
+-- secret (CLIENT_ID, CLIENT_SECRET) with the line as the DPoP proof; MODE=secret sends the secret
+-- alone, through this same per-request path (the baseline: wrk's own cost is the same in all three). Each wrk thread takes every
 -- n-th line from its own offset, so no line is sent twice while the file lasts.
 local threads = 0
 function setup(thread)
@@ -23,6 +24,9 @@ local assertion_prefix = "grant_type=client_credentials&client_assertion_type=ur
 function request()
   local line = lines[next_line] or lines[1]
   next_line = next_line + stride
+  if mode == "secret" then
+    return wrk.format("POST", nil, {["Content-Type"] = "application/x-www-form-urlencoded"}, secret_body)
+  end
   if mode == "assertion" then
     return wrk.format("POST", nil, {["Content-Type"] = "application/x-www-form-urlencoded"}, assertion_prefix .. line)
   end

@@ -81,14 +81,19 @@ struct AuthMiddleware: RouterMiddleware {
                 if context.principal == nil { context.authFailure = .invalidBearer }
             } else if context.routeClass.takesClientCredentials {
                 let form = context.form ?? OAuthForm(fields: [:])
-                if let named = ClientCredentials.namedClient(request, form: form), let retryAfter = clientHolds.retryAfter(named) {
+                // A client assertion is read once, here: its client may be held, and authentication needs it.
+                let assertion = form["client_assertion"].flatMap { try? ClientAssertion($0) }
+                let named =
+                    ClientCredentials.namedClient(request, form: form)
+                    ?? assertion.map(\.clientID).flatMap { CredentialHasher.isWellFormedClientID($0) ? $0 : nil }
+                if let named, let retryAfter = clientHolds.retryAfter(named) {
                     // The agent's budget is spent: no lookup, no secret check for the limiter to refuse.
                     context.clientHeldFor = retryAfter
                     return try await next(request, context)
                 }
                 let mayWork = gate.retryAfter(context.limiterAddress) == nil
                 let admission = ClientDirectory.Admission(gate: gate, address: context.limiterAddress)
-                switch try await clients.authenticate(request, form: form, mayQuery: mayWork, admission: admission) {
+                switch try await clients.authenticate(request, form: form, mayQuery: mayWork, admission: admission, assertion: assertion) {
                 case .none: break
                 case .authenticated(let principal): context.principal = principal
                 case .failed(let failure): context.authFailure = failure

@@ -53,11 +53,13 @@ struct ClientCredentialsAuthenticator: Sendable {
     /// - Parameter mayQuery: false while the source address is over its budget: only a client
     ///   already in the directory's cache is checked (an HMAC, no query).
     /// - Parameter admission: bounds the queries one address may have under way at once.
+    /// - Parameter assertion: the form's client assertion, when the caller read it already.
     func authenticate(
-        _ request: Request, form: OAuthForm, mayQuery: Bool, admission: ClientDirectory.Admission? = nil
+        _ request: Request, form: OAuthForm, mayQuery: Bool, admission: ClientDirectory.Admission? = nil,
+        assertion: ClientAssertion? = nil
     ) async throws -> Outcome {
         if form["client_assertion"] != nil || form["client_assertion_type"] != nil {
-            return try await authenticateAssertion(request, form: form, mayQuery: mayQuery, admission: admission)
+            return try await authenticateAssertion(request, form: form, mayQuery: mayQuery, admission: admission, parsed: assertion)
         }
         let credentials: ClientCredentials?
         do {
@@ -111,7 +113,7 @@ extension ClientCredentialsAuthenticator {
     /// client's live key sets, then its claims, then its `jti` against the replay guard, last, so
     /// only an assertion its client signed can fill it.
     func authenticateAssertion(
-        _ request: Request, form: OAuthForm, mayQuery: Bool, admission: ClientDirectory.Admission?
+        _ request: Request, form: OAuthForm, mayQuery: Bool, admission: ClientDirectory.Admission?, parsed: ClientAssertion? = nil
     ) async throws -> Outcome {
         guard request.headers[.authorization] == nil, form["client_secret"] == nil else {
             return .failed(.malformed(OAuthError(.invalidRequest, "use one client authentication method, not both")))
@@ -123,10 +125,14 @@ extension ClientCredentialsAuthenticator {
             return .failed(.malformed(OAuthError(.invalidRequest, "client_assertion is required with client_assertion_type")))
         }
         let assertion: ClientAssertion
-        do {
-            assertion = try ClientAssertion(token)
-        } catch {
-            return .failed(.invalidClient(method: .privateKeyJWT, known: nil, reason: error.description))
+        if let parsed {
+            assertion = parsed
+        } else {
+            do {
+                assertion = try ClientAssertion(token)
+            } catch {
+                return .failed(.invalidClient(method: .privateKeyJWT, known: nil, reason: error.description))
+            }
         }
         if let named = form["client_id"], named != assertion.clientID {
             return .failed(.malformed(OAuthError(.invalidRequest, "client_id differs from the client assertion's sub")))

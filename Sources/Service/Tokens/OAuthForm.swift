@@ -1,7 +1,6 @@
 import Foundation
 import Hummingbird
 import NIOCore
-import SignetJOSE
 import Spec
 
 /// An `application/x-www-form-urlencoded` body, as the OAuth endpoints take it.
@@ -116,9 +115,7 @@ package struct ClientCredentials: Equatable {
     /// is of the shape Signet issues; nil otherwise, and for credentials that do not parse. Only
     /// to look up a hold on that client: it authenticates nothing.
     static func namedClient(_ request: Request, form: OAuthForm) -> String? {
-        let named =
-            (try? basicCredentials(header: request.headers[.authorization]))??.clientID ?? form["client_id"]
-            ?? form["client_assertion"].flatMap { try? CompactJWS($0).string("sub") }
+        let named = (try? basicCredentials(header: request.headers[.authorization]))??.clientID ?? form["client_id"]
         guard let named, CredentialHasher.isWellFormedClientID(named) else { return nil }
         return named
     }
