@@ -162,6 +162,7 @@ let package = Package(
             name: "SignetFuzzing",
             dependencies: [
                 "Service",
+                "SignetJOSE",
                 "Spec",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,8 +1,8 @@
 import Hummingbird
-import SignetResourceServer
 import HummingbirdCore
 import Logging
 import NIOCore
+import SignetResourceServer
 import Spec
 
 /// Every route of the public listener and its class: what the layers in front of the routes
@@ -119,7 +119,8 @@ extension Services {
         settings.clockSkewSeconds = Int64(Defaults.clockSkewSeconds)
         let verifier = AccessTokenVerifier(
             settings: settings, keys: keyRing, replay: limiter, liveness: tokens, nonces: tokens.dpopNonces, now: now)
-        return TokenAuthority(verifier: verifier, directory: directory, issuer: configuration.issuer, scope: Scopes.credentialsRotate, now: now)
+        return TokenAuthority(
+            verifier: verifier, directory: directory, issuer: configuration.issuer, scope: Scopes.credentialsRotate, now: now)
     }
 
     var metricsRoutes: MetricsRoutes { MetricsRoutes(metrics: metrics, pool: pool, limiter: limiter, health: health) }

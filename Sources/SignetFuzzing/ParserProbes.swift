@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import Service
+import SignetJOSE
 import Spec
 
 /// A parser the fuzzer drives. Each has its corpus in `fixtures/fuzz/<rawValue>/`.
@@ -15,6 +16,9 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     case json
     /// A bearer token, as introspection and the bearer endpoints verify it.
     case jwt
+    /// A client assertion or DPoP proof (compact JWS), the public key in it, and a registered key
+    /// set: base64url, the JWS parser, the key reader, the proof's rules.
+    case jose
 }
 
 /// One input through one parser, checking what must hold for any input. Rejection is fine;
@@ -26,6 +30,7 @@ package enum ParserProbes {
         case .basic: basic(bytes)
         case .json: json(bytes)
         case .jwt: jwt(bytes)
+        case .jose: jose(bytes)
         }
     }
 
@@ -64,6 +69,9 @@ package enum ParserProbes {
             require(agent.scopes.count <= Limits.maxScopesPerAgent, "too many scopes were accepted")
             require(agent.scopes.allSatisfy(AgentValidation.isScopeToken), "a scope that is not a scope token was accepted")
             require(Set(agent.scopes).count == agent.scopes.count, "duplicate scopes were kept")
+            require(agent.resources.count <= AgentValidation.maxResources, "too many resources were accepted")
+            require(agent.resources.allSatisfy(AgentValidation.isResource), "a resource that is not an absolute URI was accepted")
+            if let jwks = agent.jwks { require((try? PublicJWKSet(json: jwks)) != nil, "a stored key set does not read back") }
         }
         if let patch = try? AgentPatch(object) {
             require(patch.scopes != nil || patch.metadata != nil || patch.status != nil, "an empty patch was accepted")
@@ -79,6 +87,40 @@ package enum ParserProbes {
         guard let claims = blocking({ await FuzzKeys.ring.verify(token) }) else { return }
         // The fuzzer holds no key: only the committed seed's claims can verify.
         require(claims == FuzzKeys.seedClaims, "a token the fuzzer made verified")
+    }
+
+    /// The instant the jose seeds were made for.
+    package static let joseInstant = Date(timeIntervalSince1970: 1_800_000_000)
+
+    static func jose(_ bytes: [UInt8]) {
+        require(Base64URL.decode(Base64URL.encode(bytes)) == bytes, "base64url does not round-trip")
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let decoded = Base64URL.decode(text) {
+            require(Base64URL.encode(decoded).utf8.count == text.utf8.count, "base64url decoded to the wrong length")
+        }
+        if let jws = try? CompactJWS(text) {
+            if let algorithm = try? jws.algorithm() {
+                require(algorithm.rawValue != "none" && !algorithm.rawValue.hasPrefix("HS"), "an unsigned or HMAC JWS was accepted")
+            }
+            if let jwk = jws.header["jwk"] as? [String: Any], let key = try? PublicJWK(jwk, requireKid: false) {
+                require(Base64URL.decode(key.thumbprint)?.count == 32, "a thumbprint is not a SHA-256")
+                require(!["d", "p", "q", "k"].contains { jwk[$0] != nil }, "a key with a private part was read")
+            }
+        }
+        if let proof = try? DPoPProof(text, method: "POST", url: "https://signet.test/oauth/token", at: joseInstant, skew: 60) {
+            let jws = try? CompactJWS(text)
+            let key = (jws?.header["jwk"] as? [String: Any]).flatMap { try? PublicJWK($0, requireKid: false) }
+            require(key?.thumbprint == proof.thumbprint, "an accepted proof is bound to another key than its own")
+            require(DPoPProof.algorithms.contains { $0.rawValue == jws?.header["alg"] as? String }, "a proof of another algorithm")
+        }
+        if let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any],
+            let set = try? PublicJWKSet(object)
+        {
+            require((1...PublicJWKSet.maxKeys).contains(set.keys.count), "a key set out of bounds was accepted")
+            require(Set(set.keys.compactMap(\.kid)).count == set.keys.count, "a key set without distinct kids was accepted")
+            let again = try? PublicJWKSet(json: set.json)
+            require(again?.keys.map(\.thumbprint) == set.keys.map(\.thumbprint), "a stored key set does not read back the same")
+        }
     }
 
     // MARK: Helpers

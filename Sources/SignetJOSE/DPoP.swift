@@ -70,7 +70,9 @@ public struct DPoPProof: Sendable {
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         guard let issued = jws.seconds("iat") else { throw .invalid("iat is required") }
         guard abs(issued - seconds) <= skew else { throw .invalid("iat is more than \(skew) seconds from now") }
-        guard let jti = jws.string("jti"), !jti.isEmpty, jti.utf8.count <= 256 else { throw .invalid("jti is required (at most 256 bytes)") }
+        guard let jti = jws.string("jti"), !jti.isEmpty, jti.utf8.count <= 256 else {
+            throw .invalid("jti is required (at most 256 bytes)")
+        }
         if let accessToken {
             guard let ath = jws.string("ath"), ath == Self.accessTokenHash(accessToken) else {
                 throw .invalid("ath must be the access token's SHA-256")

@@ -69,7 +69,8 @@ public struct PublicJWK: Sendable {
         let alg = try string("alg")
         let algorithm = try alg.map { name throws(JOSEError) -> JWSAlgorithm in
             guard let algorithm = JWSAlgorithm(rawValue: name) else {
-                throw JOSEError("algorithm \(name.prefix(16)) is not accepted (\(JWSAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw JOSEError(
+                    "algorithm \(name.prefix(16)) is not accepted (\(JWSAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")))")
             }
             return algorithm
         }
@@ -128,7 +129,8 @@ public struct PublicJWK: Sendable {
     /// The JWK thumbprint (RFC 7638): SHA-256 over the required members in lexicographic order,
     /// no white space, base64url.
     public var thumbprint: String {
-        let canonical = "{" + requiredMembers.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\($0.value)\"" }.joined(separator: ",") + "}"
+        let canonical =
+            "{" + requiredMembers.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\"\($0.value)\"" }.joined(separator: ",") + "}"
         return Base64URL.encode(Array(SHA256.hash(data: Array(canonical.utf8))))
     }
 

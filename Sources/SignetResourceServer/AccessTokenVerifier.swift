@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import SignetJOSE
+import Synchronization
 
 /// An access token a resource server accepted: Signet's claims, read once verified.
 public struct VerifiedAccessToken: Sendable, Equatable {
@@ -131,7 +131,8 @@ public struct AccessTokenVerifier: Sendable {
         let now = now()
         if let jkt = verified.confirmation {
             guard isDPoP else {
-                throw challenge(401, "invalid_token", "the token is DPoP-bound: send it as Authorization: DPoP with a proof", scheme: "Bearer")
+                throw challenge(
+                    401, "invalid_token", "the token is DPoP-bound: send it as Authorization: DPoP with a proof", scheme: "Bearer")
             }
             guard dpop.count == 1 else { throw challenge(401, "invalid_dpop_proof", "send one DPoP proof", scheme: "DPoP") }
             let proof: DPoPProof
@@ -217,7 +218,8 @@ public struct AccessTokenVerifier: Sendable {
 
     /// A refusal with its challenges: the scheme the request used carries the error; every scheme
     /// this resource takes is offered.
-    public func challenge(_ status: Int, _ error: String?, _ description: String, scheme: String? = nil, scope: String? = nil) -> Challenge {
+    public func challenge(_ status: Int, _ error: String?, _ description: String, scheme: String? = nil, scope: String? = nil) -> Challenge
+    {
         func quoted(_ text: String) -> String {
             "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }

@@ -63,12 +63,15 @@ final class ResourceServerTests: XCTestCase {
             let r2 = await refusal("DPoP \(token)", [proof])
             XCTAssertEqual(r2?.error, "invalid_dpop_proof", "the proof replayed")
             let r3 = await refusal("DPoP \(token)", [key.proof(method: "GET", url: url, ["ath": "wrong"])])
-            XCTAssertEqual(r3?.error, "invalid_dpop_proof",
+            XCTAssertEqual(
+                r3?.error, "invalid_dpop_proof",
                 "ath of another token")
             let insufficient = await refusal(
                 "DPoP \(token)", [key.proof(method: "GET", url: url, ["ath": DPoPProof.accessTokenHash(token)])], scopes: ["write"])
             XCTAssertEqual(insufficient?.status, 403)
-            XCTAssertTrue(insufficient?.wwwAuthenticate.first?.contains(#"error="insufficient_scope""#) == true, "\(String(describing: insufficient))")
+            XCTAssertTrue(
+                insufficient?.wwwAuthenticate.first?.contains(#"error="insufficient_scope""#) == true, "\(String(describing: insufficient))"
+            )
 
             // A bearer token for this resource is accepted; one for Signet's default audience is not.
             let bearer = try await client.tokenRequest(base + "&resource=\(formEncode(Self.resource))")

@@ -20,10 +20,13 @@ final class SecretlessTests: XCTestCase {
     }
 
     /// Registers an agent with `key`'s public key set (and `extra` JSON members).
-    static func keyAgent(_ client: any TestClientProtocol, key: TestKey = .p256(), extra: String = "", scopes: String = #"["read","write"]"#)
+    static func keyAgent(
+        _ client: any TestClientProtocol, key: TestKey = .p256(), extra: String = "", scopes: String = #"["read","write"]"#
+    )
         async throws -> KeyAgent
     {
-        let body = #"{"name":"k-\#(UUID().uuidString.prefix(8))","owner":"secretless","scopes":\#(scopes),"jwks":\#(key.jwksJSON)\#(extra)}"#
+        let body =
+            #"{"name":"k-\#(UUID().uuidString.prefix(8))","owner":"secretless","scopes":\#(scopes),"jwks":\#(key.jwksJSON)\#(extra)}"#
         let response = try await client.admin(.post, "/v1/agents", json: body)
         XCTAssertEqual(response.status, .created, response.text)
         XCTAssertNil(response.object["client_secret"], "an agent with keys never gets a secret")
@@ -51,7 +54,8 @@ final class SecretlessTests: XCTestCase {
             let agent = try await Self.keyAgent(client)
             // Authlib's default audience (the token endpoint) and the issuer both work.
             for audience in ["https://signet.test/oauth/token", "https://signet.test"] {
-                let response = try await client.tokenRequest(Self.assertionForm(agent.key.assertion(clientID: agent.clientID, audience: audience)))
+                let response = try await client.tokenRequest(
+                    Self.assertionForm(agent.key.assertion(clientID: agent.clientID, audience: audience)))
                 XCTAssertEqual(response.status, .ok, response.text)
                 let token = try XCTUnwrap(response.object["access_token"] as? String)
                 XCTAssertEqual(jwtClaims(token)["sub"] as? String, agent.id)
@@ -60,7 +64,8 @@ final class SecretlessTests: XCTestCase {
 
             let used = agent.key.assertion(clientID: agent.clientID)
             _ = try await client.tokenRequest(Self.assertionForm(used))
-            Self.assertRefused(try await client.tokenRequest(Self.assertionForm(used)), .unauthorized, "invalid_client", "a replayed assertion")
+            Self.assertRefused(
+                try await client.tokenRequest(Self.assertionForm(used)), .unauthorized, "invalid_client", "a replayed assertion")
 
             let now = Date()
             let attempts: [(String, String)] = [
@@ -75,13 +80,19 @@ final class SecretlessTests: XCTestCase {
                 (TestKey.p256().assertion(clientID: agent.clientID), "a key never registered"),
                 (
                     Forgery.none(
-                        claims: ["iss": agent.clientID, "sub": agent.clientID, "aud": "https://signet.test", "exp": Int(now.timeIntervalSince1970) + 60,
-                            "jti": UUID().uuidString], header: ["kid": agent.key.kid]), "alg none"
+                        claims: [
+                            "iss": agent.clientID, "sub": agent.clientID, "aud": "https://signet.test",
+                            "exp": Int(now.timeIntervalSince1970) + 60,
+                            "jti": UUID().uuidString,
+                        ], header: ["kid": agent.key.kid]), "alg none"
                 ),
                 (
                     Forgery.hs256(
-                        claims: ["iss": agent.clientID, "sub": agent.clientID, "aud": "https://signet.test", "exp": Int(now.timeIntervalSince1970) + 60,
-                            "jti": UUID().uuidString], header: ["kid": agent.key.kid], key: agent.key.jwksJSON), "HS256 keyed with the public key"
+                        claims: [
+                            "iss": agent.clientID, "sub": agent.clientID, "aud": "https://signet.test",
+                            "exp": Int(now.timeIntervalSince1970) + 60,
+                            "jti": UUID().uuidString,
+                        ], header: ["kid": agent.key.kid], key: agent.key.jwksJSON), "HS256 keyed with the public key"
                 ),
             ]
             for (assertion, what) in attempts {
@@ -96,7 +107,8 @@ final class SecretlessTests: XCTestCase {
                 try await client.tokenRequest(Self.assertionForm(fresh), basic: (agent.clientID, "sgs_x")), .badRequest, "invalid_request",
                 "an assertion beside HTTP Basic")
             Self.assertRefused(
-                try await client.tokenRequest("grant_type=client_credentials&client_assertion_type=jwt&client_assertion=\(fresh)"), .badRequest,
+                try await client.tokenRequest("grant_type=client_credentials&client_assertion_type=jwt&client_assertion=\(fresh)"),
+                .badRequest,
                 "invalid_request", "another assertion type")
             // The refusals of a known client are in its audit trail, as wrong secrets are.
             let rows = try await TestDatabase.query(
@@ -141,7 +153,8 @@ final class SecretlessTests: XCTestCase {
                     "client_assertion_type=\(formEncode(Self.assertionType))&client_assertion=\(formEncode(agent.key.assertion(clientID: agent.clientID, audience: audience)))"
                     + "&graceSeconds=60&jwks=\(formEncode(next.jwksJSON))"
                 return try await client.execute(
-                    uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
+                    uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
+                    headers: [.contentType: "application/x-www-form-urlencoded"],
                     body: ByteBuffer(string: form))
             }
             // An assertion made for the token endpoint, or for the issuer, captured unused, rotates nothing.
@@ -203,7 +216,8 @@ final class SecretlessTests: XCTestCase {
                 ("https://evil.example/", "a resource not registered"), ("relative/path", "not an absolute URI"),
                 ("https://mcp.example/tools#frag", "a fragment"),
             ] {
-                Self.assertRefused(try await client.tokenRequest(base + "&resource=\(formEncode(resource))"), .badRequest, "invalid_target", what)
+                Self.assertRefused(
+                    try await client.tokenRequest(base + "&resource=\(formEncode(resource))"), .badRequest, "invalid_target", what)
             }
             let bad = try await client.admin(.patch, "/v1/agents/\(agent.id)", json: #"{"resources":["no-scheme"]}"#)
             XCTAssertEqual(bad.status, .badRequest, bad.text)
@@ -254,12 +268,16 @@ final class SecretlessTests: XCTestCase {
                 (key.proof(header: ["jwk": TestKey.p256().publicMembers]), "signed by another key than its jwk"),
                 (
                     Forgery.none(
-                        claims: ["htm": "POST", "htu": "https://signet.test/oauth/token", "iat": Int(now.timeIntervalSince1970), "jti": "n1"],
+                        claims: [
+                            "htm": "POST", "htu": "https://signet.test/oauth/token", "iat": Int(now.timeIntervalSince1970), "jti": "n1",
+                        ],
                         header: ["typ": "dpop+jwt", "jwk": key.publicMembers]), "alg none"
                 ),
                 (
                     Forgery.hs256(
-                        claims: ["htm": "POST", "htu": "https://signet.test/oauth/token", "iat": Int(now.timeIntervalSince1970), "jti": "h1"],
+                        claims: [
+                            "htm": "POST", "htu": "https://signet.test/oauth/token", "iat": Int(now.timeIntervalSince1970), "jti": "h1",
+                        ],
                         header: ["typ": "dpop+jwt", "jwk": key.publicMembers], key: "k"), "HS256"
                 ),
                 ("not.a.jwt", "garbage"),
@@ -289,7 +307,8 @@ final class SecretlessTests: XCTestCase {
                 func request(_ client: any TestClientProtocol, _ proof: String) async throws -> TestResponse {
                     try await client.execute(
                         uri: "/oauth/token", method: .post,
-                        headers: [.contentType: "application/x-www-form-urlencoded", HTTPField.Name("DPoP")!: proof], body: ByteBuffer(string: form))
+                        headers: [.contentType: "application/x-www-form-urlencoded", HTTPField.Name("DPoP")!: proof],
+                        body: ByteBuffer(string: form))
                 }
                 let first = try await request(one, key.proof())
                 Self.assertRefused(first, .badRequest, "use_dpop_nonce", "a proof without a nonce")
@@ -315,7 +334,8 @@ final class SecretlessTests: XCTestCase {
                 let granted = try await one.tokenRequest(Self.assertionForm(assertion))
                 XCTAssertEqual(granted.status, .ok, granted.text)
                 Self.assertRefused(
-                    try await two.tokenRequest(Self.assertionForm(assertion)), .unauthorized, "invalid_client", "replayed on another instance")
+                    try await two.tokenRequest(Self.assertionForm(assertion)), .unauthorized, "invalid_client",
+                    "replayed on another instance")
             }
         }
         // Redis refused: the instance remembers what it saw itself.
@@ -325,7 +345,8 @@ final class SecretlessTests: XCTestCase {
             let assertion = agent.key.assertion(clientID: agent.clientID)
             let granted = try await client.tokenRequest(Self.assertionForm(assertion))
             XCTAssertEqual(granted.status, .ok, granted.text)
-            Self.assertRefused(try await client.tokenRequest(Self.assertionForm(assertion)), .unauthorized, "invalid_client", "replayed in memory")
+            Self.assertRefused(
+                try await client.tokenRequest(Self.assertionForm(assertion)), .unauthorized, "invalid_client", "replayed in memory")
         }
     }
 
@@ -335,7 +356,10 @@ final class SecretlessTests: XCTestCase {
             let metadata = try await client.execute(uri: "/.well-known/oauth-authorization-server", method: .get).object
             XCTAssertTrue((metadata["token_endpoint_auth_methods_supported"] as? [String])?.contains("private_key_jwt") == true)
             XCTAssertEqual(metadata["dpop_signing_alg_values_supported"] as? [String], ["ES256", "EdDSA"])
-            XCTAssertFalse((metadata["token_endpoint_auth_signing_alg_values_supported"] as? [String] ?? ["none"]).contains { $0 == "none" || $0.hasPrefix("HS") })
+            XCTAssertFalse(
+                (metadata["token_endpoint_auth_signing_alg_values_supported"] as? [String] ?? ["none"]).contains {
+                    $0 == "none" || $0.hasPrefix("HS")
+                })
         }
     }
 }
@@ -356,7 +380,8 @@ final class TokenAuthorityDPoPTests: XCTestCase {
         if let resource { form += "&resource=\(formEncode(resource))" }
         let response = try await client.execute(
             uri: "/oauth/token", method: .post,
-            headers: [.contentType: "application/x-www-form-urlencoded", HTTPField.Name("DPoP")!: key.proof()], body: ByteBuffer(string: form))
+            headers: [.contentType: "application/x-www-form-urlencoded", HTTPField.Name("DPoP")!: key.proof()],
+            body: ByteBuffer(string: form))
         XCTAssertEqual(response.status, .ok, response.text)
         return try XCTUnwrap(response.object["access_token"] as? String)
     }
@@ -367,7 +392,8 @@ final class TokenAuthorityDPoPTests: XCTestCase {
         var headers: HTTPFields = [.authorization: authorization, .contentType: "application/json"]
         if let proof { headers[HTTPField.Name("DPoP")!] = proof }
         return try await client.execute(
-            uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: headers, body: ByteBuffer(string: #"{"graceSeconds":60}"#))
+            uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: headers,
+            body: ByteBuffer(string: #"{"graceSeconds":60}"#))
     }
 
     func testABoundTokenWithItsProofRotatesAndEveryMisuseIsRefused() async throws {
@@ -393,7 +419,8 @@ final class TokenAuthorityDPoPTests: XCTestCase {
             let thief = try await Self.rotate(client, agent, authorization: "DPoP \(token)", proof: proof(for: token, key: .p256()))
             XCTAssertEqual(thief.object["error"] as? String, "invalid_dpop_proof", "a proof by another key: \(thief.text)")
             let wrongURL = try await Self.rotate(
-                client, agent, authorization: "DPoP \(token)", proof: key.proof(url: "https://signet.test/oauth/token", ["ath": DPoPProof.accessTokenHash(token)]))
+                client, agent, authorization: "DPoP \(token)",
+                proof: key.proof(url: "https://signet.test/oauth/token", ["ath": DPoPProof.accessTokenHash(token)]))
             XCTAssertEqual(wrongURL.object["error"] as? String, "invalid_dpop_proof", wrongURL.text)
 
             let plain = try await client.accessToken(for: agent, scope: "credentials:rotate")
@@ -430,10 +457,12 @@ final class TokenAuthorityDPoPTests: XCTestCase {
             let victim = try await client.agent(scopes: ["read", "credentials:rotate"])
             _ = try await client.admin(.patch, "/v1/agents/\(agent.id)", json: #"{"resources":["https://tool.example/"]}"#)
             let key = TestKey.p256()
-            let elsewhere = try await Self.boundToken(client, agent, key: key, scope: "credentials:rotate", resource: "https://tool.example/")
+            let elsewhere = try await Self.boundToken(
+                client, agent, key: key, scope: "credentials:rotate", resource: "https://tool.example/")
             let url = "https://signet.test/v1/agents/\(agent.id)/credentials/rotate"
             let response = try await Self.rotate(
-                client, agent, authorization: "DPoP \(elsewhere)", proof: key.proof(url: url, ["ath": DPoPProof.accessTokenHash(elsewhere)]))
+                client, agent, authorization: "DPoP \(elsewhere)", proof: key.proof(url: url, ["ath": DPoPProof.accessTokenHash(elsewhere)])
+            )
             XCTAssertEqual(response.object["error"] as? String, "invalid_token", "a token for another audience: \(response.text)")
 
             let own = try await Self.boundToken(client, agent, key: key, scope: "credentials:rotate")

@@ -313,7 +313,9 @@ final class TokenTests: XCTestCase {
             XCTAssertEqual(metadata["revocation_endpoint"] as? String, "https://signet.test/oauth/revoke")
             XCTAssertEqual(metadata["jwks_uri"] as? String, "https://signet.test/.well-known/jwks.json")
             XCTAssertEqual(metadata["grant_types_supported"] as? [String], ["client_credentials"])
-            XCTAssertEqual(metadata["token_endpoint_auth_methods_supported"] as? [String], ["client_secret_basic", "client_secret_post", "private_key_jwt"])
+            XCTAssertEqual(
+                metadata["token_endpoint_auth_methods_supported"] as? [String],
+                ["client_secret_basic", "client_secret_post", "private_key_jwt"])
         }
     }
 }

@@ -40,7 +40,8 @@ final class AgentValidationTests: XCTestCase {
         XCTAssertTrue(message(#"{"name":"a","owner":"t","scopes":[""]}"#)?.contains("is not a valid scope token") == true)
         XCTAssertEqual(message(#"{"name":"a","owner":"t","metadata":[]}"#), "metadata must be a JSON object")
         XCTAssertEqual(
-            message(#"{"name":"a","owner":"t","admin":true}"#), "unknown field \"admin\"; allowed: dpop_bound_access_tokens, jwks, metadata, name, owner, resources, scopes")
+            message(#"{"name":"a","owner":"t","admin":true}"#),
+            "unknown field \"admin\"; allowed: dpop_bound_access_tokens, jwks, metadata, name, owner, resources, scopes")
     }
 
     func testScopeTokensFollowRFC6749() {

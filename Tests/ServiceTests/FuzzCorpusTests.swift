@@ -1,6 +1,7 @@
 import Foundation
 import Service
 import SignetFuzzing
+import SignetJOSE
 import XCTest
 
 /// The libFuzzer corpus (`fixtures/fuzz/`, grown by `ci/fuzz`) replayed through the same probes
@@ -28,6 +29,16 @@ final class FuzzCorpusTests: XCTestCase {
     func testBasicCorpus() throws { try replay(.basic) }
     func testJSONCorpus() throws { try replay(.json) }
     func testJWTCorpus() throws { try replay(.jwt) }
+    func testJOSECorpus() throws { try replay(.jose) }
+
+    /// The jose corpus reaches past the proof's signature: its seed proof verifies at the instant
+    /// it was made for, and does not a second past the skew.
+    func testJOSESeedProofVerifies() throws {
+        let seed = try String(contentsOf: Self.corpus.appendingPathComponent("jose/dpop-proof"), encoding: .utf8)
+        let url = "https://signet.test/oauth/token"
+        XCTAssertNoThrow(try DPoPProof(seed, method: "POST", url: url, at: ParserProbes.joseInstant, skew: 60))
+        XCTAssertThrowsError(try DPoPProof(seed, method: "POST", url: url, at: ParserProbes.joseInstant.addingTimeInterval(61), skew: 60))
+    }
 
     /// The jwt corpus reaches past the signature check: its seed verifies with the fuzz key, and
     /// the same token with one byte of its signature changed does not.

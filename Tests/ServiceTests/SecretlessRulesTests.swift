@@ -43,7 +43,9 @@ final class SecretlessRulesTests: XCTestCase {
                 return error.description
             }
         }
-        XCTAssertEqual(refusal(publicMembers.merging(["kid": "a", "d": "secret"]) { $1 }), #"the key carries a private part ("d"): register the public key only"#)
+        XCTAssertEqual(
+            refusal(publicMembers.merging(["kid": "a", "d": "secret"]) { $1 }),
+            #"the key carries a private part ("d"): register the public key only"#)
         XCTAssertTrue(refusal(["kty": "oct", "k": "c2VjcmV0", "kid": "h"])?.contains("symmetric") == true)
         XCTAssertEqual(refusal(publicMembers), #"every key needs a "kid""#)
         XCTAssertNil(refusal(publicMembers, requireKid: false), "a DPoP proof's jwk needs no kid")
@@ -54,9 +56,11 @@ final class SecretlessRulesTests: XCTestCase {
         XCTAssertEqual(refusal(offCurve), "the EC key is not a point on its curve")
         let modulus2047 = [0x7F] + [UInt8](repeating: 0xFF, count: 255)
         XCTAssertEqual(
-            refusal(["kty": "RSA", "kid": "r", "e": "AQAB", "n": Base64URL.encode(modulus2047)]), "RSA keys must be at least 2048 bits (this one is 2047)")
+            refusal(["kty": "RSA", "kid": "r", "e": "AQAB", "n": Base64URL.encode(modulus2047)]),
+            "RSA keys must be at least 2048 bits (this one is 2047)")
         let modulus4097 = [0x01] + [UInt8](repeating: 0xFF, count: 512)
-        XCTAssertEqual(refusal(["kty": "RSA", "kid": "r", "e": "AQAB", "n": Base64URL.encode(modulus4097)]), "RSA keys must be at most 4096 bits")
+        XCTAssertEqual(
+            refusal(["kty": "RSA", "kid": "r", "e": "AQAB", "n": Base64URL.encode(modulus4097)]), "RSA keys must be at most 4096 bits")
         XCTAssertTrue(refusal(publicMembers.merging(["kid": "a", "extra": "x"]) { $1 })?.contains("unknown key member") == true)
     }
 

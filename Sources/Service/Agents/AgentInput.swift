@@ -22,9 +22,10 @@ package struct NewAgent: Equatable {
         scopes = try body["scopes"].map { value throws(SignetError) in try AgentValidation.scopes(value) } ?? []
         metadata = try body["metadata"].map { value throws(SignetError) in try AgentValidation.metadata(value) } ?? [:]
         resources = try body["resources"].map { value throws(SignetError) in try AgentValidation.resources(value) } ?? []
-        dpopBound = try body["dpop_bound_access_tokens"].map { value throws(SignetError) in
-            try AgentValidation.flag("dpop_bound_access_tokens", value)
-        } ?? false
+        dpopBound =
+            try body["dpop_bound_access_tokens"].map { value throws(SignetError) in
+                try AgentValidation.flag("dpop_bound_access_tokens", value)
+            } ?? false
         jwks = try body["jwks"].map { value throws(SignetError) in try AgentValidation.jwks(value) }
     }
 }
@@ -124,7 +125,8 @@ package enum AgentValidation {
         for item in items {
             guard case .string(let resource) = item else { throw .badRequest("resources must be an array of absolute URIs") }
             guard isResource(resource) else {
-                throw .badRequest("resource \"\(resource.prefix(64))\" is not an absolute URI without a fragment (at most \(maxResourceLength) bytes)")
+                throw .badRequest(
+                    "resource \"\(resource.prefix(64))\" is not an absolute URI without a fragment (at most \(maxResourceLength) bytes)")
             }
             if !resources.contains(resource) { resources.append(resource) }
         }

@@ -72,7 +72,9 @@ struct AuthMiddleware: RouterMiddleware {
                     context.authFailure = .notTried
                     return try await next(request, context)
                 }
-                switch try await tokens.authenticate(request, admission: ClientDirectory.Admission(gate: gate, address: context.limiterAddress)) {
+                switch try await tokens.authenticate(
+                    request, admission: ClientDirectory.Admission(gate: gate, address: context.limiterAddress))
+                {
                 case .success(let principal): context.principal = principal
                 case .failure(let challenge): context.authFailure = .tokenRefused(challenge)
                 }

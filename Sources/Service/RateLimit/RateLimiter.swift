@@ -1,7 +1,7 @@
 import Logging
+import ServiceLifecycle
 import SignetJOSE
 import SignetResourceServer
-import ServiceLifecycle
 import Spec
 import Synchronization
 
