@@ -189,7 +189,9 @@ final class TokenTests: XCTestCase {
             let byToken = try await client.execute(
                 uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post, headers: [.authorization: "Bearer \(scoped)"])
             XCTAssertEqual(byToken.status, .unauthorized, byToken.text)
-            XCTAssertEqual(byToken.headers[.wwwAuthenticate], #"Basic realm="signet", charset="UTF-8""#)
+            XCTAssertEqual(
+                byToken.headers[values: .wwwAuthenticate], [#"Basic realm="signet", charset="UTF-8""#, #"DPoP algs="ES256 EdDSA""#],
+                "client credentials, or a DPoP-bound token: never a bearer")
             try await assertEqual(await client.rotateOwn(unscopedAgent).status, .forbidden, "not registered with credentials:rotate")
             let foreign = try await client.execute(
                 uri: "/v1/agents/\(other.id)/credentials/rotate", method: .post,
