@@ -66,7 +66,8 @@ public struct DPoPProof: Sendable {
         }
         guard jws.isSigned(by: key, algorithm: algorithm) else { throw .invalid("the signature does not verify with its jwk") }
         guard jws.string("htm") == method else { throw .invalid("htm must be \(method)") }
-        guard let htu = jws.string("htu"), Self.sameURL(htu, url) else { throw .invalid("htu must be \(url)") }
+        // The URL exactly as named is the common case; only another spelling is normalised.
+        guard let htu = jws.string("htu"), htu == url || Self.sameURL(htu, url) else { throw .invalid("htu must be \(url)") }
         let seconds = Int64(now.timeIntervalSince1970.rounded(.down))
         guard let issued = jws.seconds("iat") else { throw .invalid("iat is required") }
         guard abs(issued - seconds) <= skew else { throw .invalid("iat is more than \(skew) seconds from now") }
@@ -143,8 +144,18 @@ public struct DPoPNonces: Sendable {
     }
 }
 
+/// What a replay guard says of a one-time value.
+public enum ReplayCheck: Sendable, Equatable {
+    /// Not seen within the window: now remembered.
+    case first
+    /// Seen before: a replay.
+    case seen
+    /// The guard cannot remember more now: refuse, but as unavailable, not as a replay.
+    case full
+}
+
 /// Remembers one-time values (a client assertion's `jti`, a DPoP proof's): the first use of one
-/// is true, every later use within the guard's window false.
+/// is `.first`, every later use within the guard's window `.seen`.
 public protocol ReplayGuard: Sendable {
-    func firstUse(of value: String) async -> Bool
+    func check(_ value: String) async -> ReplayCheck
 }

@@ -147,8 +147,10 @@ public struct AccessTokenVerifier: Sendable {
             guard proof.thumbprint == jkt else {
                 throw challenge(401, "invalid_dpop_proof", "the proof is not signed by the key the token is bound to", scheme: "DPoP")
             }
-            guard await replay.firstUse(of: proof.replayKey) else {
-                throw challenge(401, "invalid_dpop_proof", "the DPoP proof was used before (jti)", scheme: "DPoP")
+            switch await replay.check(proof.replayKey) {
+            case .first: break
+            case .seen: throw challenge(401, "invalid_dpop_proof", "the DPoP proof was used before (jti)", scheme: "DPoP")
+            case .full: throw challenge(503, "temporarily_unavailable", "too many proofs to remember at once; retry shortly")
             }
         } else if isDPoP {
             throw challenge(401, "invalid_token", "the token is not DPoP-bound: it cannot be sent as Authorization: DPoP", scheme: "DPoP")
@@ -270,7 +272,7 @@ public final class MemoryReplayGuard: ReplayGuard, Sendable {
         state = Mutex(State())
     }
 
-    public func firstUse(of value: String) async -> Bool {
+    public func check(_ value: String) async -> ReplayCheck {
         let now = clock()
         return state.withLock { state in
             // Forget what left the window, oldest first.
@@ -282,10 +284,17 @@ public final class MemoryReplayGuard: ReplayGuard, Sendable {
                 state.order.removeFirst(state.head)
                 state.head = 0
             }
-            guard state.seen[value] == nil, state.seen.count < capacity else { return false }
+            guard state.seen[value] == nil else { return .seen }
+            guard state.seen.count < capacity else { return .full }
             state.seen[value] = now
             state.order.append((value, now))
-            return true
+            return .first
         }
+    }
+
+    /// Whether `value` was seen within the window, without remembering it.
+    public func contains(_ value: String) -> Bool {
+        let now = clock()
+        return state.withLock { state in state.seen[value].map { now - $0 < window } ?? false }
     }
 }

@@ -5,6 +5,8 @@ import HummingbirdTesting
 import NIOCore
 import SignetJOSE
 import SignetResourceServer
+import Simulator
+import Synchronization
 import XCTest
 
 /// Issue 29: agents without a secret (`private_key_jwt`, RFC 7523), tokens for named resources
@@ -348,6 +350,39 @@ final class SecretlessTests: XCTestCase {
             Self.assertRefused(
                 try await client.tokenRequest(Self.assertionForm(assertion)), .unauthorized, "invalid_client", "replayed in memory")
         }
+    }
+
+    /// An assertion first seen while Redis was down (the instance remembered it in memory) stays
+    /// refused on that instance once a Redis answers again that never saw it (restarted empty).
+    func testAnAssertionSeenDuringARedisOutageStaysRefusedAfterIt() async throws {
+        let first = try await RedisServer.start()
+        let restarted = Mutex<RedisServer?>(nil)
+        defer { first.crash() }
+        let signet = try await TestSignet.make(["REDIS_URL": first.url])
+        do {
+            try await signet.test { client in
+                let agent = try await Self.keyAgent(client)
+                let warm = try await client.tokenRequest(Self.assertionForm(agent.key.assertion(clientID: agent.clientID)))
+                XCTAssertEqual(warm.status, .ok, warm.text)
+                first.crash()
+                let assertion = agent.key.assertion(clientID: agent.clientID)
+                let during = try await client.tokenRequest(Self.assertionForm(assertion))
+                XCTAssertEqual(during.status, .ok, "decided in memory while Redis is down: \(during.text)")
+                let second = try await RedisServer.start(port: first.port)
+                restarted.withLock { $0 = second }
+                try await eventually("the limiter decides in Redis again") { signet.logText.contains("Redis answers again") }
+                let replayed = try await client.tokenRequest(Self.assertionForm(assertion))
+                Self.assertRefused(replayed, .unauthorized, "invalid_client", "an outage-era assertion replayed after the outage")
+                let fresh = try await client.tokenRequest(Self.assertionForm(agent.key.assertion(clientID: agent.clientID)))
+                XCTAssertEqual(fresh.status, .ok, "Redis decides: \(fresh.text)")
+                let keys = try await second.command(["DBSIZE"])
+                XCTAssertNotEqual("\(keys)", "integer(0)", "the fresh one is in the new Redis")
+            }
+        } catch {
+            if let second = restarted.withLock({ $0 }) { await second.stop() }
+            throw error
+        }
+        if let second = restarted.withLock({ $0 }) { await second.stop() }
     }
 
     func testMetadataListsTheNewMethodsAndAlgorithms() async throws {

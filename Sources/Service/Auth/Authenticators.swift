@@ -171,8 +171,13 @@ extension ClientCredentialsAuthenticator {
         } catch {
             return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: error.description))
         }
-        if let replay, await !replay.firstUse(of: replayKey) {
+        switch await replay?.check(replayKey) ?? .first {
+        case .first: break
+        case .seen:
             return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: "the client assertion was used before (jti)"))
+        case .full:
+            return .failed(
+                .unavailable(SignetError.unavailable("too many assertions to remember while Redis is not answering; retry shortly")))
         }
         return .authenticated(.client(client, credential))
     }

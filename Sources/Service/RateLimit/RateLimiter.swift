@@ -15,8 +15,9 @@ import Synchronization
 public final class RateLimiter: Service, Sendable {
     private let redis: RedisWindow?
     private let memory: Mutex<SlidingWindow>
-    /// Every one-time value this instance saw (`firstUse`), whether or not Redis decides: bounded,
-    /// and refusing new values when full rather than forgetting one that could then be replayed.
+    /// The one-time values this instance saw while Redis was not deciding (`check`): bounded,
+    /// refusing new values when full rather than forgetting one that could then be replayed, and
+    /// kept through their window after Redis is back.
     private let replayMemory: MemoryReplayGuard
     private let breaker: Mutex<CircuitBreaker>
     private let logger: Logger
@@ -37,7 +38,7 @@ public final class RateLimiter: Service, Sendable {
         policies = RateLimitSubject.PerKind { [budgets] kind in "\(budgets[kind]);w=\(seconds)" }
         memory = Mutex(SlidingWindow(limit: configuration.maxRequests, windowMilliseconds: configuration.windowMilliseconds))
         replayMemory = MemoryReplayGuard(
-            window: .milliseconds(Defaults.replayWindowMilliseconds), capacity: SlidingWindow.defaultCapacity, clock: clock.monotonic)
+            window: .milliseconds(Defaults.replayWindowMilliseconds), capacity: Self.replayMemoryCapacity, clock: clock.monotonic)
         breaker = Mutex(CircuitBreaker(probeInterval: configuration.probeInterval))
         redis = configuration.redis.map { RedisWindow(topology: $0, configuration: configuration, logger: logger) }
         self.logger = logger
@@ -61,11 +62,16 @@ public final class RateLimiter: Service, Sendable {
     public func policy(_ kind: RateLimitSubject.Kind) -> String { policies[kind] }
 
     public func decide(_ subject: RateLimitSubject) async -> RateLimitDecision {
-        guard let redis, breaker.withLock({ $0.allowsRequests }) else {
-            let decision = decideInMemory(subject)
-            metrics?.limiterDecided(redis: false, allowed: decision.allowed)
-            return decision
-        }
+        if let decision = await decideInRedis(subject) { return decision }
+        let decision = decideInMemory(subject)
+        metrics?.limiterDecided(redis: false, allowed: decision.allowed)
+        return decision
+    }
+
+    /// Redis's decision; nil when Redis is not deciding (not configured, the breaker open) or
+    /// failed this call (which opens the breaker).
+    private func decideInRedis(_ subject: RateLimitSubject) async -> RateLimitDecision? {
+        guard let redis, breaker.withLock({ $0.allowsRequests }) else { return nil }
         let started = clock.monotonic()
         do {
             let decision = try await redis.decide(subject)
@@ -79,17 +85,13 @@ public final class RateLimiter: Service, Sendable {
                 logger.warning(LogLine.redisDown, metadata: ["error": "\(error)"])
                 redis.failPending(error)
             }
-            let decision = decideInMemory(subject)
-            metrics?.limiterDecided(redis: false, allowed: decision.allowed)
-            return decision
+            return nil
         }
     }
 
     private func decideInMemory(_ subject: RateLimitSubject) -> RateLimitDecision {
         let now = (clock.monotonic() - origin).milliseconds
         let limit = budgets[subject.kind]
-        // A one-time value's memory check was made by `firstUse` already: nothing to add here.
-        if subject.kind == .replay { return RateLimitDecision(allowed: true, limit: 1, remaining: 0, resetMilliseconds: 0) }
         return memory.withLock { $0.decide(subject.key, limit: limit, now: now) }
     }
 
@@ -121,16 +123,20 @@ public final class RateLimiter: Service, Sendable {
 }
 
 extension RateLimiter: ReplayGuard {
-    /// A one-time value is "allowed" once per replay window: in Redis, shared by every instance,
-    /// with the limiter's script and breaker; and always in this instance's memory too, so a value
-    /// seen while Redis was not deciding stays refused here once it decides again. While Redis is
-    /// not deciding, only this instance's memory knows (docs/secretless.md says what that allows).
-    public func firstUse(of value: String) async -> Bool {
+    /// The most one-time values an instance remembers while Redis is not deciding (within the
+    /// replay window): about 30 MB; past it, secretless requests are answered 503 until some expire.
+    public static let replayMemoryCapacity = 200_000
+
+    /// A one-time value is allowed once per replay window: in Redis, shared by every instance,
+    /// with the limiter's script and breaker (a value this instance saw while Redis was not
+    /// deciding stays refused here after it decides again). While Redis is not deciding, only this
+    /// instance's memory knows (docs/secretless.md says what that allows).
+    public func check(_ value: String) async -> ReplayCheck {
         let subject = RateLimitSubject(.replay, value)
-        let here = await replayMemory.firstUse(of: subject.key)
-        guard usesRedis else { return here }
-        let shared = await decide(subject).allowed
-        return here && shared
+        if let decision = await decideInRedis(subject) {
+            return decision.allowed && !replayMemory.contains(subject.key) ? .first : .seen
+        }
+        return await replayMemory.check(subject.key)
     }
 }
 

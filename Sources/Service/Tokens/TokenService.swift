@@ -139,22 +139,24 @@ public struct TokenService: Sendable {
         guard values.count == 1 else { throw OAuthError(.invalidDPoPProof, "send one DPoP header") }
         let now = now()
         let nonces = dpopNonces
-        let failure: DPoPProofError
+        func refusal(_ failure: DPoPProofError) -> OAuthError {
+            var error = OAuthError(failure == .nonceRequired ? .useDPoPNonce : .invalidDPoPProof, failure.description)
+            if let nonces { error.headers[.dpopNonce] = nonces.nonce(at: now) }
+            return error
+        }
+        let proof: DPoPProof
         do throws(DPoPProofError) {
-            let proof = try DPoPProof(
+            proof = try DPoPProof(
                 values[0], method: request.method.rawValue, url: issuer + path, accessToken: accessToken, at: now,
                 skew: Int64(Defaults.clockSkewSeconds), nonceIsValid: nonces.map { nonces in { nonces.isValid($0, at: now) } })
-            if let replay, await !replay.firstUse(of: proof.replayKey) {
-                failure = .invalid("it was used before (jti)")
-            } else {
-                return proof
-            }
         } catch {
-            failure = error
+            throw refusal(error)
         }
-        var refusal = OAuthError(failure == .nonceRequired ? .useDPoPNonce : .invalidDPoPProof, failure.description)
-        if let nonces { refusal.headers[.dpopNonce] = nonces.nonce(at: now) }
-        throw refusal
+        switch await replay?.check(proof.replayKey) ?? .first {
+        case .first: return proof
+        case .seen: throw refusal(.invalid("it was used before (jti)"))
+        case .full: throw SignetError.unavailable("too many proofs to remember while Redis is not answering; retry shortly")
+        }
     }
 
     /// The audit trail's reason for a known client's failed authentication: a secret's, or the
