@@ -32,7 +32,16 @@ public enum HealthScenarios {
         variables.merge(extra) { _, new in new }
         let signet = try await context.startSignet(
             id: id, environment: context.environment(database: database, applicationName: "health-\(id)", variables))
-        return World(signet: signet, vault: vault, opa: opa)
+        let world = World(signet: signet, vault: vault, opa: opa)
+        // An instance answers before its change listener has confirmed its first heartbeat (its
+        // credential cache is `degraded` until then, by design); the health scenarios judge the
+        // dependencies, so they begin once it has (a fresh-clone CI run, three test processes at
+        // once, caught the first answer before it).
+        try await waitUntil("the change listener of \(id) confirms its first heartbeat", timeout: .seconds(10)) {
+            let (response, _) = try await detailed(world.detailedURL)
+            return (response.json["credentialCache"] as? [String: Any])?["status"] as? String == "healthy"
+        }
+        return world
     }
 
     /// `GET /health/detailed` and how long it took.
