@@ -90,6 +90,12 @@ final class CredentialCacheTests: XCTestCase {
             credentialCacheFallbackTTL: .seconds(60))
         try await first.test { one in
             try await second.test { two in
+                // The second instance's listener listening: its start drops every entry cached
+                // before it (by design), which under load could land after the entry below.
+                try await eventually("the second instance's change listener is confirmed") {
+                    let health = try await two.operations("/health/detailed").object
+                    return (health["credentialCache"] as? [String: Any])?["status"] as? String == "healthy"
+                }
                 func refused(_ agent: TestAgent, secret: String? = nil) async throws -> Bool {
                     let form =
                         "grant_type=client_credentials&client_id=\(formEncode(agent.clientID))"
