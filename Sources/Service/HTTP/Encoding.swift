@@ -1,26 +1,11 @@
 import Foundation
+import SignetJOSE
 
 /// Byte-level encodings on the request path, where Foundation's string APIs cost too much.
 enum Encoding {
-    private static let base64URLAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
-
-    /// Base64url without padding (RFC 4648 §5).
+    /// Base64url without padding (RFC 4648 §5): SignetJOSE's, the one implementation.
     static func base64URL(_ bytes: some Collection<UInt8>) -> String {
-        let input = Array(bytes)
-        var output: [UInt8] = []
-        output.reserveCapacity((input.count * 4 + 2) / 3)
-        var index = 0
-        while index + 2 < input.count {
-            let value = UInt32(input[index]) << 16 | UInt32(input[index + 1]) << 8 | UInt32(input[index + 2])
-            for shift: UInt32 in [18, 12, 6, 0] { output.append(base64URLAlphabet[Int((value >> shift) & 63)]) }
-            index += 3
-        }
-        let rest = input.count - index
-        if rest > 0 {
-            let value = UInt32(input[index]) << 16 | (rest == 2 ? UInt32(input[index + 1]) << 8 : 0)
-            output += [18, 12, 6].prefix(rest + 1).map { base64URLAlphabet[Int((value >> $0) & 63)] }
-        }
-        return String(decoding: output, as: UTF8.self)
+        Base64URL.encode(bytes)
     }
 
     static let hexDigits = Array("0123456789abcdef".utf8)
@@ -112,8 +97,9 @@ extension Data {
 
     /// Decodes base64url with or without padding (RFC 4648 §5).
     public init?(base64URL text: String) {
-        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
-        self.init(base64Encoded: standard)
+        var unpadded = Substring(text)
+        while unpadded.last == "=" { unpadded.removeLast() }
+        guard let bytes = Base64URL.decode(unpadded) else { return nil }
+        self.init(bytes)
     }
 }
