@@ -71,42 +71,60 @@ struct ClientCredentialsAuthenticator: Sendable {
         guard CredentialHasher.isWellFormedClientID(credentials.clientID) else {
             return .failed(.invalidClient(method: credentials.method, known: nil))
         }
-        func matching(_ client: ClientRecord?) -> ClientRecord.Credential? {
-            client.flatMap { directory.credential(of: $0, matching: credentials.secret, at: now()) }
+        let found: (client: ClientRecord?, credential: ClientRecord.Credential?)
+        switch try await resolve(
+            credentials.clientID, mayQuery: mayQuery, admission: admission,
+            matching: { client in
+                directory.credential(of: client, matching: credentials.secret, at: now())
+            })
+        {
+        case .found(let client, let credential): found = (client, credential)
+        case .failed(let failure): return .failed(failure)
         }
-        var client: ClientRecord?
-        var credential: ClientRecord.Credential?
-        if mayQuery {
-            do {
-                let found = try await directory.lookup(credentials.clientID, admission: admission)
-                client = found.record
-                credential = matching(client)
-                if client != nil, credential == nil, !found.read {
-                    // The cached client may predate a rotation made on another instance, whose new
-                    // secret this is: read it again before refusing, unless it was read within
-                    // `refetchInterval` (a bound on what wrong secrets cost). A client this request
-                    // waited to read is not read twice.
-                    let readSince = directory.refetchCutoff()
-                    client = try await directory.lookup(credentials.clientID, admission: admission, readSince: readSince).record
-                    credential = matching(client)
-                }
-            } catch is ClientDirectory.LookupRefused {
-                // Not the client's fault, and maybe a real client behind a busy NAT: 503 and a
-                // retry, never a 401 for a secret nobody checked.
-                return .failed(.unavailable(SignetError.unavailable("too many client lookups from this address at once; retry shortly")))
-            }
-        } else {
-            guard let cached = directory.cachedClient(credentials.clientID) else { return .failed(.notTried) }
-            client = cached
-            credential = matching(cached)
-        }
-        guard let client else { return .failed(.invalidClient(method: credentials.method, known: nil)) }
-        guard let credential else { return .failed(.invalidClient(method: credentials.method, known: client)) }
+        guard let client = found.client else { return .failed(.invalidClient(method: credentials.method, known: nil)) }
+        guard let credential = found.credential else { return .failed(.invalidClient(method: credentials.method, known: client)) }
         return .authenticated(.client(client, credential))
     }
 }
 
 extension ClientCredentialsAuthenticator {
+    /// The client `clientID` names and its live credential that `matching` accepts, as both
+    /// methods find them: from the cache; a query (shared by concurrent requests, admitted per
+    /// address) when `mayQuery`; and once more when the cached client does not know what it was
+    /// sent (it may predate a rotation made on another instance) unless it was read within
+    /// `refetchInterval` (a bound on what wrong secrets or assertions cost) or this request
+    /// waited to read it. Without `mayQuery` (the address is over its budget) only the cache.
+    func resolve(
+        _ clientID: String, mayQuery: Bool, admission: ClientDirectory.Admission?,
+        matching: (ClientRecord) -> ClientRecord.Credential?
+    ) async throws -> Resolution {
+        guard mayQuery else {
+            guard let cached = directory.cachedClient(clientID) else { return .failed(.notTried) }
+            return .found(cached, matching(cached))
+        }
+        do {
+            let found = try await directory.lookup(clientID, admission: admission)
+            var client = found.record
+            var credential = client.flatMap(matching)
+            if client != nil, credential == nil, !found.read {
+                client = try await directory.lookup(clientID, admission: admission, readSince: directory.refetchCutoff()).record
+                credential = client.flatMap(matching)
+            }
+            return .found(client, credential)
+        } catch is ClientDirectory.LookupRefused {
+            // Not the client's fault, and maybe a real client behind a busy NAT: 503 and a
+            // retry, never a 401 for credentials nobody checked.
+            return .failed(.unavailable(SignetError.unavailable("too many client lookups from this address at once; retry shortly")))
+        }
+    }
+
+    /// What `resolve` found: the client (nil: none by that id) and its matching credential, or why
+    /// it could not look.
+    enum Resolution {
+        case found(ClientRecord?, ClientRecord.Credential?)
+        case failed(AuthFailure)
+    }
+
     /// `private_key_jwt` (RFC 7523 §2.2): the assertion's client is looked up as a secret's is
     /// (cache, one shared query, the address's admission; a client whose cached keys do not
     /// verify it is read again, as for an unknown secret), its signature checked against the
@@ -140,31 +158,22 @@ extension ClientCredentialsAuthenticator {
         guard CredentialHasher.isWellFormedClientID(assertion.clientID) else {
             return .failed(.invalidClient(method: .privateKeyJWT, known: nil))
         }
-        var client: ClientRecord?
-        var credential: ClientRecord.Credential?
-        if mayQuery {
-            do {
-                let found = try await directory.lookup(assertion.clientID, admission: admission)
-                client = found.record
-                credential = client.flatMap { assertion.credential(of: $0, at: now()) }
-                if client != nil, credential == nil, !found.read {
-                    // Keys rotated on another instance: read again, at most once per refetch interval.
-                    let readSince = directory.refetchCutoff()
-                    client = try await directory.lookup(assertion.clientID, admission: admission, readSince: readSince).record
-                    credential = client.flatMap { assertion.credential(of: $0, at: now()) }
-                }
-            } catch is ClientDirectory.LookupRefused {
-                return .failed(.unavailable(SignetError.unavailable("too many client lookups from this address at once; retry shortly")))
-            }
-        } else {
-            guard let cached = directory.cachedClient(assertion.clientID) else { return .failed(.notTried) }
-            client = cached
-            credential = assertion.credential(of: cached, at: now())
+        let found: (client: ClientRecord?, credential: ClientRecord.Credential?)
+        switch try await resolve(
+            assertion.clientID, mayQuery: mayQuery, admission: admission,
+            matching: { client in
+                assertion.credential(of: client, at: now())
+            })
+        {
+        case .found(let client, let credential): found = (client, credential)
+        case .failed(let failure): return .failed(failure)
         }
         // The same answer for an unknown client as for a known one whose keys do not verify it.
         let unverified = "no registered key of the client verifies the assertion"
-        guard let client else { return .failed(.invalidClient(method: .privateKeyJWT, known: nil, reason: unverified)) }
-        guard let credential else { return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: unverified)) }
+        guard let client = found.client else { return .failed(.invalidClient(method: .privateKeyJWT, known: nil, reason: unverified)) }
+        guard let credential = found.credential else {
+            return .failed(.invalidClient(method: .privateKeyJWT, known: client, reason: unverified))
+        }
         let replayKey: String
         do {
             replayKey = try assertion.check(audiences: audiences(for: request), at: now())
