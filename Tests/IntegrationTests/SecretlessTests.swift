@@ -171,6 +171,12 @@ final class SecretlessTests: XCTestCase {
                 let response = try await client.tokenRequest(Self.assertionForm(key.assertion(clientID: agent.clientID)))
                 XCTAssertEqual(response.status, .ok, "both key sets work during the grace period: \(response.text)")
             }
+            // A form naming another assertion type is refused, the admin's too (schemathesis found it accepted).
+            let foreignType = try await client.execute(
+                uri: "/v1/agents/\(agent.id)/credentials/rotate", method: .post,
+                headers: [.authorization: "Bearer \(TestSignet.adminToken)", .contentType: "application/x-www-form-urlencoded"],
+                body: ByteBuffer(string: "client_assertion_type=x&graceSeconds=0"))
+            XCTAssertEqual(foreignType.status, .badRequest, foreignType.text)
             let secret = try await client.admin(.post, "/v1/agents/\(agent.id)/credentials/rotate", json: #"{"graceSeconds":0}"#)
             Self.assertRefused(secret, .badRequest, "invalid_request", "a rotation to a secret")
             XCTAssertTrue(secret.text.contains("private_key_jwt"), secret.text)

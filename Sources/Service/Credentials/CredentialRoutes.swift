@@ -69,6 +69,11 @@ package struct RotationRequest: Equatable {
         try AgentValidation.rejectUnknown(
             form.fields.mapValues { JSONValue.string($0) },
             allowed: ["graceSeconds", "jwks", "client_id", "client_secret", "client_assertion", "client_assertion_type"])
+        // The client's authentication is read before this; what it named must still be what the
+        // contract says, whoever is authenticated (the admin's form included).
+        if let type = form["client_assertion_type"], type != ClientAssertion.type {
+            throw SignetError.badRequest("client_assertion_type must be \(ClientAssertion.type)")
+        }
         if let text = form["jwks"] {
             guard let value = JSONValue.parse(Data(text.utf8)) else { throw SignetError.badRequest("jwks must be a JSON object") }
             jwks = try AgentValidation.jwks(value)
