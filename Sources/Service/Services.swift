@@ -88,6 +88,7 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     var tokens = TokenService(
         keyRing: keyRing, directory: directory, policy: policy, recorder: recorder, pool: pool, issuer: configuration.issuer,
         audience: configuration.tokenAudience, ttl: configuration.tokenTTL, now: now, metrics: metrics)
+    tokens.exchangeMaxDepth = configuration.tokenExchangeMaxDepth
     if configuration.dpopNonceRequired { tokens.dpopNonces = DPoPNonces(sharedKey: secrets.hmacKey) }
     pool.observeAcquireWait { metrics.poolAcquired(after: $0) }
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics, clock: dependencies.clock)

@@ -20,6 +20,11 @@ public struct VerifiedAccessToken: Sendable, Equatable {
     /// generation then (nil for tokens of other issuers).
     public let credentialID: String?
     public let generation: Int?
+    /// A delegated token's actors (RFC 8693 §4.1 `act`), the one acting now first; empty when the
+    /// subject acts for itself.
+    public var actors: [String] = []
+    /// Made by token exchange from other tokens (Signet's `parents` claim): it lives only while they do.
+    public var derived = false
 }
 
 /// Why a request's token was not accepted, with what the answer must carry: the status, the OAuth
@@ -211,11 +216,22 @@ public struct AccessTokenVerifier: Sendable {
         }
         let confirmation = (jws.claims["cnf"] as? [String: Any])?["jkt"] as? String
         if jws.claims["cnf"] != nil, confirmation == nil { throw invalid("the token's cnf names no key thumbprint (jkt)") }
-        return VerifiedAccessToken(
+        var actors: [String] = []
+        var act = jws.claims["act"]
+        while let object = act as? [String: Any] {
+            guard let actor = object["sub"] as? String, actors.count < 16 else { throw invalid("the token's act claim is malformed") }
+            actors.append(actor)
+            act = object["act"]
+        }
+        if act != nil { throw invalid("the token's act claim is malformed") }
+        var verified = VerifiedAccessToken(
             token: token, subject: subject, clientID: clientID,
             scopes: (jws.string("scope") ?? "").split(separator: " ").map(String.init), audience: audience, issuedAt: issuedAt,
             expiresAt: expiresAt, jti: jti, confirmation: confirmation, credentialID: jws.string("credential_id"),
             generation: (jws.claims["generation"] as? Int))
+        verified.actors = actors
+        verified.derived = jws.claims["parents"] != nil
+        return verified
     }
 
     /// A refusal with its challenges: the scheme the request used carries the error; every scheme

@@ -107,6 +107,8 @@ public enum Defaults {
 
     /// Access token lifetime (`TOKEN_TTL_SECONDS`).
     public static let tokenTTLSeconds = 900
+    /// The deepest `act` chain a token exchange may make (`TOKEN_EXCHANGE_MAX_DEPTH`).
+    public static let tokenExchangeMaxDepth = 4
     /// How long a rotated-out client secret stays valid unless the request says otherwise.
     public static let credentialRotationGraceSeconds = 86_400
 

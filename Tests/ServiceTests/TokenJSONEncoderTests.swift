@@ -20,11 +20,20 @@ final class TokenJSONEncoderTests: XCTestCase {
         var bound = bare
         bound.aud = Audience(["https://a.example/", "urn:b"])
         bound.cnf = Confirmation(jkt: "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
-        for claims in [full, bare, bound] {
+        var delegated = full
+        delegated.act = Actor(sub: "c-agent", act: Actor(sub: "b-agent\"", act: Actor(sub: "a")))
+        delegated.parents = [
+            TokenLink(jti: "p1", agent: "a", credential_id: "5ecf2394-c901-4494-8486-777668ea7b65", generation: 2),
+            TokenLink(jti: "p2", agent: "b", credential_id: nil, generation: 0),
+        ]
+        for claims in [full, bare, bound, delegated] {
             let written = try TokenJSONEncoder().encode(claims)
             XCTAssertEqual(try object(written), try object(JSONEncoder().encode(claims)))
             XCTAssertEqual(try JSONDecoder().decode(AccessTokenClaims.self, from: written), claims)
         }
+        XCTAssertEqual(delegated.act?.chain, ["c-agent", "b-agent\"", "a"])
+        XCTAssertEqual(delegated.act?.depth, 3)
+        XCTAssertEqual(delegated.holder, "c-agent")
         let text = String(decoding: try TokenJSONEncoder().encode(full), as: UTF8.self)
         XCTAssertTrue(text.contains(#""aud":"aud\n\r\t\u0001\u001f""#), text)
         XCTAssertFalse(String(decoding: try TokenJSONEncoder().encode(bare), as: UTF8.self).contains("nbf"), "nil claims are left out")

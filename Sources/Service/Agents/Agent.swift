@@ -20,6 +20,17 @@ public struct Agent: Codable, Equatable, Sendable {
     public var dpopBoundAccessTokens: Bool
     /// How it authenticates: `client_secret` (HTTP Basic or form) or `private_key_jwt`.
     public var authMethod: AuthMethod
+    /// The agents that may exchange a token it holds for one acting on its behalf (RFC 8693 §4.4).
+    public var mayAct: [String]
+    /// The identity a trusted issuer's assertion names for it (the JWT-bearer grant), if any.
+    public var federatedSubject: FederatedSubject?
+
+    /// `{"issuer", "subject"}`: a SPIFFE ID from a SPIRE server, a Kubernetes service account
+    /// (`system:serviceaccount:NAMESPACE:NAME`) from its cluster's issuer, a cloud workload's id.
+    public struct FederatedSubject: Codable, Equatable, Sendable {
+        public var issuer: String
+        public var subject: String
+    }
 
     public enum AuthMethod: String, Codable, Sendable {
         case clientSecret = "client_secret"
@@ -32,6 +43,8 @@ public struct Agent: Codable, Equatable, Sendable {
         case createdAt, updatedAt
         case dpopBoundAccessTokens = "dpop_bound_access_tokens"
         case authMethod = "token_endpoint_auth_method"
+        case mayAct = "may_act"
+        case federatedSubject = "federated_subject"
     }
 }
 

@@ -12,6 +12,8 @@ public enum AgentError: Error, Equatable, SignetErrorConvertible {
     /// A rotation without a key set for an agent that authenticates with keys: it never gets a
     /// secret.
     case keysRequired
+    /// Another agent already has this federated identity.
+    case duplicateFederatedSubject
 
     public var signetError: SignetError {
         switch self {
@@ -21,6 +23,7 @@ public enum AgentError: Error, Equatable, SignetErrorConvertible {
         case .invalidCursor: .badRequest("cursor is not a cursor this API returned")
         case .keysRequired:
             .badRequest("this agent authenticates with private_key_jwt: a rotation gives its new public key set (jwks)")
+        case .duplicateFederatedSubject: .conflict("another agent already has this federated_subject (issuer and subject)")
         case .newerCredentialExists:
             .conflict("a newer credential of this agent exists: only it may rotate (an operator's rotation is not undone by an agent)")
         }

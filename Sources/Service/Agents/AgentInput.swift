@@ -11,8 +11,12 @@ package struct NewAgent: Equatable {
     package var dpopBound: Bool
     /// The public key set (its canonical JSON) the agent authenticates with instead of a secret.
     package var jwks: String?
+    package var mayAct: [String]
+    package var federatedSubject: Agent.FederatedSubject?
 
-    static let fields: Set<String> = ["name", "owner", "scopes", "metadata", "resources", "dpop_bound_access_tokens", "jwks"]
+    static let fields: Set<String> = [
+        "name", "owner", "scopes", "metadata", "resources", "dpop_bound_access_tokens", "jwks", "may_act", "federated_subject",
+    ]
 
     /// Validates a `POST /v1/agents` body; every error names the field.
     package init(_ body: [String: JSONValue]) throws(SignetError) {
@@ -27,6 +31,10 @@ package struct NewAgent: Equatable {
                 try AgentValidation.flag("dpop_bound_access_tokens", value)
             } ?? false
         jwks = try body["jwks"].map { value throws(SignetError) in try AgentValidation.jwks(value) }
+        mayAct = try body["may_act"].map { value throws(SignetError) in try AgentValidation.mayAct(value) } ?? []
+        federatedSubject = try body["federated_subject"].flatMap { value throws(SignetError) in
+            try AgentValidation.federatedSubject(value)
+        }
     }
 }
 
@@ -37,8 +45,13 @@ package struct AgentPatch: Equatable {
     package var status: Agent.Status?
     package var resources: [String]?
     package var dpopBound: Bool?
+    package var mayAct: [String]?
+    /// `.some(nil)`: removed (`"federated_subject": null`).
+    package var federatedSubject: Agent.FederatedSubject??
 
-    static let fields: Set<String> = ["scopes", "metadata", "status", "resources", "dpop_bound_access_tokens"]
+    static let fields: Set<String> = [
+        "scopes", "metadata", "status", "resources", "dpop_bound_access_tokens", "may_act", "federated_subject",
+    ]
 
     package init(_ body: [String: JSONValue]) throws(SignetError) {
         try AgentValidation.rejectUnknown(body, allowed: Self.fields)
@@ -49,6 +62,8 @@ package struct AgentPatch: Equatable {
         dpopBound = try body["dpop_bound_access_tokens"].map { value throws(SignetError) in
             try AgentValidation.flag("dpop_bound_access_tokens", value)
         }
+        mayAct = try body["may_act"].map { value throws(SignetError) in try AgentValidation.mayAct(value) }
+        if let value = body["federated_subject"] { federatedSubject = .some(try AgentValidation.federatedSubject(value)) }
         if let value = body["status"] {
             guard case .string(let text) = value, let status = Agent.Status(rawValue: text), status != .deactivated else {
                 throw .badRequest("status must be \"active\" or \"suspended\" (DELETE deactivates)")
@@ -145,6 +160,44 @@ package enum AgentValidation {
         func isLetter(_ byte: UInt8) -> Bool { (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) }
         return isLetter(scheme[scheme.startIndex])
             && scheme.allSatisfy { isLetter($0) || (0x30...0x39).contains($0) || [0x2B, 0x2D, 0x2E].contains($0) }
+    }
+
+    /// The most agents one agent may let act for it.
+    package static let maxMayAct = 16
+
+    /// `may_act`: agent ids (UUIDs), lower-cased, duplicates dropped.
+    static func mayAct(_ value: JSONValue) throws(SignetError) -> [String] {
+        guard case .array(let items) = value else { throw .badRequest("may_act must be an array of agent ids") }
+        guard items.count <= maxMayAct else {
+            throw .badRequest("an agent may let at most \(maxMayAct) agents act for it (got \(items.count))")
+        }
+        var ids: [String] = []
+        for item in items {
+            guard case .string(let text) = item, let id = AgentStore.normalisedID(text) else {
+                throw .badRequest("may_act must be an array of agent ids (UUIDs)")
+            }
+            if !ids.contains(id) { ids.append(id) }
+        }
+        return ids
+    }
+
+    /// The longest federated issuer or subject.
+    package static let maxFederatedLength = 512
+
+    /// `federated_subject`: `{"issuer", "subject"}` (printable ASCII, at most 512 bytes each), or null.
+    static func federatedSubject(_ value: JSONValue) throws(SignetError) -> Agent.FederatedSubject? {
+        if value == .null { return nil }
+        guard case .object(let object) = value, Set(object.keys) == ["issuer", "subject"],
+            case .string(let issuer) = object["issuer"], case .string(let subject) = object["subject"]
+        else {
+            throw .badRequest("federated_subject must be {\"issuer\": string, \"subject\": string} or null")
+        }
+        for (name, text) in [("issuer", issuer), ("subject", subject)] {
+            guard (1...maxFederatedLength).contains(text.utf8.count), text.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+                throw .badRequest("federated_subject.\(name) must be 1–\(maxFederatedLength) printable ASCII characters without spaces")
+            }
+        }
+        return Agent.FederatedSubject(issuer: issuer, subject: subject)
     }
 
     static func flag(_ field: String, _ value: JSONValue) throws(SignetError) -> Bool {

@@ -24,7 +24,8 @@ public struct AgentStore: Sendable {
     static let agentColumns = """
         a.id::text AS id, a.name, a.owner, a.scopes::text AS scopes, a.metadata::text AS metadata, a.status, a.client_id,
         \(iso8601("a.created_at")) AS created_at, \(iso8601("a.updated_at")) AS updated_at,
-        a.resources::text AS resources, a.dpop_bound, a.auth_method
+        a.resources::text AS resources, a.dpop_bound, a.auth_method, a.may_act::text AS may_act, a.federated_issuer,
+        a.federated_subject
         """
 
     /// One agent by id ($1), whatever its status: the admin API's read, prepared per connection.
@@ -46,15 +47,17 @@ public struct AgentStore: Sendable {
             return try await pool.transaction { connection in
                 let agentRows = try connection.query(
                     """
-                    INSERT INTO agents AS a (id, name, owner, scopes, metadata, status, client_id, resources, dpop_bound, auth_method)
-                    VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, 'active', $6, $7::jsonb, $8::boolean, $9)
+                    INSERT INTO agents AS a (id, name, owner, scopes, metadata, status, client_id, resources, dpop_bound, auth_method,
+                        may_act, federated_issuer, federated_subject)
+                    VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, 'active', $6, $7::jsonb, $8::boolean, $9, $10::jsonb, $11, $12)
                     RETURNING \(Self.agentColumns)
                     """,
                     [
                         agentID, input.name, input.owner, JSONValue.array(input.scopes.map(JSONValue.string)).jsonText,
                         JSONValue.object(input.metadata).jsonText, clientID,
                         JSONValue.array(input.resources.map(JSONValue.string)).jsonText, input.dpopBound ? "true" : "false",
-                        method.rawValue,
+                        method.rawValue, JSONValue.array(input.mayAct.map(JSONValue.string)).jsonText, input.federatedSubject?.issuer,
+                        input.federatedSubject?.subject,
                     ]
                 )
                 let credentialRows = try connection.query(
@@ -80,6 +83,7 @@ public struct AgentStore: Sendable {
                 return RegisteredAgent(agent: agent, clientSecret: secret, credential: credential)
             }
         } catch let error as DatabaseError where error.isUniqueViolation {
+            if error.constraint == "agents_federated_subject" { throw AgentError.duplicateFederatedSubject }
             throw AgentError.duplicateName(owner: input.owner, name: input.name)
         }
     }
@@ -118,7 +122,30 @@ public struct AgentStore: Sendable {
         let metadata = patch.metadata.map { JSONValue.object($0).jsonText }
         let resources = patch.resources.map { JSONValue.array($0.map(JSONValue.string)).jsonText }
         let dpopBound = patch.dpopBound.map { $0 ? "true" : "false" }
-        let records = try await pool.transaction { connection in
+        let mayAct = patch.mayAct.map { JSONValue.array($0.map(JSONValue.string)).jsonText }
+        let federated = patch.federatedSubject.map { $0 }
+        let records: [Record]
+        do {
+            records = try await updateRecords(
+                id: id,
+                [
+                    scopes, metadata, patch.status?.rawValue, resources, dpopBound, mayAct, federated == nil ? nil : "true",
+                    federated??.issuer, federated??.subject,
+                ], patch: patch, audit: audit)
+        } catch let error as DatabaseError where error.isUniqueViolation && error.constraint == "agents_federated_subject" {
+            throw AgentError.duplicateFederatedSubject
+        }
+        guard let record = records.first else { throw AgentError.notFound }
+        guard record["id"] != nil else { throw AgentError.deactivated }
+        let agent = try Self.agent(from: record)
+        changed(agent.clientID)
+        return agent
+    }
+
+    /// The patch's statement and its audit row, in one transaction: parameters $2–$10 are the
+    /// new values (NULL: unchanged; $8 'true': federated_subject set to $9 and $10, NULL for none).
+    private func updateRecords(id: String, _ values: [String?], patch: AgentPatch, audit: AuditContext) async throws -> [Record] {
+        try await pool.transaction { connection in
             let records = try connection.query(
                 """
                 WITH target AS (SELECT id, status FROM agents WHERE id = $1::uuid),
@@ -129,6 +156,9 @@ public struct AgentStore: Sendable {
                         status = COALESCE($4, a.status),
                         resources = COALESCE($5::jsonb, a.resources),
                         dpop_bound = COALESCE($6::boolean, a.dpop_bound),
+                        may_act = COALESCE($7::jsonb, a.may_act),
+                        federated_issuer = CASE WHEN $8::boolean THEN $9 ELSE a.federated_issuer END,
+                        federated_subject = CASE WHEN $8::boolean THEN $10 ELSE a.federated_subject END,
                         -- Leaving active, losing a scope or a resource, or coming to need DPoP ends
                         -- every token issued so far.
                         token_generation = a.token_generation
@@ -142,7 +172,7 @@ public struct AgentStore: Sendable {
                 )
                 SELECT target.status AS previous_status, updated.* FROM target LEFT JOIN updated ON true
                 """,
-                [id, scopes, metadata, patch.status?.rawValue, resources, dpopBound]
+                [id] + values
             ).records
             if records.first?["id"] != nil {
                 var changed: [String: JSONValue] = [:]
@@ -151,15 +181,15 @@ public struct AgentStore: Sendable {
                 if let status = patch.status { changed["status"] = .string(status.rawValue) }
                 if let resources = patch.resources { changed["resources"] = .array(resources.map(JSONValue.string)) }
                 if let dpopBound = patch.dpopBound { changed["dpop_bound_access_tokens"] = .bool(dpopBound) }
+                if let mayAct = patch.mayAct { changed["may_act"] = .array(mayAct.map(JSONValue.string)) }
+                if let federated = patch.federatedSubject {
+                    changed["federated_subject"] =
+                        federated.map { .object(["issuer": .string($0.issuer), "subject": .string($0.subject)]) } ?? .null
+                }
                 try AuditLog.append(.agentUpdate, agentID: id, context: audit, details: changed, on: connection)
             }
             return records
         }
-        guard let record = records.first else { throw AgentError.notFound }
-        guard record["id"] != nil else { throw AgentError.deactivated }
-        let agent = try Self.agent(from: record)
-        changed(agent.clientID)
-        return agent
     }
 
     /// Deactivates the agent and revokes every credential it holds, in one transaction.
@@ -218,7 +248,11 @@ public struct AgentStore: Sendable {
             updatedAt: try record.required("updated_at"),
             resources: scopes(fromJSON: record["resources"] ?? "[]"),
             dpopBoundAccessTokens: record["dpop_bound"] == "t",
-            authMethod: record["auth_method"].flatMap(Agent.AuthMethod.init(rawValue:)) ?? .clientSecret
+            authMethod: record["auth_method"].flatMap(Agent.AuthMethod.init(rawValue:)) ?? .clientSecret,
+            mayAct: scopes(fromJSON: record["may_act"] ?? "[]"),
+            federatedSubject: record["federated_issuer"].flatMap { issuer in
+                record["federated_subject"].map { Agent.FederatedSubject(issuer: issuer, subject: $0) }
+            }
         )
     }
 

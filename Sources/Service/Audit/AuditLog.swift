@@ -42,6 +42,7 @@ public enum AuditLog {
         case keyRotate = "key.rotate"
         case tokenDenied = "token.denied"
         case tokenRevoke = "token.revoke"
+        case tokenExchange = "token.exchange"
     }
 
     static func append(

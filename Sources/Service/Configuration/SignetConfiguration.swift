@@ -29,6 +29,8 @@ public struct SignetConfiguration: Sendable {
     public var tokenAudience: String
     /// Access token lifetime (`TOKEN_TTL_SECONDS`).
     public var tokenTTL: Duration
+    /// The deepest `act` chain a token exchange may make (`TOKEN_EXCHANGE_MAX_DEPTH`).
+    public var tokenExchangeMaxDepth: Int
     /// How long a client stays in this instance's cache while the change listener is current
     /// (`CREDENTIAL_CACHE_TTL_MS`).
     public var credentialCacheTTL: Duration
@@ -174,6 +176,7 @@ public struct SignetConfiguration: Sendable {
         try Self.validateHTTPURL(issuer, variable: "SIGNET_ISSUER", trailingSlash: false)
         tokenAudience = try env.string("SIGNET_TOKEN_AUDIENCE", default: issuer)
         tokenTTL = .seconds(try env.integer("TOKEN_TTL_SECONDS", default: Defaults.tokenTTLSeconds, in: 1...86_400))
+        tokenExchangeMaxDepth = try env.integer("TOKEN_EXCHANGE_MAX_DEPTH", default: Defaults.tokenExchangeMaxDepth, in: 1...8)
         credentialCacheTTL = .milliseconds(
             try env.integer(
                 "CREDENTIAL_CACHE_TTL_MS", default: Defaults.credentialCacheTTLMilliseconds,

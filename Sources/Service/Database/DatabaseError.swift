@@ -26,6 +26,12 @@ public enum DatabaseError: Error, Sendable, CustomStringConvertible {
         return false
     }
 
+    /// The constraint a violation names (e.g. a unique index), when the server said.
+    public var constraint: String? {
+        if case .server(_, _, let constraint) = self { return constraint }
+        return nil
+    }
+
     /// The connection, not the statement, failed: the server went away, was shut down or
     /// terminated the session (SQLSTATE classes 08 and 57P).
     public var isConnectionFailure: Bool {

@@ -220,6 +220,33 @@ enum Migrations {
                 ALTER TABLE agents ENABLE ALWAYS TRIGGER agents_changed;
                 """
         ),
+        Migration(
+            version: 8,
+            name: "delegation and trusted issuers",
+            sql: """
+                -- may_act: the agents that may exchange a token this agent holds for one acting on
+                -- its behalf (RFC 8693 §4.4). federated_issuer and federated_subject: the identity a
+                -- trusted issuer's assertion names for this agent (RFC 7523 §2.1), one agent per pair.
+                -- trusted_issuers: whose assertions the JWT-bearer grant takes, with their keys (a
+                -- JWKS URI or a static set, exactly one) and the audience they must name.
+                ALTER TABLE agents
+                    ADD COLUMN may_act jsonb NOT NULL DEFAULT '[]',
+                    ADD COLUMN federated_issuer text,
+                    ADD COLUMN federated_subject text,
+                    ADD CONSTRAINT agents_federated_pair CHECK ((federated_issuer IS NULL) = (federated_subject IS NULL));
+                CREATE UNIQUE INDEX agents_federated_subject ON agents (federated_issuer, federated_subject)
+                    WHERE federated_issuer IS NOT NULL;
+                CREATE TABLE trusted_issuers (
+                    id uuid PRIMARY KEY,
+                    issuer text NOT NULL UNIQUE,
+                    jwks_uri text,
+                    jwks jsonb,
+                    audience text NOT NULL,
+                    created_at timestamptz NOT NULL DEFAULT now(),
+                    CHECK ((jwks_uri IS NULL) <> (jwks IS NULL))
+                );
+                """
+        ),
     ]
 
     /// An arbitrary constant: the advisory lock every instance takes while migrating.

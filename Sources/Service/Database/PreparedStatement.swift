@@ -14,6 +14,7 @@ extension PreparedStatement {
     /// Every prepared statement the stores declare (their names must differ: a session prepares
     /// each under its name once).
     public static let all: [PreparedStatement] = [
-        CredentialStore.clientLookup, RevocationStore.tokenState, RevocationStore.revokeToken, AgentStore.byID,
+        CredentialStore.clientLookup, RevocationStore.tokenState, RevocationStore.derivedTokenState, RevocationStore.revokeToken,
+        AgentStore.byID,
     ]
 }

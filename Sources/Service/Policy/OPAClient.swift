@@ -34,7 +34,8 @@ public struct OPAClient: Sendable {
     }()
 
     /// The body of a decision request: `{"input": {"agent": {id, owner, scopes, status},
-    /// "requested_scopes": [...], "client_ip"?, "requested_resources"?}}`, written directly (no `JSONSerialization` on
+    /// "requested_scopes": [...], "client_ip"?, "requested_resources"?, "token_exchange"?: {"subject",
+    /// "actor_chain"}}}`, written directly (no `JSONSerialization` on
     /// the token path).
     static func decisionBody(_ subject: PolicySubject, requested: [String]) -> [UInt8] {
         var agent = JSONObjectWriter(capacity: 160)
@@ -47,6 +48,12 @@ public struct OPAClient: Sendable {
         input.field("requested_scopes", requested)
         if let address = subject.clientAddress { input.field("client_ip", address) }
         if !subject.resources.isEmpty { input.field("requested_resources", subject.resources) }
+        if let exchange = subject.exchange {
+            var chain = JSONObjectWriter(capacity: 128)
+            chain.field("subject", exchange.subject)
+            chain.field("actor_chain", exchange.actors)
+            input.field("token_exchange", object: chain.finish())
+        }
         var body = JSONObjectWriter(capacity: 272)
         body.field("input", object: input.finish())
         return body.finish()

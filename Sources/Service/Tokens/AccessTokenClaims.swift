@@ -24,6 +24,12 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
     public var nbf: Int64?
     /// A DPoP-bound token's key (RFC 9449 §6.1: `{"jkt": thumbprint}`).
     public var cnf: Confirmation?
+    /// A delegated token's actor (RFC 8693 §4.1): the agent acting for `sub`, with the actors
+    /// before it nested inside.
+    public var act: Actor?
+    /// A token made by exchange: the tokens it came from (each one's own `TokenLink`), so it
+    /// dies with any of them.
+    public var parents: [TokenLink]?
 
     public init(
         iss: String, sub: String, aud: Audience, client_id: String, scope: String, iat: Int64, exp: Int64, jti: String,
@@ -61,6 +67,60 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
 
     /// The token type it is used with: `DPoP` when bound to a key, else `Bearer`.
     public var tokenType: String { cnf == nil ? "Bearer" : "DPoP" }
+
+    /// The agent whose client presents the token: the current actor of a delegated token, else
+    /// the subject.
+    public var holder: String { act?.sub ?? sub }
+
+    /// What this token's life depends on of its own: it, its client's agent at its generation,
+    /// and the credential it was minted with.
+    public var link: TokenLink {
+        TokenLink(jti: jti, agent: holder, credential_id: credential_id, generation: generation ?? 0)
+    }
+}
+
+/// One token a derived token came from, by what ends it: its `jti` (revoked), its client's agent
+/// (suspended, or its generation moved on) and the credential it was minted with (revoked or
+/// expired).
+public struct TokenLink: Codable, Equatable, Sendable {
+    public var jti: String
+    public var agent: String
+    public var credential_id: String?
+    public var generation: Int
+}
+
+/// The `act` claim (RFC 8693 §4.1): the acting agent, and the actor before it, if any.
+public struct Actor: Codable, Equatable, Sendable {
+    public var sub: String
+    /// Boxed: a struct cannot hold itself.
+    private var prior: [Actor]
+
+    public var act: Actor? { prior.first }
+
+    public init(sub: String, act: Actor? = nil) {
+        self.sub = sub
+        prior = act.map { [$0] } ?? []
+    }
+
+    /// The chain, the current actor first.
+    public var chain: [String] { [sub] + (act?.chain ?? []) }
+
+    /// How many actors deep the chain is (1 for a single actor).
+    public var depth: Int { 1 + (act?.depth ?? 0) }
+
+    enum CodingKeys: String, CodingKey { case sub, act }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        sub = try container.decode(String.self, forKey: .sub)
+        prior = try container.decodeIfPresent(Actor.self, forKey: .act).map { [$0] } ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(sub, forKey: .sub)
+        try container.encodeIfPresent(act, forKey: .act)
+    }
 }
 
 /// `aud`: one string, or an array when there are several (RFC 7519 §4.1.3).

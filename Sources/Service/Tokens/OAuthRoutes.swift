@@ -63,8 +63,10 @@ struct OAuthRoutes {
         guard let grantType = form["grant_type"], !grantType.isEmpty else {
             throw OAuthError(.invalidRequest, "grant_type is required", basicAttempted: basicAttempted)
         }
-        guard grantType == "client_credentials" else {
-            throw OAuthError(.unsupportedGrantType, "only client_credentials is supported", basicAttempted: basicAttempted)
+        guard Metadata.grantTypes.contains(grantType) else {
+            throw OAuthError(
+                .unsupportedGrantType, "grant_type must be one of: \(Metadata.grantTypes.joined(separator: ", "))",
+                basicAttempted: basicAttempted)
         }
         guard case .client(let client, let credential) = context.principal else {
             if case .invalidClient(let method, let known?, let reason) = context.authFailure {
@@ -73,6 +75,15 @@ struct OAuthRoutes {
                     audit: context.audit(actor: "client:\(known.clientID)"), logger: context.logger)
             }
             throw Self.clientAuthenticationError(context, basicAttempted: basicAttempted)
+        }
+        if grantType == TokenExchangeRequest.grantType {
+            let exchange = try TokenExchangeRequest(form)
+            let thumbprint = try await tokens.dpopProof(request, path: "/oauth/token")?.thumbprint
+            var issued = try await tokens.exchange(
+                for: client, credential: credential, request: exchange, dpopThumbprint: thumbprint,
+                clientAddress: context.clientAddress, audit: context.audit, logger: context.logger)
+            issued.nonce = tokens.dpopNonces?.nonce(at: tokens.now())
+            return issued.response
         }
         var binding = TokenService.Binding()
         binding.resources = form.values("resource")
@@ -185,6 +196,8 @@ struct OAuthRoutes {
         let token_type: String
         /// A DPoP-bound token's key thumbprint (RFC 9449 §6.2).
         let cnf: Confirmation?
+        /// A delegated token's actors (RFC 8693 §4.1).
+        let act: Actor?
 
         init(claims: AccessTokenClaims) {
             scope = claims.scope
@@ -197,6 +210,7 @@ struct OAuthRoutes {
             jti = claims.jti
             token_type = claims.tokenType
             cnf = claims.cnf
+            act = claims.act
         }
     }
 
@@ -207,7 +221,11 @@ struct OAuthRoutes {
         let introspection_endpoint: String
         let revocation_endpoint: String
         let jwks_uri: String
-        let grant_types_supported = ["client_credentials"]
+        let grant_types_supported = Metadata.grantTypes
+        /// RFC 8693's token types, as subject and actor tokens and as issued.
+        let token_exchange_token_types_supported = [TokenExchangeRequest.accessTokenType, TokenExchangeRequest.jwtType]
+
+        static let grantTypes = ["client_credentials", TokenExchangeRequest.grantType]
         let token_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
         let token_endpoint_auth_signing_alg_values_supported = JWSAlgorithm.allCases.map(\.rawValue)
         let dpop_signing_alg_values_supported = DPoPProof.algorithms.map(\.rawValue).sorted()

@@ -6,18 +6,38 @@ import Spec
 public enum RevocationStore {
     /// The state a token's claims depend on: jti $1 revoked, agent $2 with client $3, credential
     /// $4 (NULL: not bound to one) live at $5 (epoch seconds). Prepared per connection.
-    public static let tokenState = PreparedStatement(
-        name: "signet_token_state",
-        sql: """
+    public static let tokenState = PreparedStatement(name: "signet_token_state", sql: stateSQL(derived: false))
+
+    /// `tokenState` for a token made by exchange, and how many of the tokens it came from ($6, a
+    /// JSON array of `TokenLink`s) are dead: revoked, their agent gone, not active or at
+    /// another generation, or their credential revoked or expired.
+    public static let derivedTokenState = PreparedStatement(name: "signet_derived_token_state", sql: stateSQL(derived: true))
+
+    static func stateSQL(derived: Bool) -> String {
+        let parents =
+            derived
+            ? """
+            ,
+                   (SELECT count(*) FROM jsonb_to_recordset($6::jsonb) AS l(jti text, agent text, credential_id text, generation int)
+                    LEFT JOIN agents p ON p.id::text = l.agent
+                    WHERE p.id IS NULL OR p.status <> 'active' OR p.token_generation <> l.generation
+                       OR EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = l.jti)
+                       OR (l.credential_id IS NOT NULL AND NOT EXISTS (
+                           SELECT 1 FROM agent_credentials c
+                           WHERE c.id::text = l.credential_id AND c.agent_id = p.id AND c.revoked_at IS NULL
+                             AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($5::float8))))) AS dead_parents
+            """ : ""
+        return """
             SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked,
-                   a.status, a.scopes::text AS scopes, a.token_generation, a.resources::text AS resources,
+                   a.status, a.scopes::text AS scopes, a.token_generation, a.resources::text AS resources, a.owner,
+                   a.may_act::text AS may_act,
                    ($4::uuid IS NULL OR EXISTS (
                        SELECT 1 FROM agent_credentials c
                        WHERE c.id = $4::uuid AND c.agent_id = a.id AND c.revoked_at IS NULL
-                         AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($5::float8)))) AS credential_live
+                         AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($5::float8)))) AS credential_live\(parents)
             FROM agents a WHERE a.id = $2::uuid AND a.client_id = $3
             """
-    )
+    }
 
     /// Records a revoked token: jti $1 until $2 (epoch seconds). Prepared per connection.
     public static let revokeToken = PreparedStatement(
@@ -35,20 +55,36 @@ public enum RevocationStore {
         let credentialLive: Bool
         /// The resources the agent may have tokens for now.
         var resources: [String] = []
+        var owner = ""
+        /// The agents it lets act for it.
+        var mayAct: [String] = []
+        /// For a token made by exchange: how many of the tokens it came from are dead.
+        var deadParents = 0
     }
 
-    /// The state of the token with these claims at `now`; nil when its agent and client no longer
-    /// match (the agent is gone, or its client id is not the token's).
+    /// The state of the token with these claims at `now`, as its holder's agent (`holder`: the
+    /// subject, or a delegated token's current actor) stands; nil when that agent and the token's
+    /// client no longer match (the agent is gone, or its client id is not the token's).
     static func state(of claims: AccessTokenClaims, at now: Date, on connection: PostgresConnection) throws -> TokenState? {
-        let parameters = [claims.jti, claims.sub, claims.client_id, claims.credential_id, String(now.timeIntervalSince1970)]
-        guard let row = try connection.query(tokenState, parameters).records.first else { return nil }
+        var parameters = [claims.jti, claims.holder, claims.client_id, claims.credential_id, String(now.timeIntervalSince1970)]
+        let statement: PreparedStatement
+        if let parents = claims.parents {
+            statement = derivedTokenState
+            parameters.append(String(decoding: try JSONEncoder().encode(parents), as: UTF8.self))
+        } else {
+            statement = tokenState
+        }
+        guard let row = try connection.query(statement, parameters).records.first else { return nil }
         return TokenState(
             revoked: try row.bool("revoked"),
             status: row["status"].flatMap(Agent.Status.init(rawValue:)),
             scopes: AgentStore.scopes(fromJSON: try row.required("scopes")),
             tokenGeneration: try row.int("token_generation"),
             credentialLive: try row.bool("credential_live"),
-            resources: AgentStore.scopes(fromJSON: row["resources"] ?? "[]")
+            resources: AgentStore.scopes(fromJSON: row["resources"] ?? "[]"),
+            owner: row["owner"] ?? "",
+            mayAct: AgentStore.scopes(fromJSON: row["may_act"] ?? "[]"),
+            deadParents: row["dead_parents"].flatMap(Int.init) ?? 0
         )
     }
 

@@ -35,6 +35,26 @@ struct TokenJSONEncoder: JWTJSONEncoder {
             confirmation.field("jkt", cnf.jkt)
             out.field("cnf", object: confirmation.finish())
         }
+        if let act = claims.act { out.field("act", object: json(act)) }
+        if let parents = claims.parents {
+            out.field(
+                "parents",
+                objects: parents.map { link in
+                    var object = JSONObjectWriter(capacity: 128)
+                    object.field("jti", link.jti)
+                    object.field("agent", link.agent)
+                    if let credentialID = link.credential_id { object.field("credential_id", credentialID) }
+                    object.field("generation", Int64(link.generation))
+                    return object.finish()
+                })
+        }
+        return out.finish()
+    }
+
+    static func json(_ actor: Actor) -> [UInt8] {
+        var out = JSONObjectWriter(capacity: 64)
+        out.field("sub", actor.sub)
+        if let prior = actor.act { out.field("act", object: json(prior)) }
         return out.finish()
     }
 
@@ -85,6 +105,17 @@ struct JSONObjectWriter {
     mutating func field(_ name: String, object: [UInt8]) {
         key(name)
         bytes.append(contentsOf: object)
+    }
+
+    /// A field whose value is an array of objects other writers finished.
+    mutating func field(_ name: String, objects: [[UInt8]]) {
+        key(name)
+        bytes.append(UInt8(ascii: "["))
+        for (index, object) in objects.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes.append(contentsOf: object)
+        }
+        bytes.append(UInt8(ascii: "]"))
     }
 
     mutating func finish() -> [UInt8] {

@@ -9,6 +9,14 @@ public struct PolicySubject: Sendable, Equatable {
     /// The resources (RFC 8707) the token is asked for; empty: the default audience. A policy
     /// may narrow the scopes per resource (`requested_resources` in OPA's input).
     public var resources: [String] = []
+    /// A token exchange: whom the token is for (`sub`) and the actors acting for it, the one acting
+    /// now first (`token_exchange` in OPA's input); nil for the other grants.
+    public var exchange: Exchange? = nil
+
+    public struct Exchange: Sendable, Equatable {
+        public var subject: String
+        public var actors: [String]
+    }
 }
 
 /// Decides which scopes an agent receives. The built-in policy is used unless OPA is

@@ -26,6 +26,8 @@ public struct TokenService: Sendable {
     var replay: (any ReplayGuard)?
     /// Server nonces, when `DPOP_NONCE_REQUIRED`.
     var dpopNonces: DPoPNonces?
+    /// The deepest `act` chain an exchange may make (`TOKEN_EXCHANGE_MAX_DEPTH`).
+    var exchangeMaxDepth = Defaults.tokenExchangeMaxDepth
 
     /// What `/oauth/token` answers.
     struct Issued {
@@ -36,13 +38,16 @@ public struct TokenService: Sendable {
         var tokenType = "Bearer"
         /// A fresh `DPoP-Nonce` for the client's next proof, when nonces are required.
         var nonce: String?
+        /// Token exchange's `issued_token_type` (RFC 8693 §2.2.1); nil for other grants.
+        var issuedTokenType: String?
 
         /// `{"access_token", "expires_in", "scope", "token_type"}`, written by hand on this hot
         /// path: a compact JWS is base64url and dots, and scope tokens exclude `"` and `\\`
         /// (RFC 6749 §3.3), so nothing needs escaping.
         var response: Response {
+            let issued = issuedTokenType.map { #","issued_token_type":"\#($0)""# } ?? ""
             let json =
-                #"{"access_token":"\#(accessToken)","expires_in":\#(expiresIn),"scope":"\#(scope)","token_type":"\#(tokenType)"}"#
+                #"{"access_token":"\#(accessToken)","expires_in":\#(expiresIn)\#(issued),"scope":"\#(scope)","token_type":"\#(tokenType)"}"#
             var headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store", .pragma: "no-cache"]
             if let nonce { headers[.dpopNonce] = nonce }
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
@@ -131,6 +136,74 @@ public struct TokenService: Sendable {
         return Issued(accessToken: token, expiresIn: lifetime, scope: claims.scope, tokenType: claims.tokenType)
     }
 
+    /// Token exchange (RFC 8693) for an authenticated client: the subject token (and the actor
+    /// token) verified and read live in one round trip each, `TokenExchange.plan`'s rules, then the
+    /// policy, whose input names the subject and the whole actor chain. The exchange is an audit
+    /// row (`token.exchange`, naming the chain and the parents) written before the token is
+    /// answered: no token leaves without its row.
+    func exchange(
+        for client: ClientRecord,
+        credential: ClientRecord.Credential,
+        request: TokenExchangeRequest,
+        dpopThumbprint: String?,
+        clientAddress: String?,
+        audit: AuditContext,
+        logger: Logger
+    ) async throws -> Issued {
+        guard client.status == .active else {
+            await deny(client, reason: "agent is \(client.status.rawValue)", audit: audit, logger: logger)
+            throw OAuthError(.unauthorizedClient, "the agent is \(client.status.rawValue)")
+        }
+        if client.dpopBound, dpopThumbprint == nil {
+            throw OAuthError(.invalidDPoPProof, "this agent's tokens must be DPoP-bound: send a DPoP proof")
+        }
+        func liveToken(_ token: String, _ name: String) async throws -> (AccessTokenClaims, RevocationStore.TokenState) {
+            guard let claims = await currentClaims(of: token), let live = try await live(claims) else {
+                throw OAuthError(.invalidRequest, "\(name) is not an active access token of this issuer")
+            }
+            return live
+        }
+        let (subject, holder) = try await liveToken(request.subjectToken, "subject_token")
+        var actor: AccessTokenClaims?
+        if let actorToken = request.actorToken { actor = try await liveToken(actorToken, "actor_token").0 }
+        let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
+        let plan = try TokenExchange.plan(
+            caller: (client.agentID, client.clientID, client.scopes), subject: subject, holderMayAct: holder.mayAct, actor: actor,
+            request: request, maxDepth: exchangeMaxDepth, latest: issuedAt + ttl.components.seconds)
+        let policySubject = PolicySubject(
+            agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes, clientAddress: clientAddress,
+            resources: request.audiences,
+            exchange: PolicySubject.Exchange(subject: subject.sub, actors: plan.act?.chain ?? []))
+        let granted = try await policy.grantedScopes(for: policySubject, requested: plan.scopes).filter(plan.scopes.contains)
+        guard !granted.isEmpty else {
+            var error = OAuthError(.invalidScope, "the policy grants none of the scopes this exchange may carry")
+            error.deniedByPolicy = true
+            throw error
+        }
+        var claims = AccessTokenClaims(
+            iss: issuer, sub: subject.sub, aud: plan.audience, client_id: client.clientID, scope: granted.joined(separator: " "),
+            iat: issuedAt, exp: plan.expiry, jti: CredentialHasher.randomBase64URL(byteCount: 16), credential_id: credential.id,
+            generation: client.tokenGeneration)
+        claims.act = plan.act
+        claims.parents = plan.parents
+        claims.cnf = dpopThumbprint.map(Confirmation.init(jkt:))
+        let token = try await keyRing.sign(claims)
+        let details: [String: JSONValue] = [
+            "jti": .string(claims.jti), "subject": .string(subject.sub),
+            "actorChain": .array((plan.act?.chain ?? []).map(JSONValue.string)), "clientId": .string(client.clientID),
+            "scope": .string(claims.scope), "parents": .array(plan.parents.map { JSONValue.string($0.jti) }),
+            "delegated": .bool(actor != nil),
+        ]
+        try await pool.transaction { connection in
+            try AuditLog.append(.tokenExchange, agentID: subject.sub, context: audit, details: details, on: connection)
+        }
+        recorder.noteUse(of: credential.id)
+        var issued = Issued(
+            accessToken: token, expiresIn: max(0, plan.expiry - issuedAt), scope: claims.scope, tokenType: claims.tokenType)
+        issued.issuedTokenType = TokenExchangeRequest.accessTokenType
+        return issued
+    }
+
     /// The DPoP proof of a request to `path` (nil when it carries none): checked, and its `jti`
     /// remembered. More than one `DPoP` header is refused (RFC 9449 §4.3).
     func dpopProof(_ request: Request, path: String, accessToken: String? = nil) async throws -> DPoPProof? {
@@ -200,19 +273,27 @@ public struct TokenService: Sendable {
     /// for an audience that is neither the default one nor a resource the agent holds; else the
     /// claims with their scopes narrowed to the agent's current ones (nil when none is left).
     func liveClaims(_ claims: AccessTokenClaims) async throws -> AccessTokenClaims? {
+        try await live(claims)?.claims
+    }
+
+    /// `liveClaims`, with the state of the token's holder as it was read. A token made by exchange
+    /// is live only while every token it came from is (`TokenLink`); its audiences are checked
+    /// when its first parent was issued, and a resource dropped since moved that parent's
+    /// generation on.
+    func live(_ claims: AccessTokenClaims) async throws -> (claims: AccessTokenClaims, state: RevocationStore.TokenState)? {
         let now = self.now()
         let state = try await pool.withConnection { try RevocationStore.state(of: claims, at: now, on: $0) }
         guard let state, !state.revoked, state.credentialLive, state.status == .active,
-            state.tokenGeneration == claims.generation ?? 0,
+            state.tokenGeneration == claims.generation ?? 0, state.deadParents == 0,
             // Every audience is the default one or a resource the agent still holds.
-            claims.aud.values.allSatisfy({ $0 == audience || state.resources.contains($0) })
+            claims.parents != nil || claims.aud.values.allSatisfy({ $0 == audience || state.resources.contains($0) })
         else { return nil }
         let held = Set(state.scopes)
         let live = claims.scopes.filter(held.contains)
         guard !live.isEmpty else { return nil }
         var narrowed = claims
         narrowed.scope = live.joined(separator: " ")
-        return narrowed
+        return (narrowed, state)
     }
 
     /// Revokes `token` until it expires; tokens that are not ours, or already expired, are ignored
@@ -238,6 +319,11 @@ extension TokenService: TokenLiveness {
     /// Signet's own answer to "is this token still active" for the resource-server verifier on its
     /// routes: the database's word, as introspection reads it (`liveClaims`).
     public func isActive(_ token: VerifiedAccessToken) async throws -> Bool {
+        // A delegated or narrowed token is read whole: its actors and parents decide too.
+        if !token.actors.isEmpty || token.derived {
+            guard let claims = await currentClaims(of: token.token) else { return false }
+            return try await liveClaims(claims) != nil
+        }
         let claims = AccessTokenClaims(
             iss: issuer, sub: token.subject, aud: Audience(token.audience), client_id: token.clientID,
             scope: token.scopes.joined(separator: " "), iat: token.issuedAt, exp: token.expiresAt, jti: token.jti,
