@@ -136,7 +136,9 @@ let package = Package(
             name: "Simulator",
             dependencies: [
                 "Service",
+                "SignetJOSE",
                 "Spec",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

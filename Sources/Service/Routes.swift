@@ -29,6 +29,9 @@ public let publicRouteClasses = RouteClasses([
     "DELETE /v1/agents/{id}/credentials/{cid}": .admin,
     "POST /v1/keys/rotate": .admin,
     "GET /v1/audit": .admin,
+    "POST /v1/trusted-issuers": .admin,
+    "GET /v1/trusted-issuers": .admin,
+    "DELETE /v1/trusted-issuers/{id}": .admin,
 ])
 
 /// The public listener's router. In order: the route class; request metrics; the request id;
@@ -55,7 +58,10 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
             gate: services.addressGate,
             clientHolds: services.clientHolds,
             operations: OperationsTokens(metrics: configuration.metricsToken, health: configuration.healthDetailedToken),
-            tokens: services.tokenAuthority(configuration)
+            tokens: services.tokenAuthority(configuration),
+            federation: FederationAuthenticator(
+                issuers: services.trustedIssuers, directory: services.directory, pool: pool, replay: services.limiter,
+                now: services.now)
         ))
     if configuration.accessLog { router.add(middleware: AccessLogMiddleware()) }
     router.add(
@@ -88,6 +94,10 @@ public func buildRouter(services: Services, configuration: SignetConfiguration) 
     credentials.addAdminRoutes(to: adminAPI.group("agents/{id}/credentials"))
     KeyRoutes(store: services.secrets, keyRing: services.keyRing, tokenTTL: configuration.tokenTTL).add(to: adminAPI.group("keys"))
     AuditRoutes(pool: pool).add(to: adminAPI.group("audit"))
+    var issuerStore = TrustedIssuerStore(pool: pool)
+    issuerStore.changed = { [issuers = services.trustedIssuers] in issuers.invalidate() }
+    TrustedIssuerRoutes(store: issuerStore, allowHTTP: configuration.trustedIssuerAllowHTTP).add(
+        to: adminAPI.group("trusted-issuers"))
     credentials.addRotateRoute(
         to: router.group("v1/agents/{id}/credentials/rotate").add(
             middleware: RequireAdminOrOwnClient(scope: Scopes.credentialsRotate, tokens: services.tokens))

@@ -28,6 +28,8 @@ public struct Services: Sendable {
     let addressGate: AddressGate
     /// Client ids whose agent is over its budget, until the limiter said it may retry.
     let clientHolds: AddressGate
+    /// The JWT-bearer grant's trusted issuers and their keys.
+    let trustedIssuers: TrustedIssuers
     let now: @Sendable () -> Date
     let onRoutes: (@Sendable ([(method: String, path: String)]) -> Void)?
 
@@ -93,13 +95,16 @@ public func buildServices(configuration: SignetConfiguration, dependencies: Depe
     pool.observeAcquireWait { metrics.poolAcquired(after: $0) }
     let limiter = RateLimiter(configuration: configuration.rateLimit, logger: logger, metrics: metrics, clock: dependencies.clock)
     tokens.replay = limiter
+    let trustedIssuers = TrustedIssuers(
+        load: { try await TrustedIssuerStore(pool: pool).all() }, clock: dependencies.clock.monotonic, logger: logger)
     let health = HealthMonitor.live(
-        configuration: configuration, pool: pool, limiter: limiter, directory: directory, vault: vault, opa: opa, logger: logger,
-        clock: dependencies.clock)
+        configuration: configuration, pool: pool, limiter: limiter, directory: directory, vault: vault, opa: opa,
+        trustedIssuers: trustedIssuers, logger: logger, clock: dependencies.clock)
     return Services(
         pool: pool, secrets: secrets.store, hasher: hasher, keyRing: keyRing, directory: directory, listener: listener,
         recorder: recorder, tokens: tokens, limiter: limiter, health: health,
         healthRoutes: HealthRoutes(monitor: health, drain: dependencies.drain),
         housekeeping: Housekeeping(pool: pool, logger: logger, now: now), metrics: metrics, drain: dependencies.drain,
-        addressGate: tuning.addressGate, clientHolds: AddressGate(), now: now, onRoutes: tuning.onRoutes)
+        addressGate: tuning.addressGate, clientHolds: AddressGate(), trustedIssuers: trustedIssuers, now: now,
+        onRoutes: tuning.onRoutes)
 }

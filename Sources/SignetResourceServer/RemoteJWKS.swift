@@ -7,9 +7,12 @@ import Synchronization
 /// The issuer's signing keys, fetched from its JWKS URL and kept: every fetch is bounded by
 /// `timeout` (the whole answer, body included) and `maxBytes`; the keys are read again after
 /// `refreshInterval`, and at once for a `kid` they do not hold, at most once per
-/// `unknownKidInterval` (a flood of made-up kids costs one fetch per interval). While the issuer
-/// cannot be reached, the keys already held keep working; with none held, `key(kid:)` throws. The
-/// URL must be https (http only on loopback).
+/// `unknownKidInterval` (a flood of made-up kids costs one fetch per interval). A key already held
+/// is answered at once even when the keys are due to be read again: the read runs in the
+/// background, so a frozen issuer never holds a request whose key is known. While the issuer
+/// cannot be reached, the keys already held keep working; with none held, `key(kid:)` throws.
+/// `status()` says whether the last read failed, and since when. The URL must be https (http only
+/// on loopback).
 public final class RemoteJWKS: TokenKeySource, Sendable {
     public let url: String
     let client: HTTPClient
@@ -24,6 +27,22 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
         var fetchedAt: ContinuousClock.Instant?
         var lastUnknownKidFetch: ContinuousClock.Instant?
         var fetching: Task<[String: PublicJWK], any Error>?
+        /// The first failure since the last success, and the latest failure's description.
+        var failingSince: ContinuousClock.Instant?
+        var lastError: String?
+    }
+
+    /// How the last reads went, for a health report.
+    public struct Status: Sendable, Equatable {
+        /// Keys held (from the last successful read).
+        public var keys: Int
+        /// Since when every read failed; nil while the last read succeeded (or none ran yet).
+        public var failingSince: ContinuousClock.Instant?
+        public var lastError: String?
+    }
+
+    public func status() -> Status {
+        state.withLock { Status(keys: $0.keys.count, failingSince: $0.failingSince, lastError: $0.lastError) }
     }
 
     private let state = Mutex(State())
@@ -51,10 +70,11 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
         enum Next {
             case answer(PublicJWK?)
             case fetch
+            case answerAndRefresh(PublicJWK)
         }
         let next: Next = state.withLock { state in
             let fresh = state.fetchedAt.map { now - $0 < refreshInterval } ?? false
-            if fresh, let key = state.keys[kid] { return .answer(key) }
+            if let key = state.keys[kid] { return fresh ? .answer(key) : .answerAndRefresh(key) }
             if fresh {
                 // Fresh keys without this kid: fetch again only once per interval.
                 if let last = state.lastUnknownKidFetch, now - last < unknownKidInterval { return .answer(nil) }
@@ -62,7 +82,13 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
             }
             return .fetch
         }
-        if case .answer(let key) = next { return key }
+        switch next {
+        case .answer(let key): return key
+        case .answerAndRefresh(let key):
+            Task { _ = try? await self.fetch() }
+            return key
+        case .fetch: break
+        }
         do {
             return try await fetch()[kid]
         } catch {
@@ -82,11 +108,20 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
             return task
         }
         let result = await task.result
+        let finished = clock()
         state.withLock { state in
             state.fetching = nil
-            if case .success(let keys) = result {
+            switch result {
+            case .success(let keys):
                 state.keys = keys
-                state.fetchedAt = clock()
+                state.fetchedAt = finished
+                state.failingSince = nil
+                state.lastError = nil
+            case .failure(let error):
+                state.failingSince = state.failingSince ?? finished
+                state.lastError = (error as? FetchError)?.description ?? "the keys could not be read (\(type(of: error)))"
+                // Held keys stay in use; the next read is due after the unknown-kid interval, not at once.
+                if let fetchedAt = state.fetchedAt { state.fetchedAt = max(fetchedAt, finished - refreshInterval + unknownKidInterval) }
             }
         }
         return try result.get()

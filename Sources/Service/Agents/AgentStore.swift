@@ -159,13 +159,15 @@ public struct AgentStore: Sendable {
                         may_act = COALESCE($7::jsonb, a.may_act),
                         federated_issuer = CASE WHEN $8::boolean THEN $9 ELSE a.federated_issuer END,
                         federated_subject = CASE WHEN $8::boolean THEN $10 ELSE a.federated_subject END,
-                        -- Leaving active, losing a scope or a resource, or coming to need DPoP ends
-                        -- every token issued so far.
+                        -- Leaving active, losing a scope or a resource, coming to need DPoP or a new
+                        -- federated identity ends every token issued so far.
                         token_generation = a.token_generation
                             + CASE WHEN ($4 IS NOT NULL AND $4 <> 'active' AND a.status = 'active')
                                      OR ($2::jsonb IS NOT NULL AND NOT $2::jsonb @> a.scopes)
                                      OR ($5::jsonb IS NOT NULL AND NOT $5::jsonb @> a.resources)
-                                     OR ($6::boolean AND NOT a.dpop_bound) THEN 1 ELSE 0 END,
+                                     OR ($6::boolean AND NOT a.dpop_bound)
+                                     OR ($8::boolean AND (a.federated_issuer, a.federated_subject) IS DISTINCT FROM ($9, $10))
+                                   THEN 1 ELSE 0 END,
                         updated_at = now()
                     FROM target WHERE a.id = target.id AND target.status <> 'deactivated'
                     RETURNING \(Self.agentColumns)

@@ -43,6 +43,8 @@ public enum AuditLog {
         case tokenDenied = "token.denied"
         case tokenRevoke = "token.revoke"
         case tokenExchange = "token.exchange"
+        case trustedIssuerAdd = "trusted_issuer.add"
+        case trustedIssuerRemove = "trusted_issuer.remove"
     }
 
     static func append(

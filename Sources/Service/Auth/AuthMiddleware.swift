@@ -39,6 +39,8 @@ struct AuthMiddleware: RouterMiddleware {
     /// resource-server library's verifier, with Signet's own keys and liveness, taking no bearer
     /// token. Nil: no token is taken there.
     var tokens: TokenAuthority?
+    /// The JWT-bearer grant's assertions from trusted issuers, on `/oauth/token`.
+    var federation: FederationAuthenticator?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -81,6 +83,26 @@ struct AuthMiddleware: RouterMiddleware {
             } else if let bearer = request.bearerToken {
                 context.principal = admin.isAdmin(bearer) ? .admin : nil
                 if context.principal == nil { context.authFailure = .invalidBearer }
+            } else if context.routeClass == .oauth, let federation, let form = context.form,
+                form["grant_type"] == FederatedAssertion.grantType
+            {
+                guard request.headers[.authorization] == nil, form["client_secret"] == nil, form["client_assertion"] == nil else {
+                    context.authFailure = .malformed(
+                        OAuthError(.invalidRequest, "the jwt-bearer grant authenticates by its assertion: send no client credentials"))
+                    return try await next(request, context)
+                }
+                // Only while the address may cost work: an assertion costs a signature check and a query.
+                guard gate.retryAfter(context.limiterAddress) == nil else {
+                    context.authFailure = .notTried
+                    return try await next(request, context)
+                }
+                switch try await federation.authenticate(
+                    form, holds: clientHolds, admission: ClientDirectory.Admission(gate: gate, address: context.limiterAddress))
+                {
+                case .authenticated(let client, let issuer): context.principal = .federated(client, issuer: issuer)
+                case .held(let retryAfter): context.clientHeldFor = retryAfter
+                case .failed(let failure): context.authFailure = failure
+                }
             } else if context.routeClass.takesClientCredentials {
                 let form = context.form ?? OAuthForm(fields: [:])
                 // A client assertion is read once, here: its client may be held, and authentication needs it.
@@ -183,6 +205,8 @@ struct RequireAdminOrOwnClient: RouterMiddleware {
         switch context.principal {
         case .admin:
             break
+        case .federated:
+            throw Self.unauthorized
         case .client(let client, _):
             guard client.status == .active else {
                 throw SignetError(.forbidden, "forbidden", "the agent is \(client.status.rawValue)")

@@ -14,6 +14,9 @@ public indirect enum Principal: Sendable, CustomStringConvertible {
     /// An agent, by its client credentials (`/oauth/*` and its own credential rotation), whatever
     /// its status: the route decides what a suspended agent may do.
     case client(ClientRecord, ClientRecord.Credential)
+    /// An agent, by a trusted issuer's assertion naming its `federated_subject` (the JWT-bearer
+    /// grant, `/oauth/token` only): active, with no credential of Signet's.
+    case federated(ClientRecord, issuer: String)
     /// The operations token of the route asked for (`METRICS_TOKEN` on `/metrics`,
     /// `HEALTH_DETAILED_TOKEN` on `/health/detailed`), on the public listener.
     case operations
@@ -23,6 +26,7 @@ public indirect enum Principal: Sendable, CustomStringConvertible {
         switch self {
         case .admin: "admin"
         case .client(let client, _): "client:\(client.clientID)"
+        case .federated(let client, _): "federated:\(client.clientID)"
         case .operations: "operations"
         }
     }
@@ -31,14 +35,14 @@ public indirect enum Principal: Sendable, CustomStringConvertible {
     public var agentID: String? {
         switch self {
         case .admin, .operations: nil
-        case .client(let client, _): client.agentID
+        case .client(let client, _), .federated(let client, _): client.agentID
         }
     }
 
     /// The credential a client authenticated with.
     public var credentialID: String? {
         switch self {
-        case .admin, .operations: nil
+        case .admin, .operations, .federated: nil
         case .client(_, let credential): credential.id
         }
     }
@@ -53,7 +57,8 @@ indirect enum AuthFailure: Sendable {
     /// wrong or expired secret (`known`: the client, when the id was one); for a client
     /// assertion, `reason` says which rule it broke.
     case invalidClient(method: ClientCredentials.Method, known: ClientRecord?, reason: String? = nil)
-    /// Client credentials that could not be read (both methods at once, bad HTTP Basic).
+    /// Client credentials that could not be read (both methods at once, bad HTTP Basic), or a
+    /// JWT-bearer assertion refused: the OAuth error to answer.
     case malformed(OAuthError)
     /// Not tried: the source address is over its budget, and checking would cost a database query.
     case notTried

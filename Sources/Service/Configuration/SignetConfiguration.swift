@@ -67,6 +67,8 @@ public struct SignetConfiguration: Sendable {
     public var accessLog: Bool
     /// DPoP proofs must carry a server nonce (`DPOP_NONCE_REQUIRED`, default false; RFC 9449 §8).
     public var dpopNonceRequired: Bool
+    /// Trusted issuers' `jwks_uri` may be http on loopback (`TRUSTED_ISSUER_ALLOW_HTTP`, tests).
+    public var trustedIssuerAllowHTTP: Bool
 
     public enum LogFormat: String, Sendable {
         case json, text
@@ -240,6 +242,7 @@ public struct SignetConfiguration: Sendable {
         self.logLevel = logLevel
         accessLog = try env.boolean("ACCESS_LOG", default: true)
         dpopNonceRequired = try env.boolean("DPOP_NONCE_REQUIRED", default: false)
+        trustedIssuerAllowHTTP = try env.boolean("TRUSTED_ISSUER_ALLOW_HTTP", default: false)
     }
 
     /// Reads the process environment.

@@ -92,10 +92,13 @@ public struct HealthReport: Sendable, Encodable {
     /// The credential cache's change listener (`HealthRules.credentialCache`): never
     /// `unreachable`, since the cache then falls back to a short lifetime and tokens still flow.
     public var credentialCache: DependencyHealth?
+    /// The keys of trusted issuers that publish them at a URL (`TrustedIssuers.health`): never
+    /// `unreachable`, since cached keys keep verifying assertions.
+    public var trustedIssuers: DependencyHealth?
 
     public init(
         checkedAt: Date, database: DependencyHealth, redis: DependencyHealth?, vault: DependencyHealth?, opa: DependencyHealth?,
-        credentialCache: DependencyHealth? = nil
+        credentialCache: DependencyHealth? = nil, trustedIssuers: DependencyHealth? = nil
     ) {
         self.checkedAt = checkedAt.formatted(.iso8601)
         self.database = database
@@ -103,10 +106,11 @@ public struct HealthReport: Sendable, Encodable {
         self.vault = vault
         self.opa = opa
         self.credentialCache = credentialCache
-        self.status = HealthRules.overall(Self.present(database, redis, vault, opa, credentialCache))
+        self.trustedIssuers = trustedIssuers
+        self.status = HealthRules.overall(Self.present(database, redis, vault, opa, credentialCache, trustedIssuers))
     }
 
-    var dependencies: [DependencyHealth] { Self.present(database, redis, vault, opa, credentialCache) }
+    var dependencies: [DependencyHealth] { Self.present(database, redis, vault, opa, credentialCache, trustedIssuers) }
 
     public var httpStatus: Int { HealthRules.httpStatus(dependencies) }
 

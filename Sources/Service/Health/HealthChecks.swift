@@ -6,7 +6,7 @@ extension HealthMonitor {
     /// Vault's `sys/health` and OPA's `/health` when they are configured.
     static func live(
         configuration: SignetConfiguration, pool: ConnectionPool, limiter: RateLimiter, directory: ClientDirectory,
-        vault: VaultClient?, opa: OPAClient?, logger: Logger, clock: SignetClock
+        vault: VaultClient?, opa: OPAClient?, trustedIssuers: TrustedIssuers? = nil, logger: Logger, clock: SignetClock
     ) -> HealthMonitor {
         var redis: Check?
         if let topology = configuration.rateLimit.redis {
@@ -24,6 +24,7 @@ extension HealthMonitor {
             vault: vaultCheck,
             opa: opaCheck,
             credentialCache: { HealthRules.credentialCache(directory.status()) },
+            trustedIssuers: trustedIssuers.map { issuers in { @Sendable in issuers.health() } },
             timeout: configuration.healthCheckTimeout,
             degradedAfter: configuration.healthDegradedLatency,
             logger: logger,

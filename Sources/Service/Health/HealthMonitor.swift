@@ -35,6 +35,7 @@ public final class HealthMonitor: Sendable {
     private let vault: Check?
     private let opa: Check?
     private let credentialCache: (@Sendable () -> DependencyHealth)?
+    private let trustedIssuers: (@Sendable () -> DependencyHealth?)?
     private let timeout: Duration
     private let degradedAfter: Duration
     private let logger: Logger
@@ -48,6 +49,7 @@ public final class HealthMonitor: Sendable {
         vault: Check?,
         opa: Check?,
         credentialCache: (@Sendable () -> DependencyHealth)? = nil,
+        trustedIssuers: (@Sendable () -> DependencyHealth?)? = nil,
         timeout: Duration,
         degradedAfter: Duration,
         sharedFor: Duration = .seconds(1),
@@ -60,6 +62,7 @@ public final class HealthMonitor: Sendable {
         self.vault = vault
         self.opa = opa
         self.credentialCache = credentialCache
+        self.trustedIssuers = trustedIssuers
         self.timeout = timeout
         self.degradedAfter = degradedAfter
         self.logger = logger
@@ -109,7 +112,7 @@ public final class HealthMonitor: Sendable {
         async let opa = run("opa", self.opa)
         let report = HealthReport(
             checkedAt: clock.wall(), database: await database ?? unreachable("not checked"), redis: await redis, vault: await vault,
-            opa: await opa, credentialCache: credentialCache?())
+            opa: await opa, credentialCache: credentialCache?(), trustedIssuers: trustedIssuers?() ?? nil)
         let now = clock.monotonic()
         state.withLock { state in
             state.rounds.finished(round: round, report: report, now: now)

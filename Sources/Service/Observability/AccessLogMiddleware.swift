@@ -31,6 +31,7 @@ struct AccessLogMiddleware: RouterMiddleware {
             switch context.principal {
             case .admin: "admin"
             case .client: "client"
+            case .federated: "federated"
             case .operations: "operations"
             case nil: "none"
             }

@@ -41,7 +41,8 @@ struct RateLimitMiddleware: RouterMiddleware {
             decision = await limiter.decide(subject)
             if !decision.allowed {
                 switch context.principal {
-                case .client(let client, _): clientHolds.block(client.clientID, milliseconds: decision.resetMilliseconds)
+                case .client(let client, _), .federated(let client, _):
+                    clientHolds.block(client.clientID, milliseconds: decision.resetMilliseconds)
                 case nil where subject.kind == .address: gate.block(context.limiterAddress, milliseconds: decision.resetMilliseconds)
                 default: break
                 }
@@ -73,7 +74,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         if context.budgetClass == .discovery { return RateLimitSubject(.discovery, context.limiterAddress) }
         switch context.principal {
         case .admin: return admin.subject
-        case .client(let client, _): return client.rateLimitSubject
+        case .client(let client, _), .federated(let client, _): return client.rateLimitSubject
         case nil, .operations: return RateLimitSubject(.address, context.limiterAddress)
         }
     }

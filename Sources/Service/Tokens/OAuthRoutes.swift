@@ -68,6 +68,18 @@ struct OAuthRoutes {
                 .unsupportedGrantType, "grant_type must be one of: \(Metadata.grantTypes.joined(separator: ", "))",
                 basicAttempted: basicAttempted)
         }
+        if grantType == FederatedAssertion.grantType {
+            guard case .federated(let client, _) = context.principal else {
+                throw Self.clientAuthenticationError(context, basicAttempted: basicAttempted)
+            }
+            var binding = try Self.resources(form)
+            binding.dpopThumbprint = try await tokens.dpopProof(request, path: "/oauth/token")?.thumbprint
+            var issued = try await tokens.issue(
+                for: client, credential: nil, requestedScope: form["scope"], binding: binding, clientAddress: context.clientAddress,
+                audit: context.audit, logger: context.logger)
+            issued.nonce = tokens.dpopNonces?.nonce(at: tokens.now())
+            return issued.response
+        }
         guard case .client(let client, let credential) = context.principal else {
             if case .invalidClient(let method, let known?, let reason) = context.authFailure {
                 await tokens.deny(
@@ -85,11 +97,7 @@ struct OAuthRoutes {
             issued.nonce = tokens.dpopNonces?.nonce(at: tokens.now())
             return issued.response
         }
-        var binding = TokenService.Binding()
-        binding.resources = form.values("resource")
-        for resource in binding.resources where !AgentValidation.isResource(resource) {
-            throw OAuthError(.invalidTarget, "resource must be an absolute URI without a fragment")
-        }
+        var binding = try Self.resources(form)
         binding.dpopThumbprint = try await tokens.dpopProof(request, path: "/oauth/token")?.thumbprint
         var issued = try await tokens.issue(
             for: client,
@@ -102,6 +110,16 @@ struct OAuthRoutes {
         )
         issued.nonce = tokens.dpopNonces?.nonce(at: tokens.now())
         return issued.response
+    }
+
+    /// The form's RFC 8707 `resource`s.
+    static func resources(_ form: OAuthForm) throws -> TokenService.Binding {
+        var binding = TokenService.Binding()
+        binding.resources = form.values("resource")
+        for resource in binding.resources where !AgentValidation.isResource(resource) {
+            throw OAuthError(.invalidTarget, "resource must be an absolute URI without a fragment")
+        }
+        return binding
     }
 
     @Sendable func introspect(_ request: Request, context: SignetRequestContext) async throws -> Response {
@@ -151,6 +169,8 @@ struct OAuthRoutes {
             return .client(client.clientID)
         case .client:
             throw OAuthError(.invalidClient, "client authentication failed", basicAttempted: true)
+        case .federated:
+            throw OAuthError(.invalidClient, "an assertion is taken only by the jwt-bearer grant; use client credentials")
         case nil, .operations:
             throw clientAuthenticationError(
                 context, basicAttempted: request.headers[.authorization]?.lowercased().hasPrefix("basic ") == true)
@@ -225,7 +245,7 @@ struct OAuthRoutes {
         /// RFC 8693's token types, as subject and actor tokens and as issued.
         let token_exchange_token_types_supported = [TokenExchangeRequest.accessTokenType, TokenExchangeRequest.jwtType]
 
-        static let grantTypes = ["client_credentials", TokenExchangeRequest.grantType]
+        static let grantTypes = ["client_credentials", TokenExchangeRequest.grantType, FederatedAssertion.grantType]
         let token_endpoint_auth_methods_supported = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
         let token_endpoint_auth_signing_alg_values_supported = JWSAlgorithm.allCases.map(\.rawValue)
         let dpop_signing_alg_values_supported = DPoPProof.algorithms.map(\.rawValue).sorted()

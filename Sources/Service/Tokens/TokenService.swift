@@ -66,7 +66,7 @@ public struct TokenService: Sendable {
     /// only for a refusal: most requests are granted and need none.
     func issue(
         for client: ClientRecord,
-        credential: ClientRecord.Credential,
+        credential: ClientRecord.Credential?,
         requestedScope: String?,
         binding: Binding = Binding(),
         clientAddress: String? = nil,
@@ -125,14 +125,14 @@ public struct TokenService: Sendable {
             iat: issuedAt,
             exp: issuedAt + lifetime,
             jti: CredentialHasher.randomBase64URL(byteCount: 16),
-            credential_id: credential.id,
+            credential_id: credential?.id,
             generation: client.tokenGeneration
         )
         claims.cnf = binding.dpopThumbprint.map(Confirmation.init(jkt:))
         let signing = ContinuousClock.now
         let token = try await keyRing.sign(claims)
         metrics?.signed(in: ContinuousClock.now - signing)
-        recorder.noteUse(of: credential.id)
+        if let credential { recorder.noteUse(of: credential.id) }
         return Issued(accessToken: token, expiresIn: lifetime, scope: claims.scope, tokenType: claims.tokenType)
     }
 
