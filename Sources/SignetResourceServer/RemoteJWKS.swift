@@ -10,9 +10,12 @@ import Synchronization
 /// `unknownKidInterval` (a flood of made-up kids costs one fetch per interval). A key already held
 /// is answered at once even when the keys are due to be read again: the read runs in the
 /// background, so a frozen issuer never holds a request whose key is known. While the issuer
-/// cannot be reached, the keys already held keep working; with none held, `key(kid:)` throws.
-/// `status()` says whether the last read failed, and since when. The URL must be https (http only
-/// on loopback).
+/// cannot be reached, the keys already held keep working up to `maxStaleness` after their last
+/// read (a withdrawn key must not verify forever), and a failed read is not tried again for
+/// `unknownKidInterval`; with none held, `key(kid:)` throws, and a failed read is answered again
+/// without a new one for `failureBackoff`, so requests cannot drive reads of an issuer that is
+/// down. `status()` says whether the last read failed, and since when. The URL must be https (http
+/// only on loopback).
 public final class RemoteJWKS: TokenKeySource, Sendable {
     public let url: String
     let client: HTTPClient
@@ -20,6 +23,11 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
     let maxBytes: Int
     let refreshInterval: Duration
     let unknownKidInterval: Duration
+    /// Keys older than this are not used while the issuer cannot be reached (a key it withdrew
+    /// must not verify forever).
+    let maxStaleness: Duration
+    /// With no keys held, a failed read is answered again (no new read) this long.
+    let failureBackoff: Duration
     let clock: @Sendable () -> ContinuousClock.Instant
 
     struct State {
@@ -30,6 +38,7 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
         /// The first failure since the last success, and the latest failure's description.
         var failingSince: ContinuousClock.Instant?
         var lastError: String?
+        var lastFailure: ContinuousClock.Instant?
     }
 
     /// How the last reads went, for a health report.
@@ -53,8 +62,8 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
 
     public init(
         url: String, client: HTTPClient = .shared, timeout: Duration = .seconds(2), maxBytes: Int = 64 * 1024,
-        refreshInterval: Duration = .seconds(300), unknownKidInterval: Duration = .seconds(30),
-        clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
+        refreshInterval: Duration = .seconds(300), unknownKidInterval: Duration = .seconds(30), maxStaleness: Duration = .seconds(86_400),
+        failureBackoff: Duration = .seconds(5), clock: @escaping @Sendable () -> ContinuousClock.Instant = { .now }
     ) {
         self.url = url
         self.client = client
@@ -62,6 +71,8 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
         self.maxBytes = maxBytes
         self.refreshInterval = refreshInterval
         self.unknownKidInterval = unknownKidInterval
+        self.maxStaleness = maxStaleness
+        self.failureBackoff = failureBackoff
         self.clock = clock
     }
 
@@ -71,12 +82,21 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
             case answer(PublicJWK?)
             case fetch
             case answerAndRefresh(PublicJWK)
+            case failed(String)
         }
         let next: Next = state.withLock { state in
-            let fresh = state.fetchedAt.map { now - $0 < refreshInterval } ?? false
-            if let key = state.keys[kid] { return fresh ? .answer(key) : .answerAndRefresh(key) }
-            if fresh {
-                // Fresh keys without this kid: fetch again only once per interval.
+            let usable = state.fetchedAt.map { now - $0 < maxStaleness } ?? false
+            if !usable, let failed = state.lastFailure, now - failed < failureBackoff {
+                // Nothing usable held and the last read failed just now: no read per request.
+                return .failed(state.lastError ?? "the keys could not be read")
+            }
+            // Due for a read: the keys are old, and no read failed within the unknown-kid interval.
+            let due =
+                (state.fetchedAt.map { now - $0 >= refreshInterval } ?? true)
+                && (state.lastFailure.map { now - $0 >= unknownKidInterval } ?? true)
+            if usable, let key = state.keys[kid] { return due ? .answerAndRefresh(key) : .answer(key) }
+            if usable, !due {
+                // Current keys without this kid: read again only once per interval.
                 if let last = state.lastUnknownKidFetch, now - last < unknownKidInterval { return .answer(nil) }
                 state.lastUnknownKidFetch = now
             }
@@ -87,13 +107,16 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
         case .answerAndRefresh(let key):
             Task { _ = try? await self.fetch() }
             return key
+        case .failed(let reason): throw FetchError(description: reason)
         case .fetch: break
         }
         do {
             return try await fetch()[kid]
         } catch {
-            // Unreachable: what is held keeps working; nothing held is an outage.
-            let held = state.withLock { $0.keys }
+            // Unreachable: what is held keeps working, for a while; nothing held is an outage.
+            let held = state.withLock { state in
+                state.fetchedAt.map { clock() - $0 < maxStaleness } == true ? state.keys : [:]
+            }
             guard !held.isEmpty else { throw error }
             return held[kid]
         }
@@ -117,11 +140,11 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
                 state.fetchedAt = finished
                 state.failingSince = nil
                 state.lastError = nil
+                state.lastFailure = nil
             case .failure(let error):
                 state.failingSince = state.failingSince ?? finished
+                state.lastFailure = finished
                 state.lastError = (error as? FetchError)?.description ?? "the keys could not be read (\(type(of: error)))"
-                // Held keys stay in use; the next read is due after the unknown-kid interval, not at once.
-                if let fetchedAt = state.fetchedAt { state.fetchedAt = max(fetchedAt, finished - refreshInterval + unknownKidInterval) }
             }
         }
         return try result.get()

@@ -183,12 +183,15 @@ final class FederationTests: XCTestCase {
             XCTAssertEqual(issuers["status"] as? String, "degraded", health.text)
             XCTAssertTrue((issuers["message"] as? String)?.contains(bomb.issuer) == true, health.text)
 
-            // Removing an issuer ends its grant at once on this instance.
+            // Removing an issuer ends its grant at once on this instance, and the tokens it vouched for.
+            let fixedToken = try XCTUnwrap(ok.object["access_token"] as? String)
+            try await assertEqual(await client.isActive(fixedToken), true)
             let deleted = try await client.admin(.delete, "/v1/trusted-issuers/\(fixedID)")
             XCTAssertEqual(deleted.status, .noContent)
             Self.assertRefused(
                 try await client.tokenRequest(Self.form(fixed.assertion(subject: subject, audience: "https://signet.test", key: key))),
                 "an issuer removed")
+            try await assertEqual(await client.isActive(fixedToken), false, "a token of a removed issuer")
             let again = try await client.admin(.delete, "/v1/trusted-issuers/\(fixedID)")
             XCTAssertEqual(again.status, .notFound)
         }

@@ -123,6 +123,12 @@ final class TokenExchangeTests: XCTestCase {
             XCTAssertTrue([.ok, .noContent].contains(revoke.status), revoke.text)
             try await assertEqual(await client.isActive(links.abc), false, "A's credential revoked")
 
+            // A consent withdrawn: B no longer lets C act for it.
+            links = try await chain()
+            let withdrawn = try await client.admin(.patch, "/v1/agents/\(links.b.id)", json: #"{"may_act":[]}"#)
+            XCTAssertEqual(withdrawn.status, .ok, withdrawn.text)
+            try await assertEqual(await client.isActive(links.abc), false, "B's may_act no longer names C")
+
             for suspended in [\(a: TestAgent, b: TestAgent, c: TestAgent, abc: String, aCredential: String).a, \.b, \.c] {
                 links = try await chain()
                 let agent = links[keyPath: suspended]

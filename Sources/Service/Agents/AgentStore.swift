@@ -194,7 +194,8 @@ public struct AgentStore: Sendable {
         }
     }
 
-    /// Deactivates the agent and revokes every credential it holds, in one transaction.
+    /// Deactivates the agent and revokes every credential it holds, in one transaction; its
+    /// federated identity is freed for another agent.
     /// Returns the agent's client id, or nil when there is no such agent; deactivating twice is
     /// not an error.
     func deactivate(id: String, audit: AuditContext) async throws -> String? {
@@ -206,7 +207,7 @@ public struct AgentStore: Sendable {
             try connection.query(
                 """
                 UPDATE agents SET status = 'deactivated', deactivated_at = now(), updated_at = now(),
-                    token_generation = token_generation + 1
+                    token_generation = token_generation + 1, federated_issuer = NULL, federated_subject = NULL
                 WHERE id = $1::uuid
                 """,
                 [id]

@@ -48,12 +48,16 @@ struct TrustedIssuerStore: Sendable {
         }
     }
 
-    /// Removes one; false when there is none with that id.
+    /// Removes one, and ends the tokens of the agents it vouched for (their generation moves on);
+    /// false when there is none with that id.
     func delete(id: String, audit: AuditContext) async throws -> Bool {
         guard let id = AgentStore.normalisedID(id) else { return false }
         let removed = try await pool.transaction { connection in
             let rows = try connection.query("DELETE FROM trusted_issuers WHERE id = $1::uuid RETURNING issuer", [id]).records
             guard let issuer = rows.first?["issuer"] else { return false }
+            // Its agents' tokens end with it.
+            try connection.query(
+                "UPDATE agents SET token_generation = token_generation + 1, updated_at = now() WHERE federated_issuer = $1", [issuer])
             try AuditLog.append(
                 .trustedIssuerRemove, agentID: nil, context: audit, details: ["id": .string(id), "issuer": .string(issuer)],
                 on: connection)

@@ -72,6 +72,19 @@ public struct AccessTokenClaims: JWTPayload, Equatable {
     /// the subject.
     public var holder: String { act?.sub ?? sub }
 
+    /// Each delegation in its chain, oldest first: the agent that held the token then (the
+    /// subject, then each actor in turn) let the next one act for it (`may_act`). Withdrawing that
+    /// consent ends the token.
+    public var consents: [Consent] {
+        let actors = Array((act?.chain ?? []).reversed())
+        return zip([sub] + actors, actors).map { Consent(grantor: $0, grantee: $1) }
+    }
+
+    public struct Consent: Codable, Equatable, Sendable {
+        public var grantor: String
+        public var grantee: String
+    }
+
     /// What this token's life depends on of its own: it, its client's agent at its generation,
     /// and the credential it was minted with.
     public var link: TokenLink {

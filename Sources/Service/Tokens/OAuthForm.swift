@@ -11,8 +11,8 @@ package struct OAuthForm {
     package var repeated: [String: [String]] = [:]
 
     static let maxBytes = 8 * 1024
-    /// Parameters that may be given more than once: `resource` (RFC 8707 §2).
-    static let repeatable: Set<String> = ["resource"]
+    /// Parameters that may be given more than once: `resource` (RFC 8707 §2) and `audience` (RFC 8693 §2.1).
+    static let repeatable: Set<String> = ["resource", "audience"]
 
     package init(fields: [String: String], repeated: [String: [String]] = [:]) {
         self.fields = fields

@@ -9,23 +9,28 @@ public enum RevocationStore {
     public static let tokenState = PreparedStatement(name: "signet_token_state", sql: stateSQL(derived: false))
 
     /// `tokenState` for a token made by exchange, and how many of the tokens it came from ($6, a
-    /// JSON array of `TokenLink`s) are dead: revoked, their agent gone, not active or at
-    /// another generation, or their credential revoked or expired.
+    /// JSON array of `TokenLink`s) are dead (revoked, their agent gone, not active or at another
+    /// generation, or their credential revoked or expired) plus how many of its delegations ($7,
+    /// `{grantor, grantee}`) the grantor no longer consents to (`may_act`).
     public static let derivedTokenState = PreparedStatement(name: "signet_derived_token_state", sql: stateSQL(derived: true))
 
     static func stateSQL(derived: Bool) -> String {
+        // $6: the parents' links; $7: each delegation's consent, the grantor's may_act naming the grantee.
         let parents =
             derived
             ? """
             ,
-                   (SELECT count(*) FROM jsonb_to_recordset($6::jsonb) AS l(jti text, agent text, credential_id text, generation int)
-                    LEFT JOIN agents p ON p.id::text = l.agent
+                   (SELECT count(*) FROM jsonb_to_recordset($6::jsonb) AS l(jti text, agent uuid, credential_id uuid, generation int)
+                    LEFT JOIN agents p ON p.id = l.agent
                     WHERE p.id IS NULL OR p.status <> 'active' OR p.token_generation <> l.generation
                        OR EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = l.jti)
                        OR (l.credential_id IS NOT NULL AND NOT EXISTS (
                            SELECT 1 FROM agent_credentials c
-                           WHERE c.id::text = l.credential_id AND c.agent_id = p.id AND c.revoked_at IS NULL
-                             AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($5::float8))))) AS dead_parents
+                           WHERE c.id = l.credential_id AND c.agent_id = p.id AND c.revoked_at IS NULL
+                             AND (c.expires_at IS NULL OR c.expires_at > to_timestamp($5::float8)))))
+                   + (SELECT count(*) FROM jsonb_to_recordset($7::jsonb) AS d(grantor uuid, grantee text)
+                      WHERE NOT EXISTS (SELECT 1 FROM agents g WHERE g.id = d.grantor AND g.may_act @> jsonb_build_array(d.grantee)))
+                   AS dead_parents
             """ : ""
         return """
             SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = $1) AS revoked,
@@ -71,6 +76,7 @@ public enum RevocationStore {
         if let parents = claims.parents {
             statement = derivedTokenState
             parameters.append(String(decoding: try JSONEncoder().encode(parents), as: UTF8.self))
+            parameters.append(String(decoding: try JSONEncoder().encode(claims.consents), as: UTF8.self))
         } else {
             statement = tokenState
         }

@@ -41,8 +41,8 @@ struct TokenExchangeRequest: Equatable {
         guard Self.acceptedTypes.contains(subjectType) else {
             throw OAuthError(.invalidRequest, "subject_token_type must be \(Self.accessTokenType) (or \(Self.jwtType))")
         }
-        if let requested = form["requested_token_type"], requested != Self.accessTokenType {
-            throw OAuthError(.invalidRequest, "requested_token_type must be \(Self.accessTokenType): only access tokens are issued")
+        if let requested = form["requested_token_type"], !Self.acceptedTypes.contains(requested) {
+            throw OAuthError(.invalidRequest, "requested_token_type must be \(Self.accessTokenType): only access tokens (JWTs) are issued")
         }
         let actor = form["actor_token"]
         let actorType = form["actor_token_type"]
@@ -91,9 +91,11 @@ struct TokenExchangePlan: Equatable {
 }
 
 enum TokenExchange {
-    /// The most parent links a token may carry: a chain `TOKEN_EXCHANGE_MAX_DEPTH` deep made of
-    /// narrowed tokens is well within it.
-    static let maxParents = 32
+    /// The most parent links a token may carry (each about 130 bytes of claims, so a token that
+    /// carries them still fits the form's 8 KiB): a delegation adds two, a narrowing one, so a
+    /// chain of the default depth (4) with a narrowing at each step fits (12), as does the deepest
+    /// allowed chain (8) without.
+    static let maxParents = 16
 
     /// The rules of one exchange by `caller` (the authenticated client's agent, holding `callerScopes`).
     ///
@@ -102,9 +104,15 @@ enum TokenExchange {
     ///   - holderMayAct: the `may_act` of the agent holding the subject token (`subject.holder`).
     ///   - actor: the actor token's claims, verified and live, when one was given.
     ///   - latest: the expiry a new token would have (now + `TOKEN_TTL_SECONDS`).
+    ///   - binding: the request's DPoP proof key (its thumbprint), and whether the caller's tokens
+    ///     must be DPoP-bound. A bound subject or actor token makes the new one bound too: its own
+    ///     client proves the key it holds (impersonation: the subject's; delegation: the actor
+    ///     token's), so an exchange never turns a key-bound token into a bearer one.
+    ///   - now: epoch seconds; a token that would already be expired is refused.
     static func plan(
         caller: (agentID: String, clientID: String, scopes: [String]), subject: AccessTokenClaims, holderMayAct: [String],
-        actor: AccessTokenClaims?, request: TokenExchangeRequest, maxDepth: Int, latest: Int64
+        actor: AccessTokenClaims?, request: TokenExchangeRequest, maxDepth: Int, latest: Int64,
+        binding: (proof: String?, callerBound: Bool) = (nil, false), now: Int64 = 0
     ) throws(OAuthError) -> TokenExchangePlan {
         var act = subject.act
         var scopes = subject.scopes
@@ -149,6 +157,17 @@ enum TokenExchange {
             }
             audience = Audience(request.audiences)
         }
+        // Possession: the key the caller's own token is bound to, proven by this request.
+        let callersToken = actor ?? subject
+        if let jkt = callersToken.cnf?.jkt, binding.proof != jkt {
+            throw OAuthError(
+                .invalidDPoPProof,
+                "the \(actor == nil ? "subject" : "actor") token is DPoP-bound: send a DPoP proof signed with its key")
+        }
+        if binding.proof == nil, binding.callerBound || subject.cnf != nil {
+            throw OAuthError(.invalidDPoPProof, "the exchanged token must be DPoP-bound: send a DPoP proof")
+        }
+        guard expiry > now else { throw OAuthError(.invalidRequest, "subject_token or actor_token expires now") }
         guard parents.count <= maxParents else {
             throw OAuthError(.invalidRequest, "the token's lineage is too long (at most \(maxParents) parent tokens)")
         }

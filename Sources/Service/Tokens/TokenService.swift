@@ -154,9 +154,6 @@ public struct TokenService: Sendable {
             await deny(client, reason: "agent is \(client.status.rawValue)", audit: audit, logger: logger)
             throw OAuthError(.unauthorizedClient, "the agent is \(client.status.rawValue)")
         }
-        if client.dpopBound, dpopThumbprint == nil {
-            throw OAuthError(.invalidDPoPProof, "this agent's tokens must be DPoP-bound: send a DPoP proof")
-        }
         func liveToken(_ token: String, _ name: String) async throws -> (AccessTokenClaims, RevocationStore.TokenState) {
             guard let claims = await currentClaims(of: token), let live = try await live(claims) else {
                 throw OAuthError(.invalidRequest, "\(name) is not an active access token of this issuer")
@@ -169,10 +166,12 @@ public struct TokenService: Sendable {
         let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
         let plan = try TokenExchange.plan(
             caller: (client.agentID, client.clientID, client.scopes), subject: subject, holderMayAct: holder.mayAct, actor: actor,
-            request: request, maxDepth: exchangeMaxDepth, latest: issuedAt + ttl.components.seconds)
+            request: request, maxDepth: exchangeMaxDepth, latest: issuedAt + ttl.components.seconds,
+            binding: (proof: dpopThumbprint, callerBound: client.dpopBound), now: issuedAt)
+        // The policy sees every audience the token will carry but the default one, asked for or inherited.
         let policySubject = PolicySubject(
             agentID: client.agentID, owner: client.owner, status: client.status, scopes: client.scopes, clientAddress: clientAddress,
-            resources: request.audiences,
+            resources: plan.audience.values.filter { $0 != audience },
             exchange: PolicySubject.Exchange(subject: subject.sub, actors: plan.act?.chain ?? []))
         let granted = try await policy.grantedScopes(for: policySubject, requested: plan.scopes).filter(plan.scopes.contains)
         guard !granted.isEmpty else {
