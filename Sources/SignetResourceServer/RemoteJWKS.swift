@@ -158,9 +158,20 @@ public final class RemoteJWKS: TokenKeySource, Sendable {
         else { throw FetchError(description: "a JWKS URL must be https (http only on loopback): \(url)") }
         var request = HTTPClientRequest(url: url)
         request.headers.add(name: "Accept", value: "application/jwk-set+json, application/json")
-        let response = try await client.execute(request, deadline: .now() + TimeAmount(timeout))
-        guard response.status == .ok else { throw FetchError(description: "\(url) answered \(response.status.code)") }
-        let body = try await response.body.collect(upTo: maxBytes)
+        let body: ByteBuffer
+        do {
+            let response = try await client.execute(request, deadline: .now() + TimeAmount(timeout))
+            guard response.status == .ok else { throw FetchError(description: "\(url) answered \(response.status.code)") }
+            body = try await response.body.collect(upTo: maxBytes)
+        } catch let error as FetchError {
+            throw error
+        } catch is NIOTooManyBytesError {
+            throw FetchError(description: "\(url) answered more than \(maxBytes) bytes")
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            throw FetchError(description: "\(url) did not answer within \(timeout)")
+        } catch {
+            throw FetchError(description: "\(url) could not be read (\(error))")
+        }
         guard let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any],
             let items = object["keys"] as? [Any]
         else { throw FetchError(description: "\(url) did not answer a JWK set") }

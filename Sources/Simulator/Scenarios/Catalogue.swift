@@ -29,6 +29,8 @@ public enum Catalogue {
         FailoverScenarios.redisSentinelFailover,
         FailoverScenarios.redisCluster,
         FailoverScenarios.pgbouncerSession,
+        DelegationScenarios.delegationChain,
+        DelegationScenarios.issuerFrozen,
     ]
 
     public static func named(_ name: String) -> Scenario? {
