@@ -204,6 +204,7 @@ let package = Package(
                 "Service",
                 "SignetJOSE",
                 "SignetResourceServer",
+                "SignetTestSupport",
                 "Simulator",
                 "Spec",
                 .product(name: "Crypto", package: "swift-crypto"),

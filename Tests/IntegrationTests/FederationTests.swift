@@ -3,6 +3,8 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import SignetResourceServer
+import SignetTestSupport
 import Simulator
 import XCTest
 
@@ -195,5 +197,58 @@ final class FederationTests: XCTestCase {
             let again = try await client.admin(.delete, "/v1/trusted-issuers/\(fixedID)")
             XCTAssertEqual(again.status, .notFound)
         }
+    }
+
+    /// `RemoteJWKS`'s rules at exact instants of a manual clock, against a real HTTP key server
+    /// that counts its reads: one read per unknown kid per 30 s, a known key answered at once and
+    /// read again behind it, a failed read not retried for 30 s while keys are held, keys unusable
+    /// 24 h after their last read, and with none usable a failure answered again for 5 s.
+    func testIssuerKeysAreReadOnTheirScheduleAndNeverOnAnAttackersDemand() async throws {
+        let key = IssuerFake.newKey()
+        let issuer = try await IssuerFake.start(keys: [key])
+        defer { Task { await issuer.stop() } }
+        let clock = ManualClock()
+        let keys = RemoteJWKS(url: issuer.jwksURI, client: .shared, timeout: .seconds(2), clock: { clock.now })
+
+        try await assertEqual(try await keys.key(kid: key.kid)?.kid, key.kid)
+        XCTAssertEqual(issuer.fetches, 1)
+        try await assertEqual(try await keys.key(kid: "made-up-1") == nil, true)
+        XCTAssertEqual(issuer.fetches, 2, "an unknown kid reads the keys again")
+        for index in 0..<20 { _ = try await keys.key(kid: "made-up-\(index + 2)") }
+        XCTAssertEqual(issuer.fetches, 2, "and no other within 30 s")
+        clock.advance(by: .seconds(31))
+        _ = try await keys.key(kid: "made-up-99")
+        XCTAssertEqual(issuer.fetches, 3)
+
+        clock.advance(by: .seconds(301))
+        try await assertEqual(try await keys.key(kid: key.kid)?.kid, key.kid, "due for a read: answered from the cache")
+        try await eventually("the read behind it") { issuer.fetches == 4 }
+
+        issuer.setOversized(100 * 1024)
+        clock.advance(by: .seconds(301))
+        try await assertEqual(try await keys.key(kid: key.kid)?.kid, key.kid)
+        try await eventually("the failed read behind it") { keys.status().failingSince != nil }
+        XCTAssertEqual(issuer.fetches, 5)
+        XCTAssertEqual(keys.status().lastError?.contains("more than 65536 bytes"), true, keys.status().lastError ?? "")
+        try await assertEqual(try await keys.key(kid: key.kid)?.kid, key.kid)
+        XCTAssertEqual(issuer.fetches, 5, "no read again within 30 s of a failure")
+
+        clock.advance(by: .seconds(86_400))
+        do {
+            _ = try await keys.key(kid: key.kid)
+            XCTFail("keys a day old are not used while the issuer fails")
+        } catch {}
+        XCTAssertEqual(issuer.fetches, 6)
+        do {
+            _ = try await keys.key(kid: key.kid)
+            XCTFail("still failing")
+        } catch {}
+        XCTAssertEqual(issuer.fetches, 6, "with none usable, a failure is answered again for 5 s without a read")
+
+        issuer.setOversized(nil)
+        clock.advance(by: .seconds(6))
+        try await assertEqual(try await keys.key(kid: key.kid)?.kid, key.kid)
+        XCTAssertEqual(issuer.fetches, 7)
+        XCTAssertNil(keys.status().failingSince, "recovered")
     }
 }

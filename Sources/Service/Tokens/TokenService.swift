@@ -154,15 +154,26 @@ public struct TokenService: Sendable {
             await deny(client, reason: "agent is \(client.status.rawValue)", audit: audit, logger: logger)
             throw OAuthError(.unauthorizedClient, "the agent is \(client.status.rawValue)")
         }
-        func liveToken(_ token: String, _ name: String) async throws -> (AccessTokenClaims, RevocationStore.TokenState) {
-            guard let claims = await currentClaims(of: token), let live = try await live(claims) else {
-                throw OAuthError(.invalidRequest, "\(name) is not an active access token of this issuer")
-            }
-            return live
+        // Both tokens verified, then read live on one connection.
+        guard let subjectClaims = await currentClaims(of: request.subjectToken) else {
+            throw OAuthError(.invalidRequest, "subject_token is not an active access token of this issuer")
         }
-        let (subject, holder) = try await liveToken(request.subjectToken, "subject_token")
+        var actorClaims: AccessTokenClaims?
+        if let actorToken = request.actorToken {
+            actorClaims = await currentClaims(of: actorToken)
+            if actorClaims == nil { throw OAuthError(.invalidRequest, "actor_token is not an active access token of this issuer") }
+        }
+        let states = try await live([subjectClaims] + (actorClaims.map { [$0] } ?? []))
+        guard let (subject, holder) = states[0] else {
+            throw OAuthError(.invalidRequest, "subject_token is not an active access token of this issuer")
+        }
         var actor: AccessTokenClaims?
-        if let actorToken = request.actorToken { actor = try await liveToken(actorToken, "actor_token").0 }
+        if actorClaims != nil {
+            guard let live = states[1] else {
+                throw OAuthError(.invalidRequest, "actor_token is not an active access token of this issuer")
+            }
+            actor = live.claims
+        }
         let issuedAt = Int64(now().timeIntervalSince1970.rounded(.down))
         let plan = try TokenExchange.plan(
             caller: (client.agentID, client.clientID, client.scopes), subject: subject, holderMayAct: holder.mayAct, actor: actor,
@@ -193,7 +204,8 @@ public struct TokenService: Sendable {
             "scope": .string(claims.scope), "parents": .array(plan.parents.map { JSONValue.string($0.jti) }),
             "delegated": .bool(actor != nil),
         ]
-        try await pool.transaction { connection in
+        // One statement, committed on its own: no BEGIN and COMMIT round trips.
+        try await pool.withConnection { connection in
             try AuditLog.append(.tokenExchange, agentID: subject.sub, context: audit, details: details, on: connection)
         }
         recorder.noteUse(of: credential.id)
@@ -280,8 +292,22 @@ public struct TokenService: Sendable {
     /// when its first parent was issued, and a resource dropped since moved that parent's
     /// generation on.
     func live(_ claims: AccessTokenClaims) async throws -> (claims: AccessTokenClaims, state: RevocationStore.TokenState)? {
+        try await live([claims])[0]
+    }
+
+    /// `live` of several tokens, read on one pooled connection.
+    func live(_ all: [AccessTokenClaims]) async throws -> [(claims: AccessTokenClaims, state: RevocationStore.TokenState)?] {
         let now = self.now()
-        let state = try await pool.withConnection { try RevocationStore.state(of: claims, at: now, on: $0) }
+        let states = try await pool.withConnection { connection in
+            try all.map { try RevocationStore.state(of: $0, at: now, on: connection) }
+        }
+        return zip(all, states).map { judge($0, $1) }
+    }
+
+    /// The rules of `liveClaims` on a state as it was read.
+    private func judge(_ claims: AccessTokenClaims, _ state: RevocationStore.TokenState?) -> (
+        claims: AccessTokenClaims, state: RevocationStore.TokenState
+    )? {
         guard let state, !state.revoked, state.credentialLive, state.status == .active,
             state.tokenGeneration == claims.generation ?? 0, state.deadParents == 0,
             // Every audience is the default one or a resource the agent still holds.
