@@ -204,8 +204,9 @@ cleanup() {
 TEST_GROUP_1="ScenarioTests.HealthScenarioTests ScenarioTests.StackTests ScenarioTests.RateLimitScenarioTests ScenarioTests.CacheScenarioTests ScenarioTests.FailoverScenarioTests"
 TEST_GROUP_2="ScenarioTests.OperationsScenarioTests ScenarioTests.LoadSuiteTests ScenarioTests.AbuseScenarioTests ScenarioTests.PoolScenarioTests"
 # Classes whose assertions are latencies the three processes' load would decide: run alone, after
-# them (revocation-propagation's p99 over 50 trials was 158 ms once under that load, 6 ms median).
-TEST_QUIET="ScenarioTests.RevocationPropagationScenarioTests"
+# them (revocation-propagation's p99 over 50 trials was 158 ms once under that load, 6 ms median;
+# delegation-chain's bound is the same 100 ms, over 20 trials).
+TEST_QUIET="ScenarioTests.RevocationPropagationScenarioTests ScenarioTests.DelegationScenarioTests"
 run_test_groups() {
     local bin tests listed classes named rest i status=0 executed=0
     bin="$(bin_path)/signetPackageTests.xctest"

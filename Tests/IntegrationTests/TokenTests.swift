@@ -314,7 +314,15 @@ final class TokenTests: XCTestCase {
             XCTAssertEqual(metadata["introspection_endpoint"] as? String, "https://signet.test/oauth/introspect")
             XCTAssertEqual(metadata["revocation_endpoint"] as? String, "https://signet.test/oauth/revoke")
             XCTAssertEqual(metadata["jwks_uri"] as? String, "https://signet.test/.well-known/jwks.json")
-            XCTAssertEqual(metadata["grant_types_supported"] as? [String], ["client_credentials"])
+            XCTAssertEqual(
+                metadata["grant_types_supported"] as? [String],
+                [
+                    "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                ])
+            XCTAssertEqual(
+                metadata["token_exchange_token_types_supported"] as? [String],
+                ["urn:ietf:params:oauth:token-type:access_token", "urn:ietf:params:oauth:token-type:jwt"])
             XCTAssertEqual(
                 metadata["token_endpoint_auth_methods_supported"] as? [String],
                 ["client_secret_basic", "client_secret_post", "private_key_jwt"])

@@ -16,9 +16,11 @@ public struct AgentStore: Sendable {
     }
 
     /// The scopes of an agent row's `scopes::text` (a JSON array of strings).
+    /// Read on every liveness check (scopes, resources, may_act), so by `JSONSerialization`:
+    /// `JSONDecoder` through `JSONValue` cost a twentieth of a token exchange's CPU (perf, issue 30).
     static func scopes(fromJSON text: String) -> [String] {
-        guard case .array(let values) = JSONValue.parse(Data(text.utf8)) else { return [] }
-        return values.compactMap { if case .string(let scope) = $0 { scope } else { nil } }
+        guard let values = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [Any] else { return [] }
+        return values.compactMap { $0 as? String }
     }
 
     static let agentColumns = """

@@ -75,8 +75,8 @@ public enum RevocationStore {
         let statement: PreparedStatement
         if let parents = claims.parents {
             statement = derivedTokenState
-            parameters.append(String(decoding: try JSONEncoder().encode(parents), as: UTF8.self))
-            parameters.append(String(decoding: try JSONEncoder().encode(claims.consents), as: UTF8.self))
+            parameters.append(Self.json(parents))
+            parameters.append(Self.json(claims.consents))
         } else {
             statement = tokenState
         }
@@ -92,6 +92,31 @@ public enum RevocationStore {
             mayAct: AgentStore.scopes(fromJSON: row["may_act"] ?? "[]"),
             deadParents: row["dead_parents"].flatMap(Int.init) ?? 0
         )
+    }
+
+    /// The links as `jsonb_to_recordset` reads them, written directly (no `JSONEncoder` per check).
+    static func json(_ links: [TokenLink]) -> String {
+        String(
+            decoding: JSONObjectWriter.array(
+                links.map { link in
+                    var object = JSONObjectWriter(capacity: 128)
+                    object.field("jti", link.jti)
+                    object.field("agent", link.agent)
+                    if let credentialID = link.credential_id { object.field("credential_id", credentialID) }
+                    object.field("generation", Int64(link.generation))
+                    return object.finish()
+                }), as: UTF8.self)
+    }
+
+    static func json(_ consents: [AccessTokenClaims.Consent]) -> String {
+        String(
+            decoding: JSONObjectWriter.array(
+                consents.map { consent in
+                    var object = JSONObjectWriter(capacity: 96)
+                    object.field("grantor", consent.grantor)
+                    object.field("grantee", consent.grantee)
+                    return object.finish()
+                }), as: UTF8.self)
     }
 
     /// Records token `jti` as revoked until `expires` (epoch seconds); false when it already was.

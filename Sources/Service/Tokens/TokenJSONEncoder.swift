@@ -36,18 +36,7 @@ struct TokenJSONEncoder: JWTJSONEncoder {
             out.field("cnf", object: confirmation.finish())
         }
         if let act = claims.act { out.field("act", object: json(act)) }
-        if let parents = claims.parents {
-            out.field(
-                "parents",
-                objects: parents.map { link in
-                    var object = JSONObjectWriter(capacity: 128)
-                    object.field("jti", link.jti)
-                    object.field("agent", link.agent)
-                    if let credentialID = link.credential_id { object.field("credential_id", credentialID) }
-                    object.field("generation", Int64(link.generation))
-                    return object.finish()
-                })
-        }
+        if let parents = claims.parents { out.field("parents", raw: Array(RevocationStore.json(parents).utf8)) }
         return out.finish()
     }
 
@@ -107,15 +96,21 @@ struct JSONObjectWriter {
         bytes.append(contentsOf: object)
     }
 
-    /// A field whose value is an array of objects other writers finished.
-    mutating func field(_ name: String, objects: [[UInt8]]) {
+    /// A field whose value is JSON another writer finished (an object or an array).
+    mutating func field(_ name: String, raw: [UInt8]) {
         key(name)
-        bytes.append(UInt8(ascii: "["))
+        bytes.append(contentsOf: raw)
+    }
+
+    /// A JSON array of objects other writers finished.
+    static func array(_ objects: [[UInt8]]) -> [UInt8] {
+        var bytes: [UInt8] = [UInt8(ascii: "[")]
         for (index, object) in objects.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
             bytes.append(contentsOf: object)
         }
         bytes.append(UInt8(ascii: "]"))
+        return bytes
     }
 
     mutating func finish() -> [UInt8] {
