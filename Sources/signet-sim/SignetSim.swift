@@ -9,7 +9,7 @@ struct SignetSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signet-sim",
         abstract: "Signet's Simulator: spec scenarios against real PostgreSQL and Redis, with fault injection.",
-        subcommands: [List.self, Run.self, Stack.self, Chaos.self, K6ConfigCommand.self, QueryBenchCommand.self]
+        subcommands: [List.self, Run.self, Stack.self, Chaos.self, ProxyCommand.self, K6ConfigCommand.self, QueryBenchCommand.self]
     )
 }
 
@@ -160,6 +160,55 @@ struct Chaos: AsyncParsableCommand {
         print(report.rendered)
         print(report.totals)
         if !report.passed { throw ExitCode.failure }
+    }
+}
+
+struct ProxyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract:
+            "Fault proxies behind Toxiproxy's HTTP API (a drop-in for a Toxiproxy server in staging); run until Ctrl-C."
+    )
+
+    @Option(help: "Where the API listens, HOST:PORT (Toxiproxy's default).")
+    var api = "127.0.0.1:8474"
+
+    @Option(help: "A proxy to create at start, NAME=LISTEN=UPSTREAM (e.g. redis=0.0.0.0:16379=redis:6379); repeatable.")
+    var proxy: [String] = []
+
+    func validate() throws {
+        guard ToxiproxyAddressArgument.parse(api) != nil else { throw ValidationError("--api takes HOST:PORT (got \(api))") }
+        for spec in proxy where spec.split(separator: "=").count != 3 {
+            throw ValidationError("--proxy takes NAME=LISTEN=UPSTREAM (got \(spec))")
+        }
+    }
+
+    func run() async throws {
+        let (host, port) = ToxiproxyAddressArgument.parse(api)!
+        let server = try await ToxiproxyServer.start(host: host, port: port)
+        for spec in proxy {
+            let parts = spec.split(separator: "=").map(String.init)
+            try await server.create(name: parts[0], listen: parts[1], upstream: parts[2])
+        }
+        var lines = ["Toxiproxy API  \(server.url)  (\(ToxiproxyServer.version))"]
+        for spec in proxy {
+            let name = String(spec.split(separator: "=")[0])
+            if let created = server.proxy(name) { lines.append("proxy \(name)  \(created.listen) -> \(created.upstream)") }
+        }
+        lines.append("Ctrl-C stops everything.")
+        FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        while true { try await Task.sleep(for: .seconds(3600)) }
+    }
+}
+
+/// `HOST:PORT` of a command-line option.
+enum ToxiproxyAddressArgument {
+    static func parse(_ text: String) -> (String, Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return (host.isEmpty ? "127.0.0.1" : host, port)
     }
 }
 
