@@ -79,10 +79,10 @@ schemathesis_tool() {
 
 # The interop clients of ci/interop (Authlib, requests, PyJWT, joserfc, cryptography), pinned,
 # in their own virtual environment (.build-venv-interop/); sets INTEROP_VENV.
-INTEROP_PACKAGES=(authlib==1.9.10 joserfc==1.8.0 pyjwt==2.15.1 requests==2.34.2 cryptography==51.0.1)
+INTEROP_PACKAGES=(authlib==1.9.10 joserfc==1.8.0 pyjwt==2.15.1 requests==2.34.2 cryptography==51.0.1 toxiproxy-python==0.1.1 future==1.0.0)
 interop_tool() {
     INTEROP_VENV="$SIGNET_ROOT/.build-venv-interop"
-    if ! "$INTEROP_VENV/bin/python" -c "import authlib, jwt, joserfc, requests" 2>/dev/null; then
+    if ! "$INTEROP_VENV/bin/python" -c "import authlib, jwt, joserfc, requests, toxiproxy" 2>/dev/null; then
         log "installing the interop clients into $INTEROP_VENV"
         [ -x "$INTEROP_VENV/bin/python" ] || python3 -m venv "$INTEROP_VENV"
         "$INTEROP_VENV/bin/pip" install -q --disable-pip-version-check "${INTEROP_PACKAGES[@]}"
