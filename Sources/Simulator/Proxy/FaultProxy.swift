@@ -1,15 +1,19 @@
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOPosix
 
 /// A TCP proxy between Signet and a dependency (Redis, PostgreSQL, a fake), whose behaviour is
-/// switched at run time without restarting anything.
+/// switched at run time without restarting anything: the scenarios' shorthand for the toxics of
+/// a `ToxicProxy`, the one implementation `signet-sim proxy` serves behind Toxiproxy's API, so
+/// a fault a scenario injects locally is the fault a staging proxy injects.
 ///
-/// - `pass`: bytes flow both ways.
-/// - `latency(d)`: every chunk is held for `d` in each direction (order kept).
-/// - `blackhole`: connections are accepted and read, nothing is forwarded or answered.
+/// - `pass`: bytes flow both ways (no toxic).
+/// - `latency(d)`: every chunk is held for `d` in each direction, order kept (a `latency` toxic
+///   per stream).
+/// - `blackhole`: connections are accepted and what they send is dropped, nothing is answered
+///   (a `timeout` toxic of 0 per stream).
 /// - `refuse`: the listener is closed (connect gets "connection refused") and open connections
-///   are reset, as when the server is down; any other mode listens again on the same port.
+///   are reset, as when the server is down (the proxy disabled); any other mode listens again on
+///   the same port.
 ///
 /// `reset()` drops every open connection at once (TCP RST) and keeps the mode.
 public final class FaultProxy: Sendable {
@@ -27,13 +31,22 @@ public final class FaultProxy: Sendable {
             case .refuse: "refuse"
             }
         }
-    }
 
-    private struct State {
-        var mode: Mode = .pass
-        var accepted = 0
-        var listener: (any Channel)?
-        var connections: [ObjectIdentifier: any Channel] = [:]
+        /// The toxics that make the mode.
+        var toxics: [Toxic] {
+            switch self {
+            case .pass, .refuse:
+                []
+            case .latency(let delay):
+                [Toxic.Stream.upstream, .downstream].map { stream in
+                    Toxic(
+                        name: "fault-latency-\(stream.rawValue)", kind: .latency, stream: stream,
+                        attributes: ["latency": Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)])
+                }
+            case .blackhole:
+                [Toxic.Stream.upstream, .downstream].map { Toxic(name: "fault-blackhole-\($0.rawValue)", kind: .timeout, stream: $0) }
+            }
+        }
     }
 
     /// The port the proxy listens on; it stays the same across `refuse` and back.
@@ -41,176 +54,60 @@ public final class FaultProxy: Sendable {
     public let host = "127.0.0.1"
     public let upstreamHost: String
     public let upstreamPort: Int
-    private let group: any EventLoopGroup
-    private let state = NIOLockedValueBox(State())
+    /// The proxy the modes are toxics of.
+    public let toxicProxy: ToxicProxy
+    private let current = NIOLockedValueBox(Mode.pass)
 
-    private init(port: Int, upstreamHost: String, upstreamPort: Int, group: any EventLoopGroup) {
+    private init(port: Int, upstreamHost: String, upstreamPort: Int, proxy: ToxicProxy) {
         self.port = port
         self.upstreamHost = upstreamHost
         self.upstreamPort = upstreamPort
-        self.group = group
+        toxicProxy = proxy
     }
 
     /// Starts a proxy to `upstreamHost:upstreamPort`, listening on `port` (0: any free port).
     public static func start(upstreamHost: String = "127.0.0.1", upstreamPort: Int, port: Int = 0) async throws -> FaultProxy {
-        let group = MultiThreadedEventLoopGroup.singleton
-        let box = NIOLockedValueBox<FaultProxy?>(nil)
-        let listener = try await bind(port: port, group: group) { box.withLockedValue { $0 } }
-        let proxy = FaultProxy(
-            port: listener.localAddress?.port ?? port,
-            upstreamHost: upstreamHost,
-            upstreamPort: upstreamPort,
-            group: group
-        )
-        box.withLockedValue { $0 = proxy }
-        proxy.state.withLockedValue { $0.listener = listener }
-        return proxy
+        let proxy = ToxicProxy(
+            name: "fault-\(upstreamPort)", listenHost: "127.0.0.1", listenPort: port,
+            upstream: ToxiproxyAddress.format(host: upstreamHost, port: upstreamPort), random: { Double.random(in: 0..<1) })
+        try await proxy.setEnabled(true)
+        let listening = ToxiproxyAddress.parse(proxy.listen)?.port ?? port
+        return FaultProxy(port: listening, upstreamHost: upstreamHost, upstreamPort: upstreamPort, proxy: proxy)
     }
 
     /// The current mode.
-    public var mode: Mode { state.withLockedValue { $0.mode } }
+    public var mode: Mode { current.withLockedValue { $0 } }
 
     /// Client connections accepted since start.
-    public var acceptedConnections: Int { state.withLockedValue { $0.accepted } }
+    public var acceptedConnections: Int { toxicProxy.acceptedConnections }
 
     /// Number of client connections open through the proxy.
-    public var openConnections: Int { state.withLockedValue { $0.connections.count } / 2 }
+    public var openConnections: Int { toxicProxy.openConnections }
 
-    /// Switches the behaviour; effective for the next byte.
+    /// Switches the behaviour; effective for the next byte. The new mode's toxics are added before
+    /// the old ones are removed, so no byte slips through between two faults.
     public func setMode(_ mode: Mode) async throws {
-        let (listener, wasRefusing) = state.withLockedValue { state -> ((any Channel)?, Bool) in
-            let wasRefusing = state.mode == .refuse
-            state.mode = mode
-            if mode == .refuse {
-                let listener = state.listener
-                state.listener = nil
-                return (listener, wasRefusing)
-            }
-            return (nil, wasRefusing)
-        }
+        current.withLockedValue { $0 = mode }
         if mode == .refuse {
-            try? await listener?.close()
-            reset()
-        } else if wasRefusing {
-            let bound = try await Self.bind(port: port, group: group) { self }
-            state.withLockedValue { $0.listener = bound }
+            toxicProxy.resetConnections()
+            try await toxicProxy.setEnabled(false)
+        } else {
+            try await toxicProxy.setEnabled(true)
         }
+        let wanted = mode.toxics
+        for toxic in wanted where !toxicProxy.toxics.contains(toxic) {
+            try? toxicProxy.removeToxic(named: toxic.name)
+            try toxicProxy.addToxic(toxic)
+        }
+        for toxic in toxicProxy.toxics where !wanted.contains(toxic) { try? toxicProxy.removeToxic(named: toxic.name) }
     }
 
     /// Drops every open connection now, with a TCP reset.
-    public func reset() {
-        let channels = state.withLockedValue { state in
-            let channels = Array(state.connections.values)
-            state.connections.removeAll()
-            return channels
-        }
-        for channel in channels {
-            // SO_LINGER 0 turns the close into a TCP reset.
-            if let provider = channel as? any SocketOptionProvider {
-                provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
-            } else {
-                channel.close(promise: nil)
-            }
-        }
-    }
+    public func reset() { toxicProxy.resetConnections() }
 
     /// Closes the listener and every connection.
     public func stop() async {
-        let listener = state.withLockedValue { state in
-            let listener = state.listener
-            state.listener = nil
-            return listener
-        }
-        try? await listener?.close()
-        reset()
-    }
-
-    // MARK: Plumbing
-
-    private static func bind(
-        port: Int,
-        group: any EventLoopGroup,
-        proxy: @escaping @Sendable () -> FaultProxy?
-    ) async throws -> any Channel {
-        try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.autoRead, value: false)
-            .childChannelInitializer { child in
-                guard let proxy = proxy() else { return child.close() }
-                return proxy.accept(child)
-            }
-            .bind(host: "127.0.0.1", port: port)
-            .get()
-    }
-
-    private func accept(_ client: any Channel) -> EventLoopFuture<Void> {
-        state.withLockedValue { $0.accepted += 1 }
-        track(client)
-        if mode == .blackhole {
-            // Accept and read, never answer.
-            return client.pipeline.addHandler(ForwardHandler(proxy: self, partner: nil)).flatMap {
-                client.setOption(ChannelOptions.autoRead, value: true)
-            }
-        }
-        let upstream = ClientBootstrap(group: client.eventLoop)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { upstream in
-                upstream.pipeline.addHandler(ForwardHandler(proxy: self, partner: client))
-            }
-            .connect(host: upstreamHost, port: upstreamPort)
-        return upstream.flatMap { upstream in
-            self.track(upstream)
-            return client.pipeline.addHandler(ForwardHandler(proxy: self, partner: upstream)).flatMap {
-                client.setOption(ChannelOptions.autoRead, value: true)
-            }
-        }.flatMapError { _ in
-            client.close()
-        }
-    }
-
-    private func track(_ channel: any Channel) {
-        let id = ObjectIdentifier(channel)
-        state.withLockedValue { $0.connections[id] = channel }
-        channel.closeFuture.whenComplete { _ in
-            self.state.withLockedValue { _ = $0.connections.removeValue(forKey: id) }
-        }
-    }
-
-    /// Forwards what one side reads to the other, as the proxy's mode says.
-    private final class ForwardHandler: ChannelInboundHandler, Sendable {
-        typealias InboundIn = ByteBuffer
-        let proxy: FaultProxy
-        let partner: (any Channel)?
-
-        init(proxy: FaultProxy, partner: (any Channel)?) {
-            self.proxy = proxy
-            self.partner = partner
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = unwrapInboundIn(data)
-            guard let partner else { return }
-            switch proxy.mode {
-            case .pass:
-                partner.writeAndFlush(buffer, promise: nil)
-            case .latency(let delay):
-                let (seconds, attoseconds) = delay.components
-                let nanoseconds = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-                partner.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {
-                    partner.writeAndFlush(buffer, promise: nil)
-                }
-            case .blackhole, .refuse:
-                break
-            }
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            partner?.close(promise: nil)
-            context.fireChannelInactive()
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            context.close(promise: nil)
-        }
+        toxicProxy.resetConnections()
+        try? await toxicProxy.setEnabled(false)
     }
 }

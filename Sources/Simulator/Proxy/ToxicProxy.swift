@@ -21,6 +21,7 @@ public final class ToxicProxy: Sendable {
         var toxics: [Toxic] = []
         var listener: (any Channel)?
         var links: [ObjectIdentifier: Link] = [:]
+        var accepted = 0
     }
 
     private let state: NIOLockedValueBox<State>
@@ -40,6 +41,13 @@ public final class ToxicProxy: Sendable {
     public var enabled: Bool { state.withLockedValue { $0.enabled } }
     public var toxics: [Toxic] { state.withLockedValue { $0.toxics } }
     public var openConnections: Int { state.withLockedValue { $0.links.count } }
+    /// Client connections accepted since it was made.
+    public var acceptedConnections: Int { state.withLockedValue { $0.accepted } }
+
+    /// Drops every open connection now, with a TCP reset; the toxics and the listener stay.
+    public func resetConnections() {
+        for link in state.withLockedValue({ Array($0.links.values) }) { link.close(reset: true) }
+    }
 
     /// Toxiproxy's JSON for it, with its toxics.
     public var json: [String: Any] {
@@ -165,7 +173,10 @@ public final class ToxicProxy: Sendable {
         guard let (host, port) = ToxiproxyAddress.parse(upstream) else { return client.close() }
         let link = Link(proxy: self, client: client, toxics: toxics)
         let id = ObjectIdentifier(link)
-        state.withLockedValue { $0.links[id] = link }
+        state.withLockedValue { state in
+            state.links[id] = link
+            state.accepted += 1
+        }
         client.closeFuture.whenComplete { _ in
             _ = self.state.withLockedValue { $0.links.removeValue(forKey: id) }
         }
