@@ -32,6 +32,12 @@ struct Run: AsyncParsableCommand {
     @Flag(help: "Run every scenario.")
     var all = false
 
+    @Option(help: "Write a JUnit XML report here (one testsuite per scenario, one testcase per check).")
+    var junit: String?
+
+    @Option(help: "Write a JSON report here (every check, expected and observed).")
+    var json: String?
+
     func validate() throws {
         guard all != (name != nil) else { throw ValidationError("give a scenario name or --all") }
         if let name, Catalogue.named(name) == nil { throw ValidationError("no scenario named \(name); see `signet-sim list`") }
@@ -54,7 +60,17 @@ struct Run: AsyncParsableCommand {
                 + "\(checks.count(where: \.passed)) checks passed, \(checks.count(where: \.failed)) failed, "
                 + "\(checks.count { $0.outcome == .skipped }) skipped"
         )
+        try ReportOutput.write(reports, junit: junit, json: json)
+        for report in reports where !report.passed { print("rerun: signet-sim run \(report.scenario)") }
         if failedScenarios > 0 { throw ExitCode.failure }
+    }
+}
+
+/// `--junit` and `--json` of `run` and `chaos`.
+enum ReportOutput {
+    static func write(_ reports: [ScenarioReport], junit: String?, json: String?) throws {
+        if let junit { try ReportFiles.junit(reports).write(toFile: junit, atomically: true, encoding: .utf8) }
+        if let json { try ReportFiles.json(reports).write(toFile: json, atomically: true, encoding: .utf8) }
     }
 }
 
@@ -152,6 +168,12 @@ struct Chaos: AsyncParsableCommand {
             """)
     var operations: String?
 
+    @Option(help: "Write a JUnit XML report here.")
+    var junit: String?
+
+    @Option(help: "Write a JSON report here.")
+    var json: String?
+
     func run() async throws {
         guard let token = adminToken ?? ProcessInfo.processInfo.environment["SIGNET_ADMIN_TOKEN"] else {
             throw ValidationError("give --admin-token or set SIGNET_ADMIN_TOKEN")
@@ -159,6 +181,7 @@ struct Chaos: AsyncParsableCommand {
         let report = await Simulator.Chaos.run(target: target, adminToken: token, operations: operations)
         print(report.rendered)
         print(report.totals)
+        try ReportOutput.write([report], junit: junit, json: json)
         if !report.passed { throw ExitCode.failure }
     }
 }

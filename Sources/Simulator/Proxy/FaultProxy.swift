@@ -41,7 +41,8 @@ public final class FaultProxy: Sendable {
                 [Toxic.Stream.upstream, .downstream].map { stream in
                     Toxic(
                         name: "fault-latency-\(stream.rawValue)", kind: .latency, stream: stream,
-                        attributes: ["latency": Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)])
+                        attributes: ["latency": Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)]
+                    )
                 }
             case .blackhole:
                 [Toxic.Stream.upstream, .downstream].map { Toxic(name: "fault-blackhole-\($0.rawValue)", kind: .timeout, stream: $0) }
