@@ -152,7 +152,8 @@ struct Stack: AsyncParsableCommand {
 
 struct Chaos: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the fault-free checks against a deployed Signet (creates and deactivates one test agent)."
+        abstract:
+            "Run checks against a deployed Signet (creates and deactivates test agents); with --allow-faults and its proxies, the fault scenarios too."
     )
 
     @Option(help: "The Signet base URL, e.g. https://signet.internal")
@@ -174,11 +175,56 @@ struct Chaos: AsyncParsableCommand {
     @Option(help: "Write a JSON report here.")
     var json: String?
 
+    @Option(help: "The Toxiproxy API in front of the dependencies (a real Toxiproxy or signet-sim proxy), e.g. http://proxy:8474.")
+    var toxiproxy: String?
+
+    @Option(help: "Which proxy carries which dependency, DEPENDENCY=PROXY (redis, postgres, vault, opa); repeatable.")
+    var proxy: [String] = []
+
+    @Flag(help: "Inject faults through the proxies. Without it, only the fault-free checks run.")
+    var allowFaults = false
+
+    func validate() throws {
+        for pair in proxy {
+            let parts = pair.split(separator: "=")
+            guard parts.count == 2, ["redis", "postgres", "vault", "opa"].contains(String(parts[0])) else {
+                throw ValidationError("--proxy takes DEPENDENCY=PROXY with DEPENDENCY one of redis, postgres, vault, opa (got \(pair))")
+            }
+        }
+        if allowFaults, toxiproxy == nil || proxy.isEmpty {
+            throw ValidationError("--allow-faults needs --toxiproxy URL and at least one --proxy DEPENDENCY=PROXY")
+        }
+    }
+
     func run() async throws {
         guard let token = adminToken ?? ProcessInfo.processInfo.environment["SIGNET_ADMIN_TOKEN"] else {
             throw ValidationError("give --admin-token or set SIGNET_ADMIN_TOKEN")
         }
-        let report = await Simulator.Chaos.run(target: target, adminToken: token, operations: operations)
+        var faults: ChaosFaults?
+        if allowFaults, let toxiproxy {
+            let named = Dictionary(
+                uniqueKeysWithValues: proxy.map { pair in
+                    let parts = pair.split(separator: "=").map(String.init)
+                    return (parts[0], parts[1])
+                })
+            let chosen = ChaosFaults(toxiproxy: ToxiproxyClient(base: toxiproxy), proxies: named)
+            faults = chosen
+            print("chaos run \(chosen.runID): its toxics are named \(ChaosFaults.toxicPrefix)\(chosen.runID)-…")
+            // Ctrl-C: this run's toxics are removed before exiting.
+            signal(SIGINT, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: SIGINT)
+            source.setEventHandler {
+                Task {
+                    await chosen.cleanUp()
+                    Foundation.exit(130)
+                }
+            }
+            source.resume()
+            interruption = source
+        } else if toxiproxy != nil || !proxy.isEmpty {
+            print("no --allow-faults: proxies named, but only the fault-free checks run")
+        }
+        let report = await Simulator.Chaos.run(target: target, adminToken: token, operations: operations, faults: faults)
         print(report.rendered)
         print(report.totals)
         try ReportOutput.write([report], junit: junit, json: json)
@@ -223,6 +269,9 @@ struct ProxyCommand: AsyncParsableCommand {
         while true { try await Task.sleep(for: .seconds(3600)) }
     }
 }
+
+/// Kept alive for the run: the Ctrl-C handler of `chaos --allow-faults`.
+nonisolated(unsafe) var interruption: (any DispatchSourceSignal)?
 
 /// `HOST:PORT` of a command-line option.
 enum ToxiproxyAddressArgument {

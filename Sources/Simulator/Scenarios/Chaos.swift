@@ -1,11 +1,15 @@
 import Foundation
 
-/// The fault-free checks `signet-sim chaos` runs against an already deployed Signet. It changes
-/// nothing but the test agent it creates and deactivates.
+/// The checks `signet-sim chaos` runs against an already deployed Signet: fault-free ones, and,
+/// given `faults` (`--allow-faults` and the Toxiproxy proxies of its dependencies), the fault
+/// scenarios of `ChaosFaults`. It changes nothing but the test agents it creates and deactivates
+/// (and the toxics it adds and removes).
 public enum Chaos {
     /// - Parameter operations: the base URL of an instance's operations listener, where
     ///   `/health/detailed` is read; nil asks `target` (which answers it only with a token).
-    public static func run(target: String, adminToken: String, operations: String? = nil) async -> ScenarioReport {
+    public static func run(target: String, adminToken: String, operations: String? = nil, faults: ChaosFaults? = nil) async
+        -> ScenarioReport
+    {
         let started = ContinuousClock.now
         var checks: [Check] = []
         func record(_ name: String, _ passed: Bool, expected: String, observed: String) {
@@ -23,13 +27,27 @@ public enum Chaos {
         do {
             try await registryRoundTrip(base: base, token: adminToken, record: record)
             try await healthShape(base: base, operations: operationsBase, record: record, skip: skip)
+            if let faults {
+                let leftovers = try await faults.removeLeftovers()
+                record("toxics an earlier run left behind, removed", true, expected: "reported", observed: "\(leftovers)")
+                let client = SignetClient(base: base, adminToken: adminToken)
+                let agent = try await client.register(prefix: "chaos-faults", owner: "signet-sim-chaos", scopes: ["chaos:check"])
+                do {
+                    try await faults.run(base: base, operations: operationsBase, agent: agent, adminToken: adminToken, record: record)
+                } catch {
+                    await faults.cleanUp()
+                    _ = try? await HTTP.admin(.DELETE, "\(base)/v1/agents/\(agent.id)", token: adminToken)
+                    throw error
+                }
+                _ = try? await HTTP.admin(.DELETE, "\(base)/v1/agents/\(agent.id)", token: adminToken)
+            }
             try await rateLimit(base: base, token: adminToken, record: record, skip: skip)
         } catch {
             failure = "\(error)"
         }
         return ScenarioReport(
             scenario: "chaos",
-            specScenario: "fault-free checks against \(base)",
+            specScenario: faults == nil ? "fault-free checks against \(base)" : "checks and faults against \(base)",
             checks: checks,
             duration: ContinuousClock.now - started,
             error: failure
