@@ -22,7 +22,7 @@ final class PoolScenarioTests: XCTestCase {
                 "opa-down", "health-flood", "postgres-frozen", "vault-secrets", "vault-import", "lockout-behind-balancer", "slow-readers",
                 "connection-slots",
                 "revocation-propagation", "listener-lost", "rolling-restart", "prometheus-scrape", "postgres-failover",
-                "redis-sentinel-failover", "redis-cluster", "pgbouncer-session",
+                "redis-sentinel-failover", "redis-cluster", "pgbouncer-session", "delegation-chain", "issuer-frozen",
             ]
         )
     }
