@@ -41,7 +41,8 @@ final class AgentValidationTests: XCTestCase {
         XCTAssertEqual(message(#"{"name":"a","owner":"t","metadata":[]}"#), "metadata must be a JSON object")
         XCTAssertEqual(
             message(#"{"name":"a","owner":"t","admin":true}"#),
-            "unknown field \"admin\"; allowed: dpop_bound_access_tokens, federated_subject, jwks, may_act, metadata, name, owner, resources, scopes")
+            "unknown field \"admin\"; allowed: dpop_bound_access_tokens, federated_subject, jwks, may_act, metadata, name, owner, resources, scopes"
+        )
     }
 
     func testScopeTokensFollowRFC6749() {
