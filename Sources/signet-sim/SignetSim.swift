@@ -98,8 +98,18 @@ struct Stack: AsyncParsableCommand {
         @Flag(help: "Run the instances with the load model's settings (Spec.LoadModel.stackEnvironment), as ci/load does.")
         var loadModel = false
 
+        @Option(
+            help: """
+                Put PostgreSQL, Redis, Vault and OPA behind proxies named postgres, redis, vault and opa, served on this \
+                Toxiproxy API (HOST:PORT), as a staging stack behind signet-sim proxy: `chaos --allow-faults` drives them.
+                """)
+        var toxiproxyApi: String?
+
         func validate() throws {
             guard (1...16).contains(instances) else { throw ValidationError("--instances must be from 1 to 16") }
+            if let toxiproxyApi, ToxiproxyAddressArgument.parse(toxiproxyApi) == nil {
+                throw ValidationError("--toxiproxy-api takes HOST:PORT (got \(toxiproxyApi))")
+            }
             for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE (got \(pair))") }
         }
 
@@ -119,6 +129,26 @@ struct Stack: AsyncParsableCommand {
                 variables["SIGNET_ISSUER"] = "http://127.0.0.1:\(balancerPort)"
                 // haproxy (on loopback) appends the client's address to X-Forwarded-For; only it is believed.
                 variables["TRUSTED_PROXIES"] = LoadBalancer.trustedProxies
+            }
+            var proxyLines: [String] = []
+            var toxiproxy: ToxiproxyServer?
+            if let toxiproxyApi, let (host, apiPort) = ToxiproxyAddressArgument.parse(toxiproxyApi) {
+                let server = try await ToxiproxyServer.start(host: host, port: apiPort)
+                toxiproxy = server
+                func port(_ url: String) -> Int { Int(url.split(separator: ":").last ?? "0") ?? 0 }
+                let upstreams = [
+                    ("postgres", stack.postgres.port), ("redis", stack.redis.port), ("vault", port(vault.url)), ("opa", port(opa.url)),
+                ]
+                var listening: [String: Int] = [:]
+                for (name, upstream) in upstreams {
+                    let proxy = try await server.create(name: name, listen: "127.0.0.1:0", upstream: "127.0.0.1:\(upstream)")
+                    listening[name] = Int(proxy.listen.split(separator: ":").last ?? "0")
+                    proxyLines.append("proxy \(name)  \(proxy.listen) -> \(proxy.upstream)")
+                }
+                variables["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:\(listening["postgres"]!)/\(database)?application_name=signet"
+                variables["REDIS_URL"] = "redis://127.0.0.1:\(listening["redis"]!)"
+                variables["VAULT_ADDR"] = "http://127.0.0.1:\(listening["vault"]!)"
+                variables["OPA_URL"] = "http://127.0.0.1:\(listening["opa"]!)"
             }
             if loadModel { variables.merge(LoadModel.stackEnvironment) { _, model in model } }
             for pair in env {
@@ -141,6 +171,9 @@ struct Stack: AsyncParsableCommand {
             ]
             lines += started.map { "Signet       \($0.url)  (Signet-Instance: \($0.id); metrics and detailed health on \($0.opsURL))" }
             if let balancer { lines.append("haproxy      \(balancer.url)  (round robin over \(instances) instances)") }
+            if let toxiproxy {
+                lines += ["Toxiproxy    \(toxiproxy.url)  (signet-sim proxy: PostgreSQL, Redis, Vault and OPA behind it)"] + proxyLines
+            }
             lines += ["Admin token  \(adminToken)", "Ctrl-C stops everything."]
             // Unbuffered, so a script reading a pipe sees the addresses at once.
             FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
@@ -265,10 +298,27 @@ struct ProxyCommand: AsyncParsableCommand {
             if let created = server.proxy(name) { lines.append("proxy \(name)  \(created.listen) -> \(created.upstream)") }
         }
         lines.append("Ctrl-C stops everything.")
+        // SIGINT and SIGTERM stop it, even when started in the background by a script (where the
+        // shell starts it with SIGINT ignored).
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber)
+            source.setEventHandler {
+                Task {
+                    await server.stop()
+                    Foundation.exit(0)
+                }
+            }
+            source.resume()
+            stopSignals.append(source)
+        }
         FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         while true { try await Task.sleep(for: .seconds(3600)) }
     }
 }
+
+/// Kept alive for the run: `proxy`'s SIGINT and SIGTERM handlers.
+nonisolated(unsafe) var stopSignals: [any DispatchSourceSignal] = []
 
 /// Kept alive for the run: the Ctrl-C handler of `chaos --allow-faults`.
 nonisolated(unsafe) var interruption: (any DispatchSourceSignal)?
