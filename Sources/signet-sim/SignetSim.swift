@@ -107,7 +107,7 @@ struct Stack: AsyncParsableCommand {
 
         func validate() throws {
             guard (1...16).contains(instances) else { throw ValidationError("--instances must be from 1 to 16") }
-            if let toxiproxyApi, ToxiproxyAddressArgument.parse(toxiproxyApi) == nil {
+            if let toxiproxyApi, ToxiproxyAddress.parse(toxiproxyApi) == nil {
                 throw ValidationError("--toxiproxy-api takes HOST:PORT (got \(toxiproxyApi))")
             }
             for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE (got \(pair))") }
@@ -132,7 +132,7 @@ struct Stack: AsyncParsableCommand {
             }
             var proxyLines: [String] = []
             var toxiproxy: ToxiproxyServer?
-            if let toxiproxyApi, let (host, apiPort) = ToxiproxyAddressArgument.parse(toxiproxyApi) {
+            if let toxiproxyApi, let (host, apiPort) = ToxiproxyAddress.parse(toxiproxyApi) {
                 let server = try await ToxiproxyServer.start(host: host, port: apiPort)
                 toxiproxy = server
                 func port(_ url: String) -> Int { Int(url.split(separator: ":").last ?? "0") ?? 0 }
@@ -243,17 +243,8 @@ struct Chaos: AsyncParsableCommand {
             let chosen = ChaosFaults(toxiproxy: ToxiproxyClient(base: toxiproxy), proxies: named)
             faults = chosen
             print("chaos run \(chosen.runID): its toxics are named \(ChaosFaults.toxicPrefix)\(chosen.runID)-…")
-            // Ctrl-C: this run's toxics are removed before exiting.
-            signal(SIGINT, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: SIGINT)
-            source.setEventHandler {
-                Task {
-                    await chosen.cleanUp()
-                    Foundation.exit(130)
-                }
-            }
-            source.resume()
-            interruption = source
+            // Ctrl-C (or a kill): this run's toxics are removed before exiting.
+            onStopSignals(exitCode: 130) { await chosen.cleanUp() }
         } else if toxiproxy != nil || !proxy.isEmpty {
             print("no --allow-faults: proxies named, but only the fault-free checks run")
         }
@@ -279,14 +270,14 @@ struct ProxyCommand: AsyncParsableCommand {
     var proxy: [String] = []
 
     func validate() throws {
-        guard ToxiproxyAddressArgument.parse(api) != nil else { throw ValidationError("--api takes HOST:PORT (got \(api))") }
+        guard ToxiproxyAddress.parse(api) != nil else { throw ValidationError("--api takes HOST:PORT (got \(api))") }
         for spec in proxy where spec.split(separator: "=").count != 3 {
             throw ValidationError("--proxy takes NAME=LISTEN=UPSTREAM (got \(spec))")
         }
     }
 
     func run() async throws {
-        let (host, port) = ToxiproxyAddressArgument.parse(api)!
+        let (host, port) = ToxiproxyAddress.parse(api)!
         let server = try await ToxiproxyServer.start(host: host, port: port)
         for spec in proxy {
             let parts = spec.split(separator: "=").map(String.init)
@@ -298,41 +289,31 @@ struct ProxyCommand: AsyncParsableCommand {
             if let created = server.proxy(name) { lines.append("proxy \(name)  \(created.listen) -> \(created.upstream)") }
         }
         lines.append("Ctrl-C stops everything.")
-        // SIGINT and SIGTERM stop it, even when started in the background by a script (where the
-        // shell starts it with SIGINT ignored).
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber)
-            source.setEventHandler {
-                Task {
-                    await server.stop()
-                    Foundation.exit(0)
-                }
-            }
-            source.resume()
-            stopSignals.append(source)
-        }
+        onStopSignals(exitCode: 0) { await server.stop() }
         FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
         while true { try await Task.sleep(for: .seconds(3600)) }
     }
 }
 
-/// Kept alive for the run: `proxy`'s SIGINT and SIGTERM handlers.
-nonisolated(unsafe) var stopSignals: [any DispatchSourceSignal] = []
-
-/// Kept alive for the run: the Ctrl-C handler of `chaos --allow-faults`.
-nonisolated(unsafe) var interruption: (any DispatchSourceSignal)?
-
-/// `HOST:PORT` of a command-line option.
-enum ToxiproxyAddressArgument {
-    static func parse(_ text: String) -> (String, Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            return nil
+/// On SIGINT or SIGTERM, runs `action`, then exits with `exitCode`: also when a script started the
+/// command in the background (bash starts those with SIGINT ignored, so the default never fires).
+func onStopSignals(exitCode: Int32, _ action: @escaping @Sendable () async -> Void) {
+    for signalNumber in [SIGINT, SIGTERM] {
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber)
+        source.setEventHandler {
+            Task {
+                await action()
+                Foundation.exit(exitCode)
+            }
         }
-        let host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return (host.isEmpty ? "127.0.0.1" : host, port)
+        source.resume()
+        stopSignalSources.append(source)
     }
 }
+
+/// Kept alive for the run: the handlers `onStopSignals` installed.
+nonisolated(unsafe) var stopSignalSources: [any DispatchSourceSignal] = []
 
 struct K6ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -21,7 +21,8 @@ final class ChaosFaultTests: XCTestCase {
             listening[name] = Int(proxy.listen.split(separator: ":").last ?? "0")
         }
         // A crash of an earlier run left a toxic behind.
-        try server.proxy("staging-redis")?.addToxic(Toxic(name: "signet-sim-crashed-redis-x", kind: .latency, attributes: ["latency": 1]))
+        try await server.proxy("staging-redis")?.addToxic(
+            Toxic(name: "signet-sim-crashed-redis-x", kind: .latency, attributes: ["latency": 1]))
 
         let database = try await stack.postgres.createDatabase(prefix: "chaosfaults")
         let token = "sim-admin-token-0123456789abcdefghijkl"

@@ -11,11 +11,7 @@ final class FaultProxyTests: XCTestCase {
     var proxy: FaultProxy!
 
     override func setUp() async throws {
-        echo = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { $0.pipeline.addHandler(EchoHandler()) }
-            .bind(host: "127.0.0.1", port: 0)
-            .get()
+        echo = try await EchoHandler.listen()
         proxy = try await FaultProxy.start(upstreamPort: echo.localAddress!.port!)
     }
 
@@ -82,6 +78,15 @@ final class FaultProxyTests: XCTestCase {
 }
 
 final class EchoHandler: ChannelInboundHandler, Sendable {
+    /// An echo server on a free loopback port.
+    static func listen() async throws -> any Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { $0.pipeline.addHandler(EchoHandler()) }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+    }
+
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 

@@ -85,7 +85,7 @@ public final class FaultProxy: Sendable {
     /// Number of client connections open through the proxy.
     public var openConnections: Int { toxicProxy.openConnections }
 
-    /// Switches the behaviour; effective for the next byte. The new mode's toxics are added before
+    /// Switches the behaviour; every open connection has it when this returns. The new mode's toxics are added before
     /// the old ones are removed, so no byte slips through between two faults.
     public func setMode(_ mode: Mode) async throws {
         current.withLockedValue { $0 = mode }
@@ -97,10 +97,10 @@ public final class FaultProxy: Sendable {
         }
         let wanted = mode.toxics
         for toxic in wanted where !toxicProxy.toxics.contains(toxic) {
-            try? toxicProxy.removeToxic(named: toxic.name)
-            try toxicProxy.addToxic(toxic)
+            try? await toxicProxy.removeToxic(named: toxic.name)
+            try await toxicProxy.addToxic(toxic)
         }
-        for toxic in toxicProxy.toxics where !wanted.contains(toxic) { try? toxicProxy.removeToxic(named: toxic.name) }
+        for toxic in toxicProxy.toxics where !wanted.contains(toxic) { try? await toxicProxy.removeToxic(named: toxic.name) }
     }
 
     /// Drops every open connection now, with a TCP reset.

@@ -115,43 +115,48 @@ public final class ToxicProxy: Sendable {
 
     // MARK: Toxics
 
-    public func addToxic(_ toxic: Toxic) throws {
+    /// Adds a toxic; every open connection has it (or not, by its toxicity) before this returns.
+    public func addToxic(_ toxic: Toxic) async throws {
         let links = try state.withLockedValue { state throws -> [Link] in
             guard !state.toxics.contains(where: { $0.name == toxic.name }) else { throw ToxiproxyError(409, "toxic already exists") }
             state.toxics.append(toxic)
             return Array(state.links.values)
         }
-        for link in links { link.toxicAdded(toxic) }
+        await Self.apply(to: links, removing: [], adding: [toxic])
     }
 
-    public func updateToxic(named name: String, with body: [String: Any]) throws -> Toxic {
+    public func updateToxic(named name: String, with body: [String: Any]) async throws -> Toxic {
         let (toxic, links) = try state.withLockedValue { state throws -> (Toxic, [Link]) in
             guard let index = state.toxics.firstIndex(where: { $0.name == name }) else { throw ToxiproxyError(404, "toxic not found") }
             try state.toxics[index].update(json: body)
             return (state.toxics[index], Array(state.links.values))
         }
-        for link in links {
-            link.toxicRemoved(name)
-            link.toxicAdded(toxic)
-        }
+        await Self.apply(to: links, removing: [name], adding: [toxic])
         return toxic
     }
 
-    public func removeToxic(named name: String) throws {
+    /// Removes a toxic; no open connection has it once this returns.
+    public func removeToxic(named name: String) async throws {
         let links = try state.withLockedValue { state throws -> [Link] in
             guard let index = state.toxics.firstIndex(where: { $0.name == name }) else { throw ToxiproxyError(404, "toxic not found") }
             state.toxics.remove(at: index)
             return Array(state.links.values)
         }
-        for link in links { link.toxicRemoved(name) }
+        await Self.apply(to: links, removing: [name], adding: [])
     }
 
-    public func removeAllToxics() {
+    public func removeAllToxics() async {
         let (names, links) = state.withLockedValue { state -> ([String], [Link]) in
             defer { state.toxics.removeAll() }
             return (state.toxics.map(\.name), Array(state.links.values))
         }
-        for link in links { for name in names { link.toxicRemoved(name) } }
+        await Self.apply(to: links, removing: names, adding: [])
+    }
+
+    /// A change of toxics on open connections, waited for on each one's event loop (as Toxiproxy
+    /// waits for its links), so the next byte after the API's answer sees it.
+    private static func apply(to links: [Link], removing: [String], adding: [Toxic]) async {
+        for link in links { try? await link.apply(removing: removing, adding: adding).get() }
     }
 
     // MARK: Connections
@@ -223,12 +228,13 @@ public final class ToxicProxy: Sendable {
             }
         }
 
-        func toxicAdded(_ toxic: Toxic) { client.eventLoop.execute { self.adopt(toxic) } }
-
-        func toxicRemoved(_ name: String) {
-            client.eventLoop.execute {
-                self.has[name] = nil
-                self.timers.removeValue(forKey: name)?.cancel()
+        func apply(removing: [String], adding: [Toxic]) -> EventLoopFuture<Void> {
+            client.eventLoop.submit {
+                for name in removing {
+                    self.has[name] = nil
+                    self.timers.removeValue(forKey: name)?.cancel()
+                }
+                for toxic in adding { self.adopt(toxic) }
             }
         }
 
@@ -320,9 +326,10 @@ public final class ToxicProxy: Sendable {
     }
 }
 
-/// `host:port` as Toxiproxy writes addresses (`[v6]:port` for IPv6).
-enum ToxiproxyAddress {
-    static func parse(_ text: String) -> (host: String, port: Int)? {
+/// `host:port` as Toxiproxy writes addresses (`[v6]:port` for IPv6); an empty host or
+/// `localhost` is 127.0.0.1.
+public enum ToxiproxyAddress {
+    public static func parse(_ text: String) -> (host: String, port: Int)? {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
             return nil
         }
@@ -332,7 +339,7 @@ enum ToxiproxyAddress {
         return (host, port)
     }
 
-    static func format(host: String, port: Int) -> String {
+    public static func format(host: String, port: Int) -> String {
         host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }

@@ -103,7 +103,7 @@ public final class ToxiproxyServer: Sendable {
     /// `POST /reset`: every proxy enabled, every toxic removed.
     public func reset() async throws {
         for proxy in proxies.withLockedValue({ Array($0.values) }) {
-            proxy.removeAllToxics()
+            await proxy.removeAllToxics()
             try await proxy.setEnabled(true)
         }
     }
@@ -171,7 +171,7 @@ public final class ToxiproxyServer: Sendable {
                 return try await self.answer(.ok) { server in
                     let proxy = try server.named(context)
                     let toxic = try Toxic(json: body)
-                    try proxy.addToxic(toxic)
+                    try await proxy.addToxic(toxic)
                     return toxic.json
                 }
             }
@@ -187,12 +187,12 @@ public final class ToxiproxyServer: Sendable {
             router.post("/proxies/{proxy}/toxics/{toxic}") { request, context in
                 let body = try await self.body(request, context)
                 return try await self.answer(.ok) { server in
-                    try server.named(context).updateToxic(named: context.parameters.get("toxic") ?? "", with: body).json
+                    try await server.named(context).updateToxic(named: context.parameters.get("toxic") ?? "", with: body).json
                 }
             }
             router.delete("/proxies/{proxy}/toxics/{toxic}") { _, context in
                 try await self.answer(.noContent) { server in
-                    try server.named(context).removeToxic(named: context.parameters.get("toxic") ?? "")
+                    try await server.named(context).removeToxic(named: context.parameters.get("toxic") ?? "")
                 }
             }
             return router
