@@ -282,9 +282,6 @@ struct TokenAuthority: Sendable {
         } catch {
             return .failure(error)
         }
-        guard token.actors.isEmpty, !token.derived else {
-            return .failure(verifier.challenge(401, "invalid_token", "a token made by exchange cannot act on Signet", scheme: "DPoP"))
-        }
         let client: ClientRecord?
         do {
             client = try await directory.lookup(token.clientID, admission: admission).record

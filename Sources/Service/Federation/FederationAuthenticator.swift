@@ -54,13 +54,15 @@ struct FederationAuthenticator: Sendable {
             try connection.query("SELECT client_id FROM agents WHERE federated_issuer = $1 AND federated_subject = $2", [issuer, subject])
                 .records.first?["client_id"]
         }
+        let unmapped = Self.refused("no agent is registered for this subject of this issuer")
+        guard let clientID else { return unmapped }
         let client: ClientRecord?
         do {
-            client = try await clientID.asyncMap { try await directory.lookup($0, admission: admission).record } ?? nil
+            client = try await directory.lookup(clientID, admission: admission).record
         } catch is ClientDirectory.LookupRefused {
             return .failed(.unavailable(SignetError.unavailable("too many client lookups from this address at once; retry shortly")))
         }
-        guard let client else { return Self.refused("no agent is registered for this subject of this issuer") }
+        guard let client else { return unmapped }
         guard client.status == .active else { return Self.refused("the agent is \(client.status.rawValue)") }
         if let retryAfter = holds.retryAfter(client.clientID) { return .held(retryAfter) }
         switch await replay?.check(replayKey) ?? .first {
@@ -70,12 +72,5 @@ struct FederationAuthenticator: Sendable {
             return .failed(
                 .unavailable(SignetError.unavailable("too many assertions to remember while Redis is not answering; retry shortly")))
         }
-    }
-}
-
-extension Optional {
-    func asyncMap<T>(_ transform: (Wrapped) async throws -> T) async rethrows -> T? {
-        guard let self else { return nil }
-        return try await transform(self)
     }
 }

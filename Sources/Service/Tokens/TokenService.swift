@@ -344,11 +344,8 @@ extension TokenService: TokenLiveness {
     /// Signet's own answer to "is this token still active" for the resource-server verifier on its
     /// routes: the database's word, as introspection reads it (`liveClaims`).
     public func isActive(_ token: VerifiedAccessToken) async throws -> Bool {
-        // A delegated or narrowed token is read whole: its actors and parents decide too.
-        if !token.actors.isEmpty || token.derived {
-            guard let claims = await currentClaims(of: token.token) else { return false }
-            return try await liveClaims(claims) != nil
-        }
+        // A token made by exchange never acts on Signet: not active here, whatever its parents.
+        if !token.actors.isEmpty || token.derived { return false }
         let claims = AccessTokenClaims(
             iss: issuer, sub: token.subject, aud: Audience(token.audience), client_id: token.clientID,
             scope: token.scopes.joined(separator: " "), iat: token.issuedAt, exp: token.expiresAt, jti: token.jti,
