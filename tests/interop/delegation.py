@@ -27,21 +27,13 @@ from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt as josejwt
 from joserfc.jwk import ECKey, KeySet
 
+from checks import check, summary
+
 BASE, ADMIN = sys.argv[1].rstrip("/"), sys.argv[2]
 TOKEN_URL = BASE + "/oauth/token"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
-checks = 0
-
-
-def check(condition, what, detail=""):
-    global checks
-    if not condition:
-        print(f"FAILED: {what} {detail}", file=sys.stderr)
-        sys.exit(1)
-    checks += 1
-    print(f"ok: {what}")
 
 
 def admin(method, path, body=None):
@@ -189,4 +181,4 @@ big = bearer(assertion(iss=bomb))
 check(big.status_code == 503 and "Retry-After" in big.headers and time.monotonic() - started < 3, "a 10 MB JWKS is refused at its cap",
       f"{big.status_code} {big.text} in {time.monotonic() - started:.2f} s")
 server.shutdown()
-print(f"{checks} interop checks passed")
+summary("interop checks")

@@ -25,19 +25,11 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from joserfc.jwk import ECKey, RSAKey
 
+from checks import check, summary
+
 BASE, ADMIN = sys.argv[1].rstrip("/"), sys.argv[2]
 TOKEN_URL = BASE + "/oauth/token"
 RESOURCE = "https://tools.example/mcp"
-checks = 0
-
-
-def check(condition, what, detail=""):
-    global checks
-    if not condition:
-        print(f"FAILED: {what} {detail}", file=sys.stderr)
-        sys.exit(1)
-    checks += 1
-    print(f"ok: {what}")
 
 
 def admin(method, path, body=None):
@@ -166,4 +158,4 @@ check(rotated.status_code == 201 and "client_secret" not in rotated.json(), "rot
 metadata = requests.get(BASE + "/.well-known/oauth-authorization-server", timeout=10).json()
 check("private_key_jwt" in metadata["token_endpoint_auth_methods_supported"] and "ES256" in metadata["dpop_signing_alg_values_supported"],
       "metadata lists private_key_jwt and DPoP algorithms", metadata)
-print(f"{checks} interop checks passed")
+summary("interop checks")

@@ -16,16 +16,8 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import NotFound, ProxyExists
 
-checks = 0
+from checks import check, summary
 
-
-def check(condition, what, detail=""):
-    global checks
-    if not condition:
-        print(f"FAILED: {what} {detail}", file=sys.stderr)
-        sys.exit(1)
-    checks += 1
-    print(f"ok: {what}")
 
 
 echo = socket.socket()
@@ -133,4 +125,4 @@ except NotFound:
     check(True, "an unknown proxy is 404 (NotFound)")
 check(server.destroy(proxy), "destroy")
 check(round_trip(port, timeout=0.5)[0] is None, "gone")
-print(f"{checks} toxiproxy-python checks passed")
+summary("toxiproxy-python checks")
