@@ -9,7 +9,7 @@ struct SignetSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signet-sim",
         abstract: "Signet's Simulator: spec scenarios against real PostgreSQL and Redis, with fault injection.",
-        subcommands: [List.self, Run.self, Stack.self, Chaos.self, ProxyCommand.self, K6ConfigCommand.self, QueryBenchCommand.self]
+        subcommands: [List.self, Run.self, Stack.self, Chaos.self, ExploreCommand.self, ProxyCommand.self, K6ConfigCommand.self, QueryBenchCommand.self]
     )
 }
 
@@ -115,40 +115,36 @@ struct Stack: AsyncParsableCommand {
 
         func run() async throws {
             let stack = try await LocalStack.start()
-            let database = try await stack.postgres.createDatabase(prefix: "stack")
             let adminToken = "sim-admin-token-0123456789abcdefghijkl"
-            let vault = try await VaultFake.start(seedDirectory: URL(fileURLWithPath: "fixtures/vault"))
-            // Load runs never take OPA down: no fault proxy to copy every decision through.
-            let opa = try await OPAFake.start(proxied: !loadModel)
-            var variables = stack.instanceEnvironment(
-                database: database, applicationName: "signet", adminToken: adminToken,
-                ["VAULT_ADDR": vault.url, "VAULT_TOKEN": vault.token, "OPA_URL": opa.url])
+            var variables: [String: String]
+            let database: String
+            let vaultLine: String
+            let opaURL: String
+            var proxied: ProxiedDependencies?
+            if let toxiproxyApi, let (host, apiPort) = ToxiproxyAddress.parse(toxiproxyApi) {
+                let dependencies = try await ProxiedDependencies.start(stack: stack, host: host, port: apiPort, databasePrefix: "stack")
+                proxied = dependencies
+                database = dependencies.database
+                variables = dependencies.environment(applicationName: "signet", adminToken: adminToken)
+                vaultLine = "\(dependencies.vault.url)  (token \(dependencies.vault.token))"
+                opaURL = dependencies.opa.url
+            } else {
+                database = try await stack.postgres.createDatabase(prefix: "stack")
+                let vault = try await VaultFake.start(seedDirectory: URL(fileURLWithPath: "fixtures/vault"))
+                // Load runs never take OPA down: no fault proxy to copy every decision through.
+                let opa = try await OPAFake.start(proxied: !loadModel)
+                variables = stack.instanceEnvironment(
+                    database: database, applicationName: "signet", adminToken: adminToken,
+                    ["VAULT_ADDR": vault.url, "VAULT_TOKEN": vault.token, "OPA_URL": opa.url])
+                vaultLine = "\(vault.url)  (token \(vault.token))"
+                opaURL = opa.url
+            }
             // Instances behind one balancer share its address as their issuer.
             let balancerPort = instances > 1 ? (port == 0 ? try freePort() : port) : nil
             if let balancerPort {
                 variables["SIGNET_ISSUER"] = "http://127.0.0.1:\(balancerPort)"
                 // haproxy (on loopback) appends the client's address to X-Forwarded-For; only it is believed.
                 variables["TRUSTED_PROXIES"] = LoadBalancer.trustedProxies
-            }
-            var proxyLines: [String] = []
-            var toxiproxy: ToxiproxyServer?
-            if let toxiproxyApi, let (host, apiPort) = ToxiproxyAddress.parse(toxiproxyApi) {
-                let server = try await ToxiproxyServer.start(host: host, port: apiPort)
-                toxiproxy = server
-                func port(_ url: String) -> Int { Int(url.split(separator: ":").last ?? "0") ?? 0 }
-                let upstreams = [
-                    ("postgres", stack.postgres.port), ("redis", stack.redis.port), ("vault", port(vault.url)), ("opa", port(opa.url)),
-                ]
-                var listening: [String: Int] = [:]
-                for (name, upstream) in upstreams {
-                    let proxy = try await server.create(name: name, listen: "127.0.0.1:0", upstream: "127.0.0.1:\(upstream)")
-                    listening[name] = Int(proxy.listen.split(separator: ":").last ?? "0")
-                    proxyLines.append("proxy \(name)  \(proxy.listen) -> \(proxy.upstream)")
-                }
-                variables["DATABASE_URL"] = "postgresql://postgres@127.0.0.1:\(listening["postgres"]!)/\(database)?application_name=signet"
-                variables["REDIS_URL"] = "redis://127.0.0.1:\(listening["redis"]!)"
-                variables["VAULT_ADDR"] = "http://127.0.0.1:\(listening["vault"]!)"
-                variables["OPA_URL"] = "http://127.0.0.1:\(listening["opa"]!)"
             }
             if loadModel { variables.merge(LoadModel.stackEnvironment) { _, model in model } }
             for pair in env {
@@ -166,13 +162,15 @@ struct Stack: AsyncParsableCommand {
             var lines = [
                 "PostgreSQL   \(stack.postgres.url(database: database))",
                 "Redis        \(stack.redis.url)",
-                "Vault fake   \(vault.url)  (token \(vault.token))",
-                "OPA fake     \(opa.url)",
+                "Vault fake   \(vaultLine)",
+                "OPA fake     \(opaURL)",
             ]
             lines += started.map { "Signet       \($0.url)  (Signet-Instance: \($0.id); metrics and detailed health on \($0.opsURL))" }
             if let balancer { lines.append("haproxy      \(balancer.url)  (round robin over \(instances) instances)") }
-            if let toxiproxy {
-                lines += ["Toxiproxy    \(toxiproxy.url)  (signet-sim proxy: PostgreSQL, Redis, Vault and OPA behind it)"] + proxyLines
+            if let proxied {
+                lines +=
+                    ["Toxiproxy    \(proxied.toxiproxy.url)  (signet-sim proxy: PostgreSQL, Redis, Vault and OPA behind it)"]
+                    + proxied.proxyLines
             }
             lines += ["Admin token  \(adminToken)", "Ctrl-C stops everything."]
             // Unbuffered, so a script reading a pipe sees the addresses at once.
@@ -253,6 +251,100 @@ struct Chaos: AsyncParsableCommand {
         print(report.totals)
         try ReportOutput.write([report], junit: junit, json: json)
         if !report.passed { throw ExitCode.failure }
+    }
+}
+
+struct ExploreCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explore",
+        abstract: """
+            A fault schedule drawn from a seed against a local stack under a workload of agents; checks invariants on the \
+            history; exit 1 on a broken one, with the command that replays it.
+            """
+    )
+
+    @Option(help: "The seed the fault schedule (and the workload's choices) are drawn from.")
+    var seed: UInt64?
+
+    @Option(help: "How long the workload runs: 60s, 2m, or seconds.")
+    var duration = "60s"
+
+    @Option(help: "How many Signet instances (haproxy in front when more than one).")
+    var instances = 2
+
+    @Option(help: "Extra Signet variables for every instance, NAME=VALUE; repeatable.")
+    var env: [String] = []
+
+    @Option(help: "Draw the schedule from these fault kinds only (comma-separated; default: all of them).")
+    var faults: String?
+
+    @Option(help: "Write the history here (JSON lines: run, fault, request, health and verify events).")
+    var history: String?
+
+    @Option(help: "Check a saved history instead of running: its invariants, exit 1 on a broken one.")
+    var check: String?
+
+    @Option(help: "Exit 0 only when these invariants (comma-separated) are broken and every other one holds: a negative control.")
+    var expectBroken: String?
+
+    func validate() throws {
+        if check == nil, seed == nil { throw ValidationError("give --seed N (or --check HISTORY)") }
+        guard Self.seconds(duration) != nil else { throw ValidationError("--duration takes seconds: 60s, 2m or 60 (got \(duration))") }
+        guard (1...8).contains(instances) else { throw ValidationError("--instances must be from 1 to 8") }
+        for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE (got \(pair))") }
+        for name in faults?.split(separator: ",") ?? [] where FaultKind(rawValue: String(name)) == nil {
+            throw ValidationError("no fault kind \(name); kinds: \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+    }
+
+    static func seconds(_ text: String) -> Int? {
+        if text.hasSuffix("m"), let minutes = Int(text.dropLast()), minutes > 0 { return minutes * 60 }
+        if text.hasSuffix("s"), let seconds = Int(text.dropLast()), seconds > 0 { return seconds }
+        if let seconds = Int(text), seconds > 0 { return seconds }
+        return nil
+    }
+
+    func run() async throws {
+        let events: [HistoryEvent]
+        if let check {
+            events = try History.decode(try String(contentsOfFile: check, encoding: .utf8))
+            print("checking \(check): \(events.count) events")
+        } else {
+            var variables: [String: String] = [:]
+            for pair in env {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                variables[parts[0]] = parts.count > 1 ? parts[1] : ""
+            }
+            let options = ExploreOptions(
+                seed: seed!, duration: .seconds(Self.seconds(duration)!), instances: instances, env: variables,
+                kinds: faults.map { $0.split(separator: ",").compactMap { FaultKind(rawValue: String($0)) } })
+            let result = try await Explorer.run(options) { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+            events = result.events
+            if let history { try History.encode(events).write(toFile: history, atomically: true, encoding: .utf8) }
+        }
+        let reports = Invariants.check(events)
+        let requests = events.filter { $0.type == "request" }
+        let faultCount = events.count { $0.type == "fault" }
+        print(
+            "\(events.count) events: \(requests.count) requests, \(faultCount) faults, \(events.count { $0.type == "health" }) health readings, "
+                + "\(events.count { $0.type == "verify" }) reads afterwards")
+        for report in reports { print(report.rendered) }
+        let broken = Set(reports.filter { !$0.passed }.map(\.name))
+        let replay = events.first { $0.type == "run" }?.replay
+        if let expectBroken {
+            let expected = Set(expectBroken.split(separator: ",").map(String.init))
+            guard broken == expected else {
+                print("negative control failed: expected exactly \(expected.sorted()) broken, got \(broken.sorted())")
+                if let replay { print("rerun: \(replay)") }
+                throw ExitCode.failure
+            }
+            print("negative control: \(expected.sorted().joined(separator: ", ")) broken, as it must be")
+            return
+        }
+        guard broken.isEmpty else {
+            if let replay { print("rerun: \(replay)") }
+            throw ExitCode.failure
+        }
     }
 }
 

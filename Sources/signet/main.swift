@@ -32,7 +32,17 @@ var logger = Logger(label: "signet")
 logger[metadataKey: "instance"] = .string(configuration.instanceID)
 
 do {
-    let dependencies = Dependencies.live(configuration: configuration, logger: logger)
+    var dependencies = Dependencies.live(configuration: configuration, logger: logger)
+    // A fault `signet-sim explore` injects to prove its revocation checker (docs/chaos.md): no change
+    // listener, and cache entries kept CREDENTIAL_CACHE_TTL_MS anyway, so another instance's
+    // revocation reaches this one only when its entry expires. Never for production.
+    if ProcessInfo.processInfo.environment["SIGNET_FAULT_STALE_CREDENTIAL_CACHE"] == "true" {
+        dependencies.tuning.listensForChanges = false
+        dependencies.tuning.credentialCacheFallbackTTL = configuration.credentialCacheTTL
+        logger.warning(
+            "SIGNET_FAULT_STALE_CREDENTIAL_CACHE=true: no change listener, cache entries kept CREDENTIAL_CACHE_TTL_MS; revocations on other instances are not honoured here until then. A fault for tests, never for production"
+        )
+    }
     dependencies.metrics.bootstrapProcessWide()
     let application = try await buildApplication(configuration: configuration, dependencies: dependencies)
     logger.info("signet starting", metadata: ["address": "\(configuration.host):\(configuration.port)"])

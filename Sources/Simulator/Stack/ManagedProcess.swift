@@ -149,15 +149,24 @@ final class ProcessRegistry: Sendable {
 /// A detached shell per child that outlives the Simulator: when the Simulator's process is
 /// gone, it stops the child and runs its cleanup. Covers crashes and SIGKILL, which no handler
 /// inside the Simulator can.
+///
+/// Both processes are known by their pid and their start time (`/proc/<pid>/stat`), not the pid
+/// alone: a pid is reused once its process is gone, and a watchdog that signalled the pid of a
+/// child that had already exited would stop whatever now holds it (a PostgreSQL somebody else
+/// started, say).
 enum Watchdog {
     static func watch(pid: Int32, signal: Int32, cleanup: String?) {
         let parent = getpid()
+        guard let childStarted = startTime(of: pid), let parentStarted = startTime(of: parent) else { return }
         let script = """
-            while kill -0 \(parent) 2>/dev/null && kill -0 \(pid) 2>/dev/null; do sleep 1; done
-            if kill -0 \(pid) 2>/dev/null; then
-              kill -\(signal) \(pid) 2>/dev/null; sleep 5; kill -9 \(pid) 2>/dev/null
+            started() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+            parent() { [ "$(started \(parent))" = "\(parentStarted)" ]; }
+            child() { [ "$(started \(pid))" = "\(childStarted)" ]; }
+            while parent && child; do sleep 1; done
+            if child; then
+              kill -\(signal) \(pid) 2>/dev/null; sleep 5; child && kill -9 \(pid) 2>/dev/null
             fi
-            \(cleanup.map { "if ! kill -0 \(parent) 2>/dev/null; then \($0); fi" } ?? "true")
+            \(cleanup.map { "if ! parent; then \($0); fi" } ?? "true")
             """
         let watchdog = Process()
         watchdog.executableURL = URL(fileURLWithPath: "/usr/bin/setsid")
@@ -166,6 +175,15 @@ enum Watchdog {
         watchdog.standardOutput = FileHandle.nullDevice
         watchdog.standardError = FileHandle.nullDevice
         try? spawnWithCleanSignalMask(watchdog)
+    }
+
+    /// When the process started, in clock ticks since boot (field 22 of `/proc/<pid>/stat`, the
+    /// 20th after the command's closing parenthesis); nil when it is gone.
+    static func startTime(of pid: Int32) -> String? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")")
+        else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? String(fields[19]) : nil
     }
 }
 

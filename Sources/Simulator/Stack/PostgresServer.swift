@@ -142,6 +142,30 @@ public final class PostgresServer: Sendable {
         for child in children { kill(child, SIGKILL) }
     }
 
+    /// A restart as the crash of one backend causes it: `SIGKILL` to a client backend, and the
+    /// postmaster ends every session, recovers, and accepts connections again on the same port with
+    /// the data kept (about a second). Returns once a session of its own has been ended by it and a
+    /// new one connects.
+    public func restartAfterBackendCrash() async throws {
+        let url = url
+        let watcher = try await blocking { try PostgresConnection.connect(url, settings: []) }
+        defer { watcher.close() }
+        let own = try await blocking { try watcher.query("SELECT pg_backend_pid() AS pid").records.first?["pid"] }
+        let backends = try await query(
+            "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> $1",
+            [own ?? "0"])
+        guard let victim = backends.compactMap({ $0["pid"].flatMap(Int32.init) }).first ?? own.flatMap(Int32.init) else {
+            throw SimulatorError.setupFailed("no PostgreSQL backend to crash")
+        }
+        kill(victim, SIGKILL)
+        try await waitUntil("PostgreSQL on port \(port) ends its sessions after the crash", timeout: .seconds(30)) {
+            try await blocking { (try? watcher.query("SELECT 1")) == nil }
+        }
+        try await waitUntil("PostgreSQL on port \(port) accepts connections after the crash", timeout: .seconds(30)) {
+            try await blocking { (try? PostgresConnection.connect(url, settings: []))?.close() != nil }
+        }
+    }
+
     /// Runs one statement as the superuser.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = [], database: String = "postgres") async throws -> [Record] {

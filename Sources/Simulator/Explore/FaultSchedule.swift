@@ -1,0 +1,124 @@
+import Foundation
+
+/// SplitMix64: a small generator whose whole output follows from its seed, so a fault schedule
+/// (and the workload's choices) drawn from a seed is drawn the same way on every machine and
+/// every run. (The standard library's generator cannot be seeded.)
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A generator of its own for stream `index` (a worker of the workload), independent of this one's.
+    public func split(_ index: Int) -> SeededGenerator {
+        var copy = SeededGenerator(seed: state ^ (UInt64(index) &* 0xD6E8_FEB8_6659_FD93))
+        _ = copy.next()
+        return copy
+    }
+}
+
+/// One kind of fault `explore` injects: on which dependency, and whether it needs the local stack
+/// (restarting a process is not something a Toxiproxy API can do).
+public enum FaultKind: String, CaseIterable, Codable, Sendable {
+    case redisRefused = "redis-refused"
+    case redisBlackholed = "redis-blackholed"
+    case redisSlow = "redis-slow"
+    case postgresBlackholed = "postgres-blackholed"
+    case postgresSlow = "postgres-slow"
+    case postgresRestart = "postgres-restart"
+    case vaultSlow = "vault-slow"
+    case vaultDown = "vault-down"
+    case opaSlow = "opa-slow"
+    case opaDown = "opa-down"
+    case instanceRestart = "instance-restart"
+
+    /// `redis`, `postgres`, `vault`, `opa`, or `instance`.
+    public var dependency: String { String(rawValue.prefix { $0 != "-" }) }
+
+    /// A process is restarted: only on the local stack.
+    public var localOnly: Bool { self == .postgresRestart || self == .instanceRestart }
+
+    /// What `/health/detailed` must say about the dependency while the fault lasts: nil when the
+    /// fault makes no claim on health (a latency below the health check's bound, a restart over
+    /// in a moment).
+    public var healthWhileActive: String? {
+        switch self {
+        case .redisRefused, .redisBlackholed, .postgresBlackholed, .vaultDown, .opaDown: "not healthy"
+        case .vaultSlow: "not healthy"
+        case .redisSlow, .postgresSlow, .opaSlow, .postgresRestart, .instanceRestart: nil
+        }
+    }
+
+    /// The toxics that make it (names without the run's prefix); empty for the restarts.
+    public var toxics: [Toxic] {
+        let blackhole = [Toxic(name: "blackhole-up", kind: .timeout, stream: .upstream), Toxic(name: "blackhole-down", kind: .timeout)]
+        return switch self {
+        case .redisRefused: [Toxic(name: "refused", kind: .resetPeer, stream: .upstream)]
+        case .redisBlackholed, .postgresBlackholed, .vaultDown: blackhole
+        case .opaDown: [Toxic(name: "refused", kind: .resetPeer, stream: .upstream)]
+        // Past REDIS_TIMEOUT_MS (150 ms): the limiter's calls time out.
+        case .redisSlow: [Toxic(name: "slow", kind: .latency, attributes: ["latency": 400])]
+        case .postgresSlow: [Toxic(name: "slow", kind: .latency, attributes: ["latency": 150, "jitter": 50])]
+        // Past the health check's 1 s degraded threshold, inside VAULT_TIMEOUT_MS.
+        case .vaultSlow: [Toxic(name: "slow", kind: .latency, attributes: ["latency": 1500])]
+        // Past OPA_TIMEOUT_MS (500 ms): token requests fail closed while it lasts.
+        case .opaSlow: [Toxic(name: "slow", kind: .latency, attributes: ["latency": 700])]
+        case .postgresRestart, .instanceRestart: []
+        }
+    }
+}
+
+/// One fault of a schedule: its kind, when it starts and ends (offsets from the run's start), and
+/// for an instance restart which instance.
+public struct ScheduledFault: Codable, Equatable, Sendable {
+    public var kind: FaultKind
+    /// Milliseconds from the run's start.
+    public var at: Int
+    /// Milliseconds from the run's start: when the fault is taken away (a restart: when it is done).
+    public var until: Int
+    public var instance: Int?
+
+    public var rendered: String {
+        let seconds = { (ms: Int) in String(format: "%6.1f s", Double(ms) / 1000) }
+        return "\(seconds(at)) – \(seconds(until))  \(kind.rawValue)\(instance.map { " (instance \($0))" } ?? "")"
+    }
+}
+
+/// A fault schedule drawn from a seed: the same seed, duration, kinds and instance count always give
+/// the same faults at the same offsets. One fault at a time, each 4–8 s long, a quiet 4–8 s before
+/// each (the first after 3 s of warm-up), none in the last 6 s (the run ends with every dependency
+/// back, so recovery and the final reads are seen).
+public struct FaultSchedule: Equatable, Sendable {
+    public let seed: UInt64
+    public let faults: [ScheduledFault]
+
+    public init(seed: UInt64, faults: [ScheduledFault]) {
+        self.seed = seed
+        self.faults = faults
+    }
+
+    public static func draw(seed: UInt64, duration: Duration, kinds: [FaultKind], instances: Int) -> FaultSchedule {
+        var random = SeededGenerator(seed: seed)
+        let end = Int(duration.components.seconds) * 1000 - 6000
+        var faults: [ScheduledFault] = []
+        var cursor = 3000
+        guard !kinds.isEmpty else { return FaultSchedule(seed: seed, faults: []) }
+        while true {
+            let at = cursor + Int.random(in: 4000...8000, using: &random)
+            let kind = kinds[Int.random(in: 0..<kinds.count, using: &random)]
+            let length = Int.random(in: 4000...8000, using: &random)
+            let instance = kind == .instanceRestart ? Int.random(in: 0..<max(1, instances), using: &random) : nil
+            guard at + length <= end else { break }
+            faults.append(ScheduledFault(kind: kind, at: at, until: at + length, instance: instance))
+            cursor = at + length
+        }
+        return FaultSchedule(seed: seed, faults: faults)
+    }
+}

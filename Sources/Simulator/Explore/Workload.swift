@@ -1,0 +1,308 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// The workload of `explore`: agents that take tokens (Basic and form), introspect and revoke them,
+/// get rotated with a grace period and have the old credential revoked, are read by the admin, and
+/// now and then burst past their rate limit. After each revocation, probes try what was revoked
+/// again past the revocation bound, on whichever instance the balancer picks.
+extension World {
+    enum Operation: CaseIterable {
+        case tokenBasic, tokenForm, introspect, revokeToken, rotate, revokeCredential, adminRead, register, burst
+
+        var weight: Int {
+            switch self {
+            case .tokenBasic: 30
+            case .tokenForm: 15
+            case .introspect: 15
+            case .revokeToken: 5
+            case .rotate: 5
+            case .revokeCredential: 5
+            case .adminRead: 10
+            case .register: 2
+            case .burst: 2
+            }
+        }
+
+        static func pick(_ random: inout SeededGenerator) -> Operation {
+            var roll = Int.random(in: 0..<allCases.map(\.weight).reduce(0, +), using: &random)
+            for operation in allCases {
+                if roll < operation.weight { return operation }
+                roll -= operation.weight
+            }
+            return .tokenBasic
+        }
+    }
+
+    /// When each probe runs after a revocation's answer: past the bound, spread so the balancer
+    /// sends them to more than one instance.
+    static let probeDelays: [Duration] = [500, 1500, 3000, 6000].map { .milliseconds(Invariants.revocationBoundMs + $0) }
+
+    func work(until end: ContinuousClock.Instant, random: SeededGenerator) async {
+        var random = random
+        while ContinuousClock.now < end {
+            let operation = Operation.pick(&random)
+            let count = state.withLockedValue { $0.agents.count }
+            let index = Int.random(in: 0..<max(1, count), using: &random)
+            await perform(operation, agent: index)
+            try? await Task.sleep(for: .milliseconds(Int.random(in: 10...60, using: &random)))
+        }
+    }
+
+    func agent(_ index: Int) -> Agent? { state.withLockedValue { $0.agents.indices.contains(index) ? $0.agents[index] : nil } }
+
+    func update(_ index: Int, _ change: (inout Agent) -> Void) { state.withLockedValue { change(&$0.agents[index]) } }
+
+    /// Marks the agent busy with a credential change; false when another worker has it.
+    func claim(_ index: Int) -> Bool { state.withLockedValue { $0.busy.insert(index).inserted } }
+    func release(_ index: Int) { _ = state.withLockedValue { $0.busy.remove(index) } }
+
+    func perform(_ operation: Operation, agent index: Int) async {
+        guard let agent = agent(index) else { return }
+        switch operation {
+        case .tokenBasic: await token(agent, index: index, form: false)
+        case .tokenForm: await token(agent, index: index, form: true)
+        case .introspect:
+            guard let held = agent.tokens.randomElement() else { return await token(agent, index: index, form: false) }
+            await introspect(held, by: agent.id, index: index)
+        case .revokeToken:
+            guard let held = agent.tokens.last else { return }
+            update(index) { $0.tokens.removeAll { $0.jti == held.jti } }
+            let answer = await record("token.revoke", agent: agent.id, jti: held.jti) {
+                try await HTTP.request(
+                    .POST, "\(base)/oauth/revoke", headers: [basic(agent.clientID, agent.secret), form], body: "token=\(held.token)",
+                    timeout: timeout)
+            }
+            if answer?.status == 200 {
+                for delay in Self.probeDelays { probe(after: delay) { await self.introspect(held, by: agent.id, index: index) } }
+            }
+        case .rotate:
+            guard claim(index) else { return }
+            defer { release(index) }
+            guard let current = self.agent(index) else { return }
+            let answer = await record("rotate", target: current.id) {
+                try await HTTP.admin(
+                    .POST, "\(base)/v1/agents/\(current.id)/credentials/rotate", token: Explorer.adminToken, body: #"{"graceSeconds":3600}"#,
+                    timeout: timeout)
+            } annotate: { answer, event in
+                event.credential = answer.json["id"] as? String
+            }
+            if answer?.status == 201, let json = answer?.json, let id = json["id"] as? String, let secret = json["client_secret"] as? String {
+                update(index) { agent in
+                    agent.previous = (agent.credential, agent.secret)
+                    agent.credential = id
+                    agent.secret = secret
+                }
+            }
+        case .revokeCredential:
+            guard claim(index) else { return }
+            defer { release(index) }
+            guard let current = self.agent(index), let previous = current.previous else { return }
+            let answer = await record("credential.revoke", target: current.id, credential: previous.credential) {
+                try await HTTP.admin(
+                    .DELETE, "\(base)/v1/agents/\(current.id)/credentials/\(previous.credential)", token: Explorer.adminToken,
+                    timeout: timeout)
+            }
+            guard answer?.status == 204 else { return }
+            update(index) { $0.previous = nil }
+            for delay in Self.probeDelays {
+                probe(after: delay) {
+                    await self.record("probe.token", agent: current.id, credential: previous.credential) {
+                        try await HTTP.request(
+                            .POST, "\(self.base)/oauth/token", headers: [self.basic(current.clientID, previous.secret), self.form],
+                            body: "grant_type=client_credentials", timeout: self.timeout)
+                    }
+                }
+            }
+        case .adminRead:
+            await record("admin.read", target: agent.id) {
+                try await HTTP.admin(.GET, "\(base)/v1/agents/\(agent.id)", token: Explorer.adminToken, timeout: timeout)
+            }
+        case .register:
+            guard state.withLockedValue({ $0.agents.count }) < 12 else { return }
+            _ = try? await register()
+        case .burst:
+            // Past the limit at once: five at a time until limit + 10 were sent.
+            await withTaskGroup(of: Void.self) { group in
+                for lane in 0..<5 {
+                    group.addTask {
+                        for _ in stride(from: lane, to: self.limit + 10, by: 5) { await self.token(agent, index: index, form: false) }
+                    }
+                }
+            }
+        }
+    }
+
+    var form: (String, String) { ("Content-Type", "application/x-www-form-urlencoded") }
+
+    func basic(_ clientID: String, _ secret: String) -> (String, String) {
+        ("Authorization", "Basic " + Data("\(clientID):\(secret)".utf8).base64EncodedString())
+    }
+
+    func token(_ agent: Agent, index: Int, form byForm: Bool) async {
+        let answer = await record(byForm ? "token.form" : "token.basic", agent: agent.id, credential: agent.credential) {
+            if byForm {
+                let secret = agent.secret.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? agent.secret
+                return try await HTTP.request(
+                    .POST, "\(base)/oauth/token", headers: [form],
+                    body: "grant_type=client_credentials&client_id=\(agent.clientID)&client_secret=\(secret)", timeout: timeout)
+            }
+            return try await HTTP.request(
+                .POST, "\(base)/oauth/token", headers: [basic(agent.clientID, agent.secret), form], body: "grant_type=client_credentials",
+                timeout: timeout)
+        }
+        if answer?.status == 200, let token = answer?.json["access_token"] as? String, let jti = Self.jti(of: token) {
+            update(index) { agent in
+                agent.tokens.append((jti, token))
+                if agent.tokens.count > 5 { agent.tokens.removeFirst() }
+            }
+        }
+    }
+
+    /// Introspection by the agent (with its credentials as they are now) of one of its tokens.
+    func introspect(_ held: (jti: String, token: String), by agentID: String, index: Int) async {
+        guard let agent = agent(index) else { return }
+        await record("introspect", agent: agentID, jti: held.jti) {
+            try await HTTP.request(
+                .POST, "\(base)/oauth/introspect", headers: [basic(agent.clientID, agent.secret), form], body: "token=\(held.token)",
+                timeout: timeout)
+        }
+    }
+
+    func probe(after delay: Duration, _ body: @escaping @Sendable () async -> Void) {
+        let task = Task {
+            try? await Task.sleep(for: delay)
+            await body()
+        }
+        state.withLockedValue { $0.probes.append(task) }
+    }
+
+    /// Waits for every probe still due.
+    func finishProbes() async {
+        while true {
+            let due = state.withLockedValue { state in
+                defer { state.probes.removeAll() }
+                return state.probes
+            }
+            if due.isEmpty { return }
+            for task in due { await task.value }
+        }
+    }
+
+    // MARK: Health
+
+    /// Reads every instance's `/health/detailed` twice a second until `end`.
+    func watchHealth(until end: ContinuousClock.Instant, instances: NIOLockedValueBox<[SignetInstance]>) async {
+        while ContinuousClock.now < end {
+            let current = instances.withLockedValue { $0 }
+            await withTaskGroup(of: HistoryEvent.self) { group in
+                for instance in current {
+                    group.addTask {
+                        var event = HistoryEvent(type: "health")
+                        event.at = self.now()
+                        event.instance = instance.id
+                        do {
+                            let answer = try await HTTP.request(.GET, "\(instance.opsURL)/health/detailed", timeout: .seconds(3))
+                            event.status = answer.status
+                            var statuses: [String: String] = [:]
+                            for (key, value) in answer.json {
+                                if let status = (value as? [String: Any])?["status"] as? String { statuses[key] = status }
+                            }
+                            event.dependencies = statuses
+                        } catch {
+                            event.error = "\(error)"
+                        }
+                        return event
+                    }
+                }
+                for await event in group { append(event) }
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
+    // MARK: Faults
+
+    /// Applies the schedule: each fault's toxics on its dependency's proxy from `at` to `until`
+    /// (named `signet-sim-<run>-…`, removed whatever happens), or the restart at `at`.
+    func apply(_ schedule: FaultSchedule, stack: ProxiedDependencies, instances: NIOLockedValueBox<[SignetInstance]>) async throws {
+        for fault in schedule.faults {
+            try await Task.sleep(until: started + .milliseconds(fault.at), clock: .continuous)
+            append(.fault(fault))
+            switch fault.kind {
+            case .instanceRestart:
+                let index = fault.instance ?? 0
+                let victim = instances.withLockedValue { $0[index] }
+                // SIGTERM: it drains (SHUTDOWN_DRAIN_MS), the balancer moves on, then it exits.
+                await victim.stop()
+                let replacement = try await SignetInstance.start(id: victim.id, environment: victim.environment)
+                instances.withLockedValue { $0[index] = replacement }
+            case .postgresRestart:
+                try await stack.stack.postgres.restartAfterBackendCrash()
+            default:
+                let proxy = fault.kind.dependency
+                let toxics = fault.kind.toxics.map { toxic in
+                    var named = toxic
+                    named.name = "\(ChaosFaults.toxicPrefix)\(runID)-\(toxic.name)"
+                    return named
+                }
+                do {
+                    for toxic in toxics { try await faults.add(toxic, to: proxy) }
+                    try await Task.sleep(until: started + .milliseconds(fault.until), clock: .continuous)
+                } catch {
+                    for toxic in toxics { try? await faults.remove(toxic.name, from: proxy) }
+                    throw error
+                }
+                for toxic in toxics { try await faults.remove(toxic.name, from: proxy) }
+            }
+        }
+    }
+
+    // MARK: After the run
+
+    /// Reads back every agent the run registered: the agent, its credentials, its audit rows.
+    func verify() async throws {
+        try await waitUntil("Signet answers admin reads after the run", timeout: .seconds(30)) {
+            (try? await HTTP.admin(.GET, "\(base)/v1/agents?limit=1", token: Explorer.adminToken, timeout: .seconds(5)))?.status == 200
+        }
+        let registered = events.filter { $0.op == "register" && $0.status == 201 }.compactMap(\.target)
+        for id in registered {
+            let shown = try await HTTP.admin(.GET, "\(base)/v1/agents/\(id)", token: Explorer.adminToken, timeout: .seconds(10))
+            var agent = HistoryEvent(type: "verify")
+            agent.op = "agent"
+            agent.agent = id
+            agent.found = shown.status == 200
+            agent.state = shown.json["status"] as? String
+            append(agent)
+            let listed = try await HTTP.admin(.GET, "\(base)/v1/agents/\(id)/credentials", token: Explorer.adminToken, timeout: .seconds(10))
+            for item in listed.json["items"] as? [[String: Any]] ?? [] {
+                var credential = HistoryEvent(type: "verify")
+                credential.op = "credential"
+                credential.agent = id
+                credential.credential = item["id"] as? String
+                credential.found = true
+                credential.state = item["state"] as? String
+                append(credential)
+            }
+            var actions: [String] = []
+            var cursor: String?
+            repeat {
+                let page = try await HTTP.admin(
+                    .GET, "\(base)/v1/audit?agentId=\(id)&limit=100" + (cursor.map { "&after=\($0)" } ?? ""), token: Explorer.adminToken,
+                    timeout: .seconds(10))
+                guard page.status == 200 else { throw SimulatorError.setupFailed("reading the audit log of \(id): \(page.status) \(page.body)") }
+                for row in page.json["items"] as? [[String: Any]] ?? [] {
+                    guard let action = row["action"] as? String else { continue }
+                    let details = row["details"] as? [String: Any] ?? [:]
+                    let subject = details["jti"] as? String ?? (action == "agent.register" ? nil : details["credentialId"] as? String)
+                    actions.append(subject.map { "\(action):\($0)" } ?? action)
+                }
+                cursor = page.json["nextCursor"] as? String
+            } while cursor != nil
+            var audit = HistoryEvent(type: "verify")
+            audit.op = "audit"
+            audit.agent = id
+            audit.actions = actions
+            append(audit)
+        }
+    }
+}
