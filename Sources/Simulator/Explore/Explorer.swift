@@ -64,7 +64,10 @@ public enum Explorer {
         say("seed \(options.seed): \(schedule.faults.count) faults over \(options.duration.components.seconds) s")
         for fault in schedule.faults { say("  " + fault.rendered) }
 
-        let stack = try await LocalStack.start()
+        // A commit is acknowledged only once its WAL is written: the throwaway default
+        // (synchronous_commit=off) loses acknowledged writes when PostgreSQL crash-restarts, as the
+        // first runs of postgres-restart showed (a rotation answered 201 was gone afterwards).
+        let stack = try await LocalStack.start(postgresSettings: ["synchronous_commit": "on"])
         let dependencies = try await ProxiedDependencies.start(stack: stack, databasePrefix: "explore")
         var variables = dependencies.environment(
             applicationName: "explore", adminToken: adminToken,

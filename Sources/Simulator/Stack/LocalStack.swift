@@ -12,9 +12,11 @@ public final class LocalStack: Sendable {
     }
 
     /// Starts both servers (in parallel) and installs the exit clean-up.
-    public static func start() async throws -> LocalStack {
+    ///
+    /// - Parameter postgresSettings: PostgreSQL settings over its fast, throwaway defaults.
+    public static func start(postgresSettings: [String: String] = [:]) async throws -> LocalStack {
         ExitCleanup.install()
-        async let postgres = PostgresServer.start()
+        async let postgres = PostgresServer.start(settings: postgresSettings)
         async let redis = RedisServer.start()
         do {
             return LocalStack(postgres: try await postgres, redis: try await redis)
