@@ -287,6 +287,9 @@ struct ExploreCommand: AsyncParsableCommand {
     @Option(help: "Exit 0 only when these invariants (comma-separated) are broken and every other one holds: a negative control.")
     var expectBroken: String?
 
+    @Flag(help: "Print the schedule the seed draws, and start nothing.")
+    var dryRun = false
+
     func validate() throws {
         if check == nil, seed == nil { throw ValidationError("give --seed N (or --check HISTORY)") }
         guard Self.seconds(duration) != nil else { throw ValidationError("--duration takes seconds: 60s, 2m or 60 (got \(duration))") }
@@ -318,6 +321,12 @@ struct ExploreCommand: AsyncParsableCommand {
             let options = ExploreOptions(
                 seed: seed!, duration: .seconds(Self.seconds(duration)!), instances: instances, env: variables,
                 kinds: faults.map { $0.split(separator: ",").compactMap { FaultKind(rawValue: String($0)) } })
+            if dryRun {
+                let schedule = options.schedule
+                print("seed \(options.seed): \(schedule.faults.count) faults over \(options.duration.components.seconds) s")
+                for fault in schedule.faults { print("  " + fault.rendered) }
+                return
+            }
             let result = try await Explorer.run(options) { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
             events = result.events
             if let history { try History.encode(events).write(toFile: history, atomically: true, encoding: .utf8) }

@@ -61,6 +61,9 @@ public final class LoadBalancer: Sendable {
                 source \(Self.sourceAddress)
             frontend signet
                 bind 127.0.0.1:\(port)
+                # No instance ready (PostgreSQL down takes every one out): answer as an instance
+                # would, 503 with Retry-After, not haproxy's own page without it (explore found that).
+                http-request return status 503 content-type "application/json; charset=utf-8" hdr Retry-After 1 hdr Cache-Control no-store string "{\\"error\\":\\"temporarily_unavailable\\",\\"error_description\\":\\"no instance is ready; retry\\"}" if { nbsrv(instances) eq 0 }
                 default_backend instances
             backend instances
                 balance roundrobin
