@@ -9,7 +9,10 @@ struct SignetSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "signet-sim",
         abstract: "Signet's Simulator: spec scenarios against real PostgreSQL and Redis, with fault injection.",
-        subcommands: [List.self, Run.self, Stack.self, Chaos.self, ExploreCommand.self, ProxyCommand.self, K6ConfigCommand.self, QueryBenchCommand.self]
+        subcommands: [
+            List.self, Run.self, Stack.self, Chaos.self, ExploreCommand.self, ProxyCommand.self, K6ConfigCommand.self,
+            QueryBenchCommand.self,
+        ]
     )
 }
 
@@ -121,6 +124,8 @@ struct Stack: AsyncParsableCommand {
             let vaultLine: String
             let opaURL: String
             var proxied: ProxiedDependencies?
+            // Held for the whole run: a fake stops serving once nothing holds it.
+            var fakes: (VaultFake, OPAFake)?
             if let toxiproxyApi, let (host, apiPort) = ToxiproxyAddress.parse(toxiproxyApi) {
                 let dependencies = try await ProxiedDependencies.start(stack: stack, host: host, port: apiPort, databasePrefix: "stack")
                 proxied = dependencies
@@ -138,6 +143,7 @@ struct Stack: AsyncParsableCommand {
                     ["VAULT_ADDR": vault.url, "VAULT_TOKEN": vault.token, "OPA_URL": opa.url])
                 vaultLine = "\(vault.url)  (token \(vault.token))"
                 opaURL = opa.url
+                fakes = (vault, opa)
             }
             // Instances behind one balancer share its address as their issuer.
             let balancerPort = instances > 1 ? (port == 0 ? try freePort() : port) : nil
@@ -177,6 +183,8 @@ struct Stack: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
             // Signal handlers installed by the stack stop every process on Ctrl-C.
             while true { try await Task.sleep(for: .seconds(3600)) }
+            withExtendedLifetime(fakes) {}
+            withExtendedLifetime(proxied) {}
         }
     }
 }
@@ -215,6 +223,9 @@ struct Chaos: AsyncParsableCommand {
     @Flag(help: "Inject faults through the proxies. Without it, only the fault-free checks run.")
     var allowFaults = false
 
+    @Option(help: "The target's DB_POOL_CONNECTION_TIMEOUT_MS: pool exhaustion must be answered 503 past it.")
+    var dbPoolTimeoutMs = 5000
+
     func validate() throws {
         for pair in proxy {
             let parts = pair.split(separator: "=")
@@ -238,7 +249,8 @@ struct Chaos: AsyncParsableCommand {
                     let parts = pair.split(separator: "=").map(String.init)
                     return (parts[0], parts[1])
                 })
-            let chosen = ChaosFaults(toxiproxy: ToxiproxyClient(base: toxiproxy), proxies: named)
+            let chosen = ChaosFaults(
+                toxiproxy: ToxiproxyClient(base: toxiproxy), proxies: named, poolTimeout: .milliseconds(dbPoolTimeoutMs))
             faults = chosen
             print("chaos run \(chosen.runID): its toxics are named \(ChaosFaults.toxicPrefix)\(chosen.runID)-…")
             // Ctrl-C (or a kill): this run's toxics are removed before exiting.

@@ -42,10 +42,12 @@ final class ExploreTests: XCTestCase {
 
     func testTheReplayCommandCarriesEverythingTheRunWasGiven() {
         let options = ExploreOptions(
-            seed: 9, duration: .seconds(45), instances: 2, env: ["REDIS_RATE_LIMIT_ENABLED": "false", "A": "1"], kinds: [.redisSlow, .opaDown])
+            seed: 9, duration: .seconds(45), instances: 2, env: ["REDIS_RATE_LIMIT_ENABLED": "false", "A": "1"],
+            kinds: [.redisSlow, .opaDown])
         XCTAssertEqual(
             options.replay,
-            "signet-sim explore --seed 9 --duration 45s --instances 2 --env A=1 --env REDIS_RATE_LIMIT_ENABLED=false --faults redis-slow,opa-down")
+            "signet-sim explore --seed 9 --duration 45s --instances 2 --env A=1 --env REDIS_RATE_LIMIT_ENABLED=false --faults redis-slow,opa-down"
+        )
     }
 
     func testTheGeneratorIsSplitMix64() {
@@ -205,7 +207,8 @@ final class ExploreTests: XCTestCase {
 
         let damaged = [
             verify("agent", agent: "a"), verify("credential", agent: "a", credential: "c1", state: "active"),
-            verify("audit", agent: "a", actions: ["agent.register", "credential.rotate:c2", "credential.rotate:c2", "credential.revoke:c1"]),
+            verify(
+                "audit", agent: "a", actions: ["agent.register", "credential.rotate:c2", "credential.rotate:c2", "credential.revoke:c1"]),
         ]
         let broken = Invariants.acknowledgedWrites(writes + damaged)
         XCTAssertEqual(

@@ -30,7 +30,10 @@ public struct ExploreOptions: Sendable {
 
     /// The command that runs this again.
     public var replay: String {
-        var words = ["signet-sim", "explore", "--seed", String(seed), "--duration", "\(duration.components.seconds)s", "--instances", String(instances)]
+        var words = [
+            "signet-sim", "explore", "--seed", String(seed), "--duration", "\(duration.components.seconds)s", "--instances",
+            String(instances),
+        ]
         for (name, value) in env.sorted(by: { $0.key < $1.key }) { words += ["--env", "\(name)=\(value)"] }
         if let kinds { words += ["--faults", kinds.map(\.rawValue).joined(separator: ",")] }
         return words.joined(separator: " ")

@@ -61,7 +61,8 @@ public enum Invariants {
         var violations: [String] = []
         for event in all {
             guard let sent = event.sent else { continue }
-            if let op = event.op, tokenOperations.contains(op), let credential = event.credential, let revoked = credentialRevoked[credential],
+            if let op = event.op, tokenOperations.contains(op), let credential = event.credential,
+                let revoked = credentialRevoked[credential],
                 sent > revoked + revocationBoundMs
             {
                 checked += 1
@@ -82,7 +83,8 @@ public enum Invariants {
         }
         return InvariantReport(
             name: "revocation",
-            rule: "no token from a revoked credential, no active introspection of a revoked token, \(revocationBoundMs) ms after the answer",
+            rule:
+                "no token from a revoked credential, no active introspection of a revoked token, \(revocationBoundMs) ms after the answer",
             checked: checked, violations: violations)
     }
 
@@ -95,7 +97,8 @@ public enum Invariants {
     /// a window after the first was sent, so the check cannot blame the service for the client's delays.
     public static func rateLimit(_ events: [HistoryEvent]) -> InvariantReport {
         guard let run = events.first(where: { $0.type == "run" }), let limit = run.limit, let window = run.windowMs else {
-            return InvariantReport(name: "rate-limit", rule: "no run event: no limit to check", checked: 0, violations: ["the history has no run event"])
+            return InvariantReport(
+                name: "rate-limit", rule: "no run event: no limit to check", checked: 0, violations: ["the history has no run event"])
         }
         let instances = run.instances ?? 1
         let redisSpans = events.filter { $0.type == "fault" && $0.kind?.dependency == "redis" }.compactMap { fault -> ClosedRange<Int>? in
@@ -103,7 +106,9 @@ public enum Invariants {
             return at...(until + limiterRecoveryMs)
         }
         let granted = Dictionary(
-            grouping: requests(events).filter { $0.agent != nil && (200..<300).contains($0.status ?? 0) && $0.sent != nil && $0.answered != nil },
+            grouping: requests(events).filter {
+                $0.agent != nil && (200..<300).contains($0.status ?? 0) && $0.sent != nil && $0.answered != nil
+            },
             by: { $0.agent! })
         var checked = 0
         var violations: [String] = []
@@ -145,7 +150,9 @@ public enum Invariants {
                 continue
             }
             if status >= 500, status != 503 { violations.append("\(what): \(status) from \(event.instance ?? "?")") }
-            if status == 503, event.retryAfter == nil { violations.append("\(what): 503 without Retry-After from \(event.instance ?? "?")") }
+            if status == 503, event.retryAfter == nil {
+                violations.append("\(what): 503 without Retry-After from \(event.instance ?? "?")")
+            }
             if let sent = event.sent, let answered = event.answered, answered - sent > bound {
                 violations.append("\(what): answered after \(answered - sent) ms (bound \(bound) ms)")
             }
@@ -160,8 +167,12 @@ public enum Invariants {
     public static func acknowledgedWrites(_ events: [HistoryEvent]) -> InvariantReport {
         let verified = events.filter { $0.type == "verify" }
         let agents = Dictionary(verified.filter { $0.op == "agent" }.compactMap { e in e.agent.map { ($0, e) } }) { first, _ in first }
-        let credentials = Dictionary(verified.filter { $0.op == "credential" }.compactMap { e in e.credential.map { ($0, e) } }) { first, _ in first }
-        let audit = Dictionary(verified.filter { $0.op == "audit" }.compactMap { e in e.agent.map { ($0, e.actions ?? []) } }) { first, _ in first }
+        let credentials = Dictionary(verified.filter { $0.op == "credential" }.compactMap { e in e.credential.map { ($0, e) } }) {
+            first, _ in first
+        }
+        let audit = Dictionary(verified.filter { $0.op == "audit" }.compactMap { e in e.agent.map { ($0, e.actions ?? []) } }) { first, _ in
+            first
+        }
         var checked = 0
         var violations: [String] = []
         func auditRow(_ agent: String, _ action: String, _ what: String) {
@@ -189,7 +200,9 @@ public enum Invariants {
                 checked += 1
                 guard let credential = event.credential else { continue }
                 let state = credentials[credential]?.state
-                if state != "revoked" { violations.append("\(what): credential \(credential) is \(state ?? "missing") afterwards, not revoked") }
+                if state != "revoked" {
+                    violations.append("\(what): credential \(credential) is \(state ?? "missing") afterwards, not revoked")
+                }
                 auditRow(agent, "credential.revoke:\(credential)", what)
             case ("token.revoke", 200):
                 checked += 1
@@ -225,10 +238,12 @@ public enum Invariants {
                 for instance in watched {
                     checked += 1
                     let seen = readings.contains {
-                        $0.instance == instance && ($0.at ?? 0) >= at && ($0.at ?? 0) <= at + healthDetectMs && $0.dependencies?[key] != "healthy"
+                        $0.instance == instance && ($0.at ?? 0) >= at && ($0.at ?? 0) <= at + healthDetectMs
+                            && $0.dependencies?[key] != "healthy"
                     }
                     if !seen {
-                        violations.append("\(kind.rawValue) at \(seconds(at)): \(instance) did not report \(key) unhealthy within \(healthDetectMs) ms")
+                        violations.append(
+                            "\(kind.rawValue) at \(seconds(at)): \(instance) did not report \(key) unhealthy within \(healthDetectMs) ms")
                     }
                 }
             }

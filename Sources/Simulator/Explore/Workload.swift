@@ -81,12 +81,14 @@ extension World {
             guard let current = self.agent(index) else { return }
             let answer = await record("rotate", target: current.id) {
                 try await HTTP.admin(
-                    .POST, "\(base)/v1/agents/\(current.id)/credentials/rotate", token: Explorer.adminToken, body: #"{"graceSeconds":3600}"#,
+                    .POST, "\(base)/v1/agents/\(current.id)/credentials/rotate", token: Explorer.adminToken,
+                    body: #"{"graceSeconds":3600}"#,
                     timeout: timeout)
             } annotate: { answer, event in
                 event.credential = answer.json["id"] as? String
             }
-            if answer?.status == 201, let json = answer?.json, let id = json["id"] as? String, let secret = json["client_secret"] as? String {
+            if answer?.status == 201, let json = answer?.json, let id = json["id"] as? String, let secret = json["client_secret"] as? String
+            {
                 update(index) { agent in
                     agent.previous = (agent.credential, agent.secret)
                     agent.credential = id
@@ -273,7 +275,8 @@ extension World {
             agent.found = shown.status == 200
             agent.state = shown.json["status"] as? String
             append(agent)
-            let listed = try await HTTP.admin(.GET, "\(base)/v1/agents/\(id)/credentials", token: Explorer.adminToken, timeout: .seconds(10))
+            let listed = try await HTTP.admin(
+                .GET, "\(base)/v1/agents/\(id)/credentials", token: Explorer.adminToken, timeout: .seconds(10))
             for item in listed.json["items"] as? [[String: Any]] ?? [] {
                 var credential = HistoryEvent(type: "verify")
                 credential.op = "credential"
@@ -289,7 +292,9 @@ extension World {
                 let page = try await HTTP.admin(
                     .GET, "\(base)/v1/audit?agentId=\(id)&limit=100" + (cursor.map { "&after=\($0)" } ?? ""), token: Explorer.adminToken,
                     timeout: .seconds(10))
-                guard page.status == 200 else { throw SimulatorError.setupFailed("reading the audit log of \(id): \(page.status) \(page.body)") }
+                guard page.status == 200 else {
+                    throw SimulatorError.setupFailed("reading the audit log of \(id): \(page.status) \(page.body)")
+                }
                 for row in page.json["items"] as? [[String: Any]] ?? [] {
                     guard let action = row["action"] as? String else { continue }
                     let details = row["details"] as? [String: Any] ?? [:]

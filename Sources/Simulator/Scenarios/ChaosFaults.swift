@@ -14,11 +14,17 @@ public struct ChaosFaults: Sendable {
     /// The proxy of each dependency: `redis`, `postgres`, `vault`, `opa`.
     public let proxies: [String: String]
     public let runID: String
+    /// The target's `DB_POOL_CONNECTION_TIMEOUT_MS`: pool exhaustion is answered 503 past it.
+    public let poolTimeout: Duration
 
-    public init(toxiproxy: ToxiproxyClient, proxies: [String: String], runID: String = String(UUID().uuidString.prefix(8)).lowercased()) {
+    public init(
+        toxiproxy: ToxiproxyClient, proxies: [String: String], runID: String = String(UUID().uuidString.prefix(8)).lowercased(),
+        poolTimeout: Duration = .milliseconds(5000)
+    ) {
         self.toxiproxy = toxiproxy
         self.proxies = proxies
         self.runID = runID
+        self.poolTimeout = poolTimeout
     }
 
     var runPrefix: String { "\(Self.toxicPrefix)\(runID)-" }
@@ -55,7 +61,7 @@ public struct ChaosFaults: Sendable {
     static let refused = [Toxic(name: "refused", kind: .resetPeer, stream: .upstream)]
 
     /// The scenarios the named proxies allow, in order: Redis refused and black-holed, Vault slow and
-    /// down, OPA down, PostgreSQL black-holed.
+    /// down, OPA slow and down, PostgreSQL black-holed, the pool exhausted by a slow PostgreSQL.
     func run(base: String, operations: String, agent: SignetClient.Agent, adminToken: String, record: Chaos.Record) async throws {
         let client = SignetClient(base: base, adminToken: adminToken)
         /// `count` token requests of the test agent: their statuses and the slowest answer.
@@ -112,6 +118,17 @@ public struct ChaosFaults: Sendable {
             recordHealth("Vault: health recovers", try await health("vault", is: "healthy", within: .seconds(15)), bound: .seconds(15))
         }
         if proxies["opa"] != nil {
+            // Past OPA_TIMEOUT_MS (500 ms by default): the decision is late, so the request fails closed.
+            try await with("opa", [Toxic(name: "slow", kind: .latency, attributes: ["latency": 1500])]) {
+                let started = ContinuousClock.now
+                let response = try await client.token(agent)
+                let took = ContinuousClock.now - started
+                record(
+                    "OPA slow: token requests fail closed", response.status == 503 && response.header("Retry-After") != nil,
+                    "503 with Retry-After", "\(response.status) \(response.header("Retry-After") ?? "no Retry-After")")
+                record(
+                    "OPA slow: answered at OPA's deadline, not the proxy's delay", took < .milliseconds(1400), "under 1.4 s", format(took))
+            }
             try await with("opa", Self.refused) {
                 let response = try await client.token(agent)
                 record(
@@ -147,6 +164,62 @@ public struct ChaosFaults: Sendable {
             record(
                 "PostgreSQL back: reads recover without a restart", recovered != nil, "200 within 20 s",
                 recovered.map(format) ?? "not within 20 s")
+            try await poolExhaustion(base: base, operations: operations, agent: agent, adminToken: adminToken, record: record)
         }
+    }
+
+    /// A slow PostgreSQL (each answer held 60 % of the pool's timeout) under four times the pool's
+    /// size in concurrent admin reads: the pool runs out, and the requests that waited past
+    /// `DB_POOL_CONNECTION_TIMEOUT_MS` are answered 503 with `Retry-After`, no sooner than it and
+    /// within a statement's deadline after it; the rest 200.
+    func poolExhaustion(base: String, operations: String, agent: SignetClient.Agent, adminToken: String, record: Chaos.Record) async throws
+    {
+        // The documented default when the target does not say.
+        let poolMax = await Self.poolMax(operations: operations) ?? 20
+        let timeoutMs = Int(poolTimeout.components.seconds * 1000 + poolTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let concurrent = poolMax * 4
+        var answers: [(status: Int, retryAfter: String?, took: Duration)] = []
+        try await with("postgres", [Toxic(name: "slow", kind: .latency, attributes: ["latency": timeoutMs * 6 / 10])]) {
+            answers = try await withThrowingTaskGroup(of: (Int, String?, Duration).self) { group in
+                for _ in 0..<concurrent {
+                    group.addTask {
+                        let started = ContinuousClock.now
+                        let read = try await HTTP.admin(.GET, "\(base)/v1/agents/\(agent.id)", token: adminToken, timeout: .seconds(30))
+                        return (read.status, read.header("Retry-After"), ContinuousClock.now - started)
+                    }
+                }
+                var all: [(status: Int, retryAfter: String?, took: Duration)] = []
+                for try await answer in group { all.append(answer) }
+                return all
+            }
+        }
+        let refused = answers.filter { $0.status == 503 }
+        let statuses = Dictionary(grouping: answers, by: \.status).mapValues(\.count).sorted { $0.key < $1.key }
+        let observed = statuses.map { "\($0.value) × \($0.key)" }.joined(separator: ", ")
+        record(
+            "pool exhausted: \(concurrent) concurrent reads (pool \(poolMax)), some 503 with Retry-After, the rest 200",
+            !refused.isEmpty && refused.allSatisfy { $0.retryAfter != nil } && answers.allSatisfy { [200, 503].contains($0.status) },
+            "200s and 503s with Retry-After", observed)
+        let fastest = refused.map(\.took).min() ?? .zero
+        let slowest = refused.map(\.took).max() ?? .zero
+        record(
+            "pool exhausted: a 503 comes past DB_POOL_CONNECTION_TIMEOUT_MS (\(timeoutMs) ms)", !refused.isEmpty && fastest >= poolTimeout,
+            "at least \(format(poolTimeout))", refused.isEmpty ? "no 503" : "\(format(fastest)) – \(format(slowest))")
+        record(
+            "pool exhausted: and within the timeout plus a statement's deadline",
+            !refused.isEmpty && slowest < poolTimeout * 2 + .seconds(1),
+            "under \(format(poolTimeout * 2 + .seconds(1)))", refused.isEmpty ? "no 503" : format(slowest))
+    }
+
+    /// The target's `DB_POOL_MAX`, read from `signet_db_pool_max` on the operations listener's
+    /// `/metrics`; nil when it is not served there.
+    static func poolMax(operations: String) async -> Int? {
+        guard let scrape = try? await HTTP.request(.GET, "\(operations)/metrics", timeout: .seconds(5)), scrape.status == 200 else {
+            return nil
+        }
+        for line in scrape.body.split(separator: "\n") where line.hasPrefix("signet_db_pool_max ") {
+            return Double(line.split(separator: " ").last ?? "").map { Int($0) }
+        }
+        return nil
     }
 }
