@@ -32,6 +32,38 @@ final class ExploreTests: XCTestCase {
         }
     }
 
+    func testTheSeedsOfCIDrawTheseSchedulesWhicheverToolchainDrawsThem() {
+        // Pinned: the draws are the generator's own (SeededGenerator.int), so these hold on any
+        // Swift version, and ci/explore's three seeds keep drawing every kind between them.
+        func kinds(_ seed: UInt64) -> [String] {
+            FaultSchedule.draw(seed: seed, duration: .seconds(60), kinds: FaultKind.allCases, instances: 2).faults.map(\.rendered)
+        }
+        XCTAssertEqual(
+            kinds(4),
+            [
+                "  10.3 s –   15.2 s  vault-slow", "  19.9 s –   25.9 s  vault-down", "  30.4 s –   35.7 s  opa-down",
+                "  40.7 s –   46.6 s  postgres-restart",
+            ])
+        XCTAssertEqual(
+            kinds(31),
+            [
+                "  10.7 s –   17.3 s  opa-slow", "  21.9 s –   25.9 s  redis-slow", "  32.2 s –   36.5 s  redis-blackholed",
+                "  42.3 s –   47.0 s  postgres-blackholed",
+            ])
+        XCTAssertEqual(
+            kinds(45),
+            [
+                "   8.6 s –   14.0 s  vault-slow", "  19.7 s –   25.7 s  redis-refused",
+                "  33.4 s –   38.3 s  instance-restart (instance 1)",
+                "  43.4 s –   50.6 s  postgres-slow",
+            ])
+        let drawn = Set(
+            [4, 31, 45].flatMap {
+                FaultSchedule.draw(seed: $0, duration: .seconds(60), kinds: FaultKind.allCases, instances: 2).faults.map(\.kind)
+            })
+        XCTAssertEqual(drawn, Set(FaultKind.allCases))
+    }
+
     func testOneInstanceIsNeverRestartedAndAnEmptyListOfKindsDrawsNothing() {
         let single = ExploreOptions(seed: 5, duration: .seconds(120), instances: 1)
         XCTAssertFalse(single.drawnKinds.contains(.instanceRestart))
@@ -139,6 +171,29 @@ final class ExploreTests: XCTestCase {
         XCTAssertTrue(Invariants.rateLimit(spread).passed, Invariants.rateLimit(spread).rendered)
     }
 
+    func testARefusalMadeAfterTheLimiterCountsAndAFailedAuthenticationDoesNot() {
+        // Limit 3 per 1000 ms: the agents' policy is "3;w=1".
+        var events = [runEvent()]
+        for sent in [0, 100, 200] { events.append(request("token.basic", sent, sent + 50, 200, agent: "a")) }
+        var refusedByPolicy = request("token.basic", 300, 350, 503, agent: "a", retryAfter: "1")
+        refusedByPolicy.policy = "3;w=1"
+        var wrongSecret = request("probe.token", 300, 350, 401, agent: "a")
+        wrongSecret.policy = "100000;w=1"
+        let thrownBeforeTheLimiter = request("token.basic", 300, 350, 503, agent: "a", retryAfter: "1")
+        XCTAssertTrue(Invariants.rateLimit(events + [wrongSecret, thrownBeforeTheLimiter]).passed)
+        XCTAssertEqual(Invariants.rateLimit(events + [refusedByPolicy]).violations.count, 1)
+    }
+
+    func testARevocationProbeThatProvesNothingIsNotCountedAsChecked() {
+        let events = [
+            request("credential.revoke", 1000, 1010, 204, target: "a", credential: "c1"),
+            request("probe.token", 4100, 4110, 429, agent: "a", credential: "c1", retryAfter: "2"),
+            request("probe.token", 4200, 4210, 503, agent: "a", credential: "c1", retryAfter: "1"),
+            request("probe.token", 6200, 6210, 401, agent: "a", credential: "c1"),
+        ]
+        XCTAssertEqual(Invariants.revocation(events).checked, 1)
+    }
+
     func testNearARedisFaultEachInstanceAndRedisMayGrantTheLimit() {
         // Two instances, limit 3: up to (2 + 1) × 3 = 9 near a Redis fault, 3 away from one.
         var events = [runEvent(), .fault(ScheduledFault(kind: .redisBlackholed, at: 0, until: 500, instance: nil))]
@@ -244,6 +299,20 @@ final class ExploreTests: XCTestCase {
         let broken = Invariants.health(late)
         XCTAssertEqual(broken.violations.count, 2, broken.rendered)
         XCTAssertTrue(broken.violations.allSatisfy { $0.contains("i1") })
+
+        // A short fault must be seen too, by a reading answered before it ended (or within 1 s after);
+        // a reading that does not name the dependency says nothing.
+        let short = HistoryEvent.fault(ScheduledFault(kind: .redisRefused, at: 1000, until: 3000, instance: nil))
+        let unnamed = [
+            runEvent(), short, health(500, "i0", ["redis": "healthy"]), health(2000, "i0", [:]), health(5000, "i0", ["redis": "healthy"]),
+        ]
+        XCTAssertEqual(
+            Invariants.health(unnamed).violations, ["redis-refused at 1.000 s: i0 did not report redis unhealthy within 3000 ms"])
+        let seenJustAfter = [
+            runEvent(), short, health(500, "i0", ["redis": "healthy"]), health(3900, "i0", ["redis": "unreachable"]),
+            health(5000, "i0", ["redis": "healthy"]),
+        ]
+        XCTAssertTrue(Invariants.health(seenJustAfter).passed, Invariants.health(seenJustAfter).rendered)
 
         // A dependency an instance did not report healthy before the fault is not held against it.
         let unwatched = [runEvent(), fault, health(500, "i0", ["redis": "disabled"])]

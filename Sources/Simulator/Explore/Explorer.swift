@@ -215,6 +215,7 @@ final class World: Sendable {
             event.status = answer.status
             event.instance = answer.header("Signet-Instance")
             event.retryAfter = answer.header("Retry-After")
+            event.policy = answer.header("RateLimit-Policy")
             if op == "introspect", answer.status == 200 { event.active = answer.json["active"] as? Bool }
             if Invariants.tokenOperations.contains(op), answer.status == 200, let token = answer.json["access_token"] as? String {
                 event.jti = Self.jti(of: token)

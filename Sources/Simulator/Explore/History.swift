@@ -7,7 +7,8 @@ import Foundation
 ///   `answerBoundMs`, `env` (what the instances were given), `replay` (the command that reruns it);
 /// - `fault`: `kind`, `at` and `until` (ms from the start), `instance` for a restart;
 /// - `request`: `op`, `sent` and `answered` (ms), `instance` (the `Signet-Instance` that answered),
-///   `status`, `retryAfter`, `agent` (whose budget it spent, when authenticated as an agent),
+///   `status`, `retryAfter`, `policy` (its `RateLimit-Policy`: the limiter counted it against that
+///   budget), `agent` (whose budget it spent, when authenticated as an agent),
 ///   `target` (the agent an admin request acted on),
 ///   `credential` (the credential it authenticated with), `jti` (the token it issued, introspected or
 ///   revoked), `active` (introspection's answer), `error` (no answer: what the client saw);
@@ -36,6 +37,7 @@ public struct HistoryEvent: Codable, Equatable, Sendable {
     public var instance: String?
     public var status: Int?
     public var retryAfter: String?
+    public var policy: String?
     public var agent: String?
     public var target: String?
     public var credential: String?

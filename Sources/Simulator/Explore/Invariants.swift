@@ -65,7 +65,7 @@ public enum Invariants {
                 let revoked = credentialRevoked[credential],
                 sent > revoked + revocationBoundMs
             {
-                checked += 1
+                if event.proves { checked += 1 }
                 if event.status == 200 {
                     violations.append(
                         "a token (\(event.jti ?? "?")) was issued by \(event.instance ?? "?") at \(seconds(sent)) with credential "
@@ -73,7 +73,7 @@ public enum Invariants {
                 }
             }
             if event.op == "introspect", let jti = event.jti, let revoked = tokenRevoked[jti], sent > revoked + revocationBoundMs {
-                checked += 1
+                if event.proves { checked += 1 }
                 if event.active == true {
                     violations.append(
                         "\(event.instance ?? "?") said token \(jti) active at \(seconds(sent)); its revocation was answered at \(seconds(revoked))"
@@ -92,22 +92,26 @@ public enum Invariants {
     /// instance; in a window that touches a Redis fault (or the `limiterRecoveryMs` after it), at
     /// most (instances + 1) × limit: each instance's memory, and what Redis counted on either side.
     ///
-    /// Granted is a 2xx answer to a request the agent authenticated: the limiter counted it. A set of
-    /// granted requests was decided within one window for sure when the last answer came less than
-    /// a window after the first was sent, so the check cannot blame the service for the client's delays.
+    /// Granted is an answer to a request the agent authenticated that the limiter let through: a
+    /// 2xx, or any other answer but 429 carrying the agents' `RateLimit-Policy` (an OPA refusal
+    /// made after the limiter counted it, say). A 503 thrown before the limiter's headers were set
+    /// is not counted, so this is a lower bound. A set of granted requests was decided within one
+    /// window for sure when the last answer came less than a window after the first was sent, so
+    /// the check cannot blame the service for the client's delays.
     public static func rateLimit(_ events: [HistoryEvent]) -> InvariantReport {
         guard let run = events.first(where: { $0.type == "run" }), let limit = run.limit, let window = run.windowMs else {
             return InvariantReport(
                 name: "rate-limit", rule: "no run event: no limit to check", checked: 0, violations: ["the history has no run event"])
         }
         let instances = run.instances ?? 1
+        let policy = "\(limit);w=\(max(1, (window + 999) / 1000))"
         let redisSpans = events.filter { $0.type == "fault" && $0.kind?.dependency == "redis" }.compactMap { fault -> ClosedRange<Int>? in
             guard let at = fault.at, let until = fault.until else { return nil }
             return at...(until + limiterRecoveryMs)
         }
         let granted = Dictionary(
             grouping: requests(events).filter {
-                $0.agent != nil && (200..<300).contains($0.status ?? 0) && $0.sent != nil && $0.answered != nil
+                $0.agent != nil && $0.granted(policy: policy) && $0.sent != nil && $0.answered != nil
             },
             by: { $0.agent! })
         var checked = 0
@@ -234,16 +238,18 @@ public enum Invariants {
                 readings.last { $0.instance == instance && ($0.at ?? 0) < at }?.dependencies?[key] == "healthy"
             }
             // An instance restarting meanwhile answers no health check: not held against this fault.
-            if kind.healthWhileActive != nil, until - at >= healthDetectMs + 1000 {
+            // A reading answered up to 1 s after the fault was taken away was made while it held.
+            let detectBy = min(at + healthDetectMs, until + 1000)
+            if kind.healthWhileActive != nil {
                 for instance in watched {
                     checked += 1
                     let seen = readings.contains {
-                        $0.instance == instance && ($0.at ?? 0) >= at && ($0.at ?? 0) <= at + healthDetectMs
-                            && $0.dependencies?[key] != "healthy"
+                        $0.instance == instance && ($0.at ?? 0) >= at && ($0.at ?? 0) <= detectBy
+                            && (($0.dependencies?[key]).map { $0 != "healthy" } ?? false)
                     }
                     if !seen {
                         violations.append(
-                            "\(kind.rawValue) at \(seconds(at)): \(instance) did not report \(key) unhealthy within \(healthDetectMs) ms")
+                            "\(kind.rawValue) at \(seconds(at)): \(instance) did not report \(key) unhealthy within \(detectBy - at) ms")
                     }
                 }
             }
@@ -266,5 +272,17 @@ public enum Invariants {
             name: "health",
             rule: "each fault reported within \(healthDetectMs) ms on every instance, healthy again within \(healthRecoverMs) ms",
             checked: checked, violations: violations)
+    }
+}
+
+extension HistoryEvent {
+    /// An answer that says something about what was revoked: not a 429 (the agent's budget was
+    /// spent first), not a 5xx, not a missing answer.
+    var proves: Bool { status.map { $0 != 429 && $0 < 500 } ?? false }
+
+    /// The limiter let it through on the agents' budget `agentPolicy`.
+    func granted(policy agentPolicy: String) -> Bool {
+        guard let status, status != 429, status != 401 else { return false }
+        return (200..<300).contains(status) || policy == agentPolicy
     }
 }

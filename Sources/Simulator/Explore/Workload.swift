@@ -24,7 +24,7 @@ extension World {
         }
 
         static func pick(_ random: inout SeededGenerator) -> Operation {
-            var roll = Int.random(in: 0..<allCases.map(\.weight).reduce(0, +), using: &random)
+            var roll = random.int(in: 0...(allCases.map(\.weight).reduce(0, +) - 1))
             for operation in allCases {
                 if roll < operation.weight { return operation }
                 roll -= operation.weight
@@ -42,9 +42,10 @@ extension World {
         while ContinuousClock.now < end {
             let operation = Operation.pick(&random)
             let count = state.withLockedValue { $0.agents.count }
-            let index = Int.random(in: 0..<max(1, count), using: &random)
-            await perform(operation, agent: index)
-            try? await Task.sleep(for: .milliseconds(Int.random(in: 10...60, using: &random)))
+            let index = random.int(in: 0...(max(1, count) - 1))
+            let pick = random.int(in: 0...4)
+            await perform(operation, agent: index, pick: pick)
+            try? await Task.sleep(for: .milliseconds(random.int(in: 10...60)))
         }
     }
 
@@ -56,13 +57,15 @@ extension World {
     func claim(_ index: Int) -> Bool { state.withLockedValue { $0.busy.insert(index).inserted } }
     func release(_ index: Int) { _ = state.withLockedValue { $0.busy.remove(index) } }
 
-    func perform(_ operation: Operation, agent index: Int) async {
+    /// - Parameter pick: which of the agent's tokens an introspection takes (modulo how many it holds).
+    func perform(_ operation: Operation, agent index: Int, pick: Int) async {
         guard let agent = agent(index) else { return }
         switch operation {
         case .tokenBasic: await token(agent, index: index, form: false)
         case .tokenForm: await token(agent, index: index, form: true)
         case .introspect:
-            guard let held = agent.tokens.randomElement() else { return await token(agent, index: index, form: false) }
+            guard !agent.tokens.isEmpty else { return await token(agent, index: index, form: false) }
+            let held = agent.tokens[pick % agent.tokens.count]
             await introspect(held, by: agent.id, index: index)
         case .revokeToken:
             guard let held = agent.tokens.last else { return }
@@ -89,11 +92,18 @@ extension World {
             }
             if answer?.status == 201, let json = answer?.json, let id = json["id"] as? String, let secret = json["client_secret"] as? String
             {
+                // The credential left in its grace is the one the answer names: ours, unless an
+                // earlier rotation whose answer was lost made a newer one (then ours has ended, and
+                // the one in grace has a secret nobody here knows).
+                let inGrace = (json["previous"] as? [String: Any])?["id"] as? String
                 update(index) { agent in
-                    agent.previous = (agent.credential, agent.secret)
+                    agent.previous = inGrace == agent.credential ? (agent.credential, agent.secret) : nil
                     agent.credential = id
                     agent.secret = secret
                 }
+            } else if answer.map({ $0.status >= 500 }) ?? true {
+                // It may have been done: the credential we call previous may have ended with it.
+                update(index) { $0.previous = nil }
             }
         case .revokeCredential:
             guard claim(index) else { return }
@@ -161,19 +171,27 @@ extension World {
     }
 
     /// Introspection by the agent (with its credentials as they are now) of one of its tokens.
-    func introspect(_ held: (jti: String, token: String), by agentID: String, index: Int) async {
-        guard let agent = agent(index) else { return }
-        await record("introspect", agent: agentID, jti: held.jti) {
+    @discardableResult
+    func introspect(_ held: (jti: String, token: String), by agentID: String, index: Int) async -> HTTP.Response? {
+        guard let agent = agent(index) else { return nil }
+        return await record("introspect", agent: agentID, jti: held.jti) {
             try await HTTP.request(
                 .POST, "\(base)/oauth/introspect", headers: [basic(agent.clientID, agent.secret), form], body: "token=\(held.token)",
                 timeout: timeout)
         }
     }
 
-    func probe(after delay: Duration, _ body: @escaping @Sendable () async -> Void) {
+    /// Runs `body` after `delay`; while its answer proves nothing (429: the agent's budget is spent;
+    /// 503; no answer), again after its `Retry-After` (at most 5 s), up to three times in all.
+    func probe(after delay: Duration, _ body: @escaping @Sendable () async -> HTTP.Response?) {
         let task = Task {
             try? await Task.sleep(for: delay)
-            await body()
+            for _ in 0..<3 {
+                let answer = await body()
+                if let answer, answer.status != 429, answer.status < 500 { return }
+                let wait = min(5, Int(answer?.header("Retry-After") ?? "") ?? 1)
+                try? await Task.sleep(for: .seconds(max(1, wait)))
+            }
         }
         state.withLockedValue { $0.probes.append(task) }
     }
@@ -200,8 +218,9 @@ extension World {
                 for instance in current {
                     group.addTask {
                         var event = HistoryEvent(type: "health")
-                        event.at = self.now()
                         event.instance = instance.id
+                        // Stamped when answered: what it says held then, not when it was asked.
+                        defer { event.at = self.now() }
                         do {
                             let answer = try await HTTP.request(.GET, "\(instance.opsURL)/health/detailed", timeout: .seconds(3))
                             event.status = answer.status
@@ -229,7 +248,10 @@ extension World {
     func apply(_ schedule: FaultSchedule, stack: ProxiedDependencies, instances: NIOLockedValueBox<[SignetInstance]>) async throws {
         for fault in schedule.faults {
             try await Task.sleep(until: started + .milliseconds(fault.at), clock: .continuous)
-            append(.fault(fault))
+            // The event says what happened: from when the fault was in place to when it was gone
+            // (the schedule's offsets, unless a restart before it ran late).
+            var happened = fault
+            happened.at = now()
             switch fault.kind {
             case .instanceRestart:
                 let index = fault.instance ?? 0
@@ -249,6 +271,7 @@ extension World {
                 }
                 do {
                     for toxic in toxics { try await faults.add(toxic, to: proxy) }
+                    happened.at = now()
                     try await Task.sleep(until: started + .milliseconds(fault.until), clock: .continuous)
                 } catch {
                     for toxic in toxics { try? await faults.remove(toxic.name, from: proxy) }
@@ -256,6 +279,8 @@ extension World {
                 }
                 for toxic in toxics { try await faults.remove(toxic.name, from: proxy) }
             }
+            happened.until = now()
+            append(.fault(happened))
         }
     }
 
@@ -277,6 +302,9 @@ extension World {
             append(agent)
             let listed = try await HTTP.admin(
                 .GET, "\(base)/v1/agents/\(id)/credentials", token: Explorer.adminToken, timeout: .seconds(10))
+            guard listed.status == 200 else {
+                throw SimulatorError.setupFailed("reading the credentials of \(id): \(listed.status) \(listed.body)")
+            }
             for item in listed.json["items"] as? [[String: Any]] ?? [] {
                 var credential = HistoryEvent(type: "verify")
                 credential.op = "credential"
