@@ -219,8 +219,6 @@ extension World {
                     group.addTask {
                         var event = HistoryEvent(type: "health")
                         event.instance = instance.id
-                        // Stamped when answered: what it says held then, not when it was asked.
-                        defer { event.at = self.now() }
                         do {
                             let answer = try await HTTP.request(.GET, "\(instance.opsURL)/health/detailed", timeout: .seconds(3))
                             event.status = answer.status
@@ -232,6 +230,8 @@ extension World {
                         } catch {
                             event.error = "\(error)"
                         }
+                        // Stamped when answered: what it says held then, not when it was asked.
+                        event.at = self.now()
                         return event
                     }
                 }
