@@ -344,11 +344,7 @@ struct ExploreCommand: AsyncParsableCommand {
             if let history { try History.encode(events).write(toFile: history, atomically: true, encoding: .utf8) }
         }
         let reports = Invariants.check(events)
-        let requests = events.filter { $0.type == "request" }
-        let faultCount = events.count { $0.type == "fault" }
-        print(
-            "\(events.count) events: \(requests.count) requests, \(faultCount) faults, \(events.count { $0.type == "health" }) health readings, "
-                + "\(events.count { $0.type == "verify" }) reads afterwards")
+        for line in HistorySummary.lines(events) { print(line) }
         for report in reports { print(report.rendered) }
         let broken = Set(reports.filter { !$0.passed }.map(\.name))
         let replay = events.first { $0.type == "run" }?.replay

@@ -318,4 +318,19 @@ final class ExploreTests: XCTestCase {
         let unwatched = [runEvent(), fault, health(500, "i0", ["redis": "disabled"])]
         XCTAssertEqual(Invariants.health(unwatched).checked, 0)
     }
+
+    func testTheSummaryGivesAnswerTimesOverallAndDuringEachFault() {
+        let events = [
+            runEvent(), .fault(ScheduledFault(kind: .opaDown, at: 1000, until: 2000, instance: nil)),
+            request("token.basic", 0, 10, 200), request("token.basic", 100, 130, 200),
+            request("token.basic", 1100, 1600, 503, retryAfter: "1"), request("token.basic", 1500, 1502, 503, retryAfter: "1"),
+        ]
+        XCTAssertEqual(
+            HistorySummary.lines(events),
+            [
+                "6 events: 4 requests, 1 faults, 0 health readings, 0 reads afterwards",
+                "answers: p50 30 ms, p99 500 ms, slowest 500 ms; 200 × 2, 503 × 2",
+                "  during opa-down (1000 ms): p50 500 ms, p99 500 ms, slowest 500 ms; 503 × 2",
+            ])
+    }
 }
