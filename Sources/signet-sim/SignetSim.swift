@@ -302,11 +302,43 @@ struct ExploreCommand: AsyncParsableCommand {
     @Flag(help: "Print the schedule the seed draws, and start nothing.")
     var dryRun = false
 
+    @Option(help: "A deployed Signet instead of the local stack (its base URL, a balancer); needs --toxiproxy and --proxy.")
+    var target: String?
+
+    @Option(help: "With --target: the admin token (or set SIGNET_ADMIN_TOKEN).")
+    var adminToken: String?
+
+    @Option(help: "With --target: the Toxiproxy API in front of its dependencies.")
+    var toxiproxy: String?
+
+    @Option(help: "With --target: which proxy carries which dependency, DEPENDENCY=PROXY (redis, postgres, vault, opa); repeatable.")
+    var proxy: [String] = []
+
+    @Option(help: "With --target: each instance's operations listener, where /health/detailed is read; repeatable.")
+    var operations: [String] = []
+
+    @Option(help: "With --target: the answer bound, DB_POOL_CONNECTION_TIMEOUT_MS + DB_STATEMENT_TIMEOUT_MS + 1250.")
+    var answerBoundMs = 11_250
+
     func validate() throws {
         if check == nil, seed == nil { throw ValidationError("give --seed N (or --check HISTORY)") }
         guard Self.seconds(duration) != nil else { throw ValidationError("--duration takes seconds: 60s, 2m or 60 (got \(duration))") }
         guard (1...8).contains(instances) else { throw ValidationError("--instances must be from 1 to 8") }
         for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE (got \(pair))") }
+        if target != nil {
+            guard toxiproxy != nil, !proxy.isEmpty else {
+                throw ValidationError("--target needs --toxiproxy URL and --proxy DEPENDENCY=PROXY")
+            }
+            guard env.isEmpty else {
+                throw ValidationError("--env sets the local stack's instances; a --target is configured where it runs")
+            }
+        }
+        for pair in proxy {
+            let parts = pair.split(separator: "=")
+            guard parts.count == 2, ["redis", "postgres", "vault", "opa"].contains(String(parts[0])) else {
+                throw ValidationError("--proxy takes DEPENDENCY=PROXY with DEPENDENCY one of redis, postgres, vault, opa (got \(pair))")
+            }
+        }
         for name in faults?.split(separator: ",") ?? [] where FaultKind(rawValue: String(name)) == nil {
             throw ValidationError("no fault kind \(name); kinds: \(FaultKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -330,9 +362,28 @@ struct ExploreCommand: AsyncParsableCommand {
                 let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
                 variables[parts[0]] = parts.count > 1 ? parts[1] : ""
             }
+            var deployed: ExploreTarget?
+            if let target, let toxiproxy {
+                guard let token = adminToken ?? ProcessInfo.processInfo.environment["SIGNET_ADMIN_TOKEN"] ?? (dryRun ? "" : nil) else {
+                    throw ValidationError("give --admin-token or set SIGNET_ADMIN_TOKEN")
+                }
+                let proxies = Dictionary(
+                    uniqueKeysWithValues: proxy.map { pair in
+                        let parts = pair.split(separator: "=").map(String.init)
+                        return (parts[0], parts[1])
+                    })
+                deployed = ExploreTarget(
+                    base: target, adminToken: token, toxiproxy: toxiproxy, proxies: proxies, operations: operations,
+                    answerBoundMs: answerBoundMs)
+                // Ctrl-C (or a kill): explore's toxics are removed before exiting.
+                onStopSignals(exitCode: 130) {
+                    _ = try? await ToxiproxyClient(base: toxiproxy).removeAll(
+                        named: "\(ChaosFaults.toxicPrefix)explore-", from: Array(proxies.values))
+                }
+            }
             let options = ExploreOptions(
                 seed: seed!, duration: .seconds(Self.seconds(duration)!), instances: instances, env: variables,
-                kinds: faults.map { $0.split(separator: ",").compactMap { FaultKind(rawValue: String($0)) } })
+                kinds: faults.map { $0.split(separator: ",").compactMap { FaultKind(rawValue: String($0)) } }, target: deployed)
             if dryRun {
                 let schedule = options.schedule
                 print("seed \(options.seed): \(schedule.faults.count) faults over \(options.duration.components.seconds) s")

@@ -82,6 +82,23 @@ final class ExploreTests: XCTestCase {
         )
     }
 
+    func testAgainstATargetOnlyItsProxiesToxicsAreDrawnAndTheReplayCarriesNoToken() {
+        let target = ExploreTarget(
+            base: "https://signet.staging/", adminToken: "secret-admin-token", toxiproxy: "http://proxy:8474",
+            proxies: ["redis": "r", "opa": "o"], operations: ["http://10.0.0.5:8081/"], answerBoundMs: 3250)
+        let options = ExploreOptions(seed: 3, duration: .seconds(60), instances: 2, target: target)
+        XCTAssertEqual(Set(options.drawnKinds), [.redisRefused, .redisBlackholed, .redisSlow, .opaSlow, .opaDown])
+        XCTAssertTrue(options.schedule.faults.allSatisfy { ["redis", "opa"].contains($0.kind.dependency) })
+        XCTAssertFalse(options.replay.contains("secret-admin-token"))
+        XCTAssertEqual(
+            options.replay,
+            "signet-sim explore --seed 3 --duration 60s --instances 2 --target https://signet.staging --toxiproxy http://proxy:8474 "
+                + "--proxy opa=o --proxy redis=r --operations http://10.0.0.5:8081 --answer-bound-ms 3250")
+        XCTAssertEqual(Explorer.policy("40;w=5")?.limit, 40)
+        XCTAssertEqual(Explorer.policy("40;w=5")?.windowMs, 5000)
+        XCTAssertNil(Explorer.policy("40"))
+    }
+
     func testTheGeneratorIsSplitMix64() {
         // The reference sequence of SplitMix64 seeded with 0.
         var random = SeededGenerator(seed: 0)

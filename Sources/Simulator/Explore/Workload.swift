@@ -84,7 +84,7 @@ extension World {
             guard let current = self.agent(index) else { return }
             let answer = await record("rotate", target: current.id) {
                 try await HTTP.admin(
-                    .POST, "\(base)/v1/agents/\(current.id)/credentials/rotate", token: Explorer.adminToken,
+                    .POST, "\(base)/v1/agents/\(current.id)/credentials/rotate", token: adminToken,
                     body: #"{"graceSeconds":3600}"#,
                     timeout: timeout)
             } annotate: { answer, event in
@@ -111,7 +111,7 @@ extension World {
             guard let current = self.agent(index), let previous = current.previous else { return }
             let answer = await record("credential.revoke", target: current.id, credential: previous.credential) {
                 try await HTTP.admin(
-                    .DELETE, "\(base)/v1/agents/\(current.id)/credentials/\(previous.credential)", token: Explorer.adminToken,
+                    .DELETE, "\(base)/v1/agents/\(current.id)/credentials/\(previous.credential)", token: adminToken,
                     timeout: timeout)
             }
             guard answer?.status == 204 else { return }
@@ -127,7 +127,7 @@ extension World {
             }
         case .adminRead:
             await record("admin.read", target: agent.id) {
-                try await HTTP.admin(.GET, "\(base)/v1/agents/\(agent.id)", token: Explorer.adminToken, timeout: timeout)
+                try await HTTP.admin(.GET, "\(base)/v1/agents/\(agent.id)", token: adminToken, timeout: timeout)
             }
         case .register:
             guard state.withLockedValue({ $0.agents.count }) < 12 else { return }
@@ -210,17 +210,18 @@ extension World {
 
     // MARK: Health
 
-    /// Reads every instance's `/health/detailed` twice a second until `end`.
-    func watchHealth(until end: ContinuousClock.Instant, instances: NIOLockedValueBox<[SignetInstance]>) async {
+    /// Reads every instance's `/health/detailed` (its operations listener: `endpoints` names each
+    /// instance and its base URL, as they are now) twice a second until `end`.
+    func watchHealth(until end: ContinuousClock.Instant, endpoints: @escaping @Sendable () -> [(id: String, url: String)]) async {
         while ContinuousClock.now < end {
-            let current = instances.withLockedValue { $0 }
+            let current = endpoints()
             await withTaskGroup(of: HistoryEvent.self) { group in
                 for instance in current {
                     group.addTask {
                         var event = HistoryEvent(type: "health")
                         event.instance = instance.id
                         do {
-                            let answer = try await HTTP.request(.GET, "\(instance.opsURL)/health/detailed", timeout: .seconds(3))
+                            let answer = try await HTTP.request(.GET, "\(instance.url)/health/detailed", timeout: .seconds(3))
                             event.status = answer.status
                             var statuses: [String: String] = [:]
                             for (key, value) in answer.json {
@@ -243,27 +244,26 @@ extension World {
 
     // MARK: Faults
 
-    /// Applies the schedule: each fault's toxics on its dependency's proxy from `at` to `until`
-    /// (named `signet-sim-<run>-…`, removed whatever happens), or the restart at `at`.
-    func apply(_ schedule: FaultSchedule, stack: ProxiedDependencies, instances: NIOLockedValueBox<[SignetInstance]>) async throws {
+    /// Applies the schedule: each fault's toxics on its dependency's proxy (`proxies`) from `at` to
+    /// `until` (named `signet-sim-<run>-…`, removed whatever happens), or the restart at `at`
+    /// through `restart` (the local stack's processes).
+    ///
+    /// - Parameter origin: when the workload started, which the schedule's offsets count from (the
+    ///   history's count from the run's start, agents' registration included).
+    func apply(
+        _ schedule: FaultSchedule, from origin: ContinuousClock.Instant, restart: @escaping @Sendable (ScheduledFault) async throws -> Void
+    ) async throws {
         for fault in schedule.faults {
-            try await Task.sleep(until: started + .milliseconds(fault.at), clock: .continuous)
+            try await Task.sleep(until: origin + .milliseconds(fault.at), clock: .continuous)
             // The event says what happened: from when the fault was in place to when it was gone
             // (the schedule's offsets, unless a restart before it ran late).
             var happened = fault
             happened.at = now()
             switch fault.kind {
-            case .instanceRestart:
-                let index = fault.instance ?? 0
-                let victim = instances.withLockedValue { $0[index] }
-                // SIGTERM: it drains (SHUTDOWN_DRAIN_MS), the balancer moves on, then it exits.
-                await victim.stop()
-                let replacement = try await SignetInstance.start(id: victim.id, environment: victim.environment)
-                instances.withLockedValue { $0[index] = replacement }
-            case .postgresRestart:
-                try await stack.stack.postgres.restartAfterBackendCrash()
+            case .instanceRestart, .postgresRestart:
+                try await restart(fault)
             default:
-                let proxy = fault.kind.dependency
+                guard let proxy = proxies[fault.kind.dependency] else { continue }
                 let toxics = fault.kind.toxics.map { toxic in
                     var named = toxic
                     named.name = "\(ChaosFaults.toxicPrefix)\(runID)-\(toxic.name)"
@@ -272,7 +272,7 @@ extension World {
                 do {
                     for toxic in toxics { try await faults.add(toxic, to: proxy) }
                     happened.at = now()
-                    try await Task.sleep(until: started + .milliseconds(fault.until), clock: .continuous)
+                    try await Task.sleep(until: origin + .milliseconds(fault.until), clock: .continuous)
                 } catch {
                     for toxic in toxics { try? await faults.remove(toxic.name, from: proxy) }
                     throw error
@@ -286,22 +286,33 @@ extension World {
 
     // MARK: After the run
 
+    /// An admin read after the run, again after `Retry-After` while it is 429 (a deployed target's
+    /// admin budget, spent by the run) or 503, for up to a minute.
+    func read(_ path: String) async throws -> HTTP.Response {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            let answer = try await HTTP.admin(.GET, "\(base)\(path)", token: adminToken, timeout: .seconds(10))
+            guard answer.status == 429 || answer.status == 503, ContinuousClock.now < deadline else { return answer }
+            try await Task.sleep(for: .seconds(min(5, max(1, Int(answer.header("Retry-After") ?? "") ?? 1))))
+        }
+    }
+
     /// Reads back every agent the run registered: the agent, its credentials, its audit rows.
     func verify() async throws {
         try await waitUntil("Signet answers admin reads after the run", timeout: .seconds(30)) {
-            (try? await HTTP.admin(.GET, "\(base)/v1/agents?limit=1", token: Explorer.adminToken, timeout: .seconds(5)))?.status == 200
+            let status = (try? await HTTP.admin(.GET, "\(base)/v1/agents?limit=1", token: adminToken, timeout: .seconds(5)))?.status
+            return status == 200 || status == 429
         }
         let registered = events.filter { $0.op == "register" && $0.status == 201 }.compactMap(\.target)
         for id in registered {
-            let shown = try await HTTP.admin(.GET, "\(base)/v1/agents/\(id)", token: Explorer.adminToken, timeout: .seconds(10))
+            let shown = try await read("/v1/agents/\(id)")
             var agent = HistoryEvent(type: "verify")
             agent.op = "agent"
             agent.agent = id
             agent.found = shown.status == 200
             agent.state = shown.json["status"] as? String
             append(agent)
-            let listed = try await HTTP.admin(
-                .GET, "\(base)/v1/agents/\(id)/credentials", token: Explorer.adminToken, timeout: .seconds(10))
+            let listed = try await read("/v1/agents/\(id)/credentials")
             guard listed.status == 200 else {
                 throw SimulatorError.setupFailed("reading the credentials of \(id): \(listed.status) \(listed.body)")
             }
@@ -317,9 +328,7 @@ extension World {
             var actions: [String] = []
             var cursor: String?
             repeat {
-                let page = try await HTTP.admin(
-                    .GET, "\(base)/v1/audit?agentId=\(id)&limit=100" + (cursor.map { "&after=\($0)" } ?? ""), token: Explorer.adminToken,
-                    timeout: .seconds(10))
+                let page = try await read("/v1/audit?agentId=\(id)&limit=100" + (cursor.map { "&after=\($0)" } ?? ""))
                 guard page.status == 200 else {
                     throw SimulatorError.setupFailed("reading the audit log of \(id): \(page.status) \(page.body)")
                 }
@@ -336,6 +345,13 @@ extension World {
             audit.agent = id
             audit.actions = actions
             append(audit)
+        }
+    }
+
+    /// Deactivates every agent the run registered (against a deployed stack: nothing is left active).
+    func deactivateAgents() async {
+        for id in events.filter({ $0.op == "register" && $0.status == 201 }).compactMap(\.target) {
+            _ = try? await HTTP.admin(.DELETE, "\(base)/v1/agents/\(id)", token: adminToken, timeout: .seconds(10))
         }
     }
 }
