@@ -214,11 +214,7 @@ struct Chaos: AsyncParsableCommand {
     @Option(help: "Write a JSON report here.")
     var json: String?
 
-    @Option(help: "The Toxiproxy API in front of the dependencies (a real Toxiproxy or signet-sim proxy), e.g. http://proxy:8474.")
-    var toxiproxy: String?
-
-    @Option(help: "Which proxy carries which dependency, DEPENDENCY=PROXY (redis, postgres, vault, opa); repeatable.")
-    var proxy: [String] = []
+    @OptionGroup var proxies: DependencyProxies
 
     @Flag(help: "Inject faults through the proxies. Without it, only the fault-free checks run.")
     var allowFaults = false
@@ -227,13 +223,7 @@ struct Chaos: AsyncParsableCommand {
     var dbPoolTimeoutMs = 5000
 
     func validate() throws {
-        for pair in proxy {
-            let parts = pair.split(separator: "=")
-            guard parts.count == 2, ["redis", "postgres", "vault", "opa"].contains(String(parts[0])) else {
-                throw ValidationError("--proxy takes DEPENDENCY=PROXY with DEPENDENCY one of redis, postgres, vault, opa (got \(pair))")
-            }
-        }
-        if allowFaults, toxiproxy == nil || proxy.isEmpty {
+        if allowFaults, proxies.toxiproxy == nil || proxies.proxy.isEmpty {
             throw ValidationError("--allow-faults needs --toxiproxy URL and at least one --proxy DEPENDENCY=PROXY")
         }
     }
@@ -243,19 +233,15 @@ struct Chaos: AsyncParsableCommand {
             throw ValidationError("give --admin-token or set SIGNET_ADMIN_TOKEN")
         }
         var faults: ChaosFaults?
-        if allowFaults, let toxiproxy {
-            let named = Dictionary(
-                uniqueKeysWithValues: proxy.map { pair in
-                    let parts = pair.split(separator: "=").map(String.init)
-                    return (parts[0], parts[1])
-                })
+        if allowFaults, let toxiproxy = proxies.toxiproxy {
+            let named = proxies.named
             let chosen = ChaosFaults(
                 toxiproxy: ToxiproxyClient(base: toxiproxy), proxies: named, poolTimeout: .milliseconds(dbPoolTimeoutMs))
             faults = chosen
             print("chaos run \(chosen.runID): its toxics are named \(ChaosFaults.toxicPrefix)\(chosen.runID)-…")
             // Ctrl-C (or a kill): this run's toxics are removed before exiting.
             onStopSignals(exitCode: 130) { await chosen.cleanUp() }
-        } else if toxiproxy != nil || !proxy.isEmpty {
+        } else if proxies.toxiproxy != nil || !proxies.proxy.isEmpty {
             print("no --allow-faults: proxies named, but only the fault-free checks run")
         }
         let report = await Simulator.Chaos.run(target: target, adminToken: token, operations: operations, faults: faults)
@@ -308,11 +294,7 @@ struct ExploreCommand: AsyncParsableCommand {
     @Option(help: "With --target: the admin token (or set SIGNET_ADMIN_TOKEN).")
     var adminToken: String?
 
-    @Option(help: "With --target: the Toxiproxy API in front of its dependencies.")
-    var toxiproxy: String?
-
-    @Option(help: "With --target: which proxy carries which dependency, DEPENDENCY=PROXY (redis, postgres, vault, opa); repeatable.")
-    var proxy: [String] = []
+    @OptionGroup var proxies: DependencyProxies
 
     @Option(help: "With --target: each instance's operations listener, where /health/detailed is read; repeatable.")
     var operations: [String] = []
@@ -326,17 +308,11 @@ struct ExploreCommand: AsyncParsableCommand {
         guard (1...8).contains(instances) else { throw ValidationError("--instances must be from 1 to 8") }
         for pair in env where !pair.contains("=") { throw ValidationError("--env takes NAME=VALUE (got \(pair))") }
         if target != nil {
-            guard toxiproxy != nil, !proxy.isEmpty else {
+            guard proxies.toxiproxy != nil, !proxies.proxy.isEmpty else {
                 throw ValidationError("--target needs --toxiproxy URL and --proxy DEPENDENCY=PROXY")
             }
             guard env.isEmpty else {
                 throw ValidationError("--env sets the local stack's instances; a --target is configured where it runs")
-            }
-        }
-        for pair in proxy {
-            let parts = pair.split(separator: "=")
-            guard parts.count == 2, ["redis", "postgres", "vault", "opa"].contains(String(parts[0])) else {
-                throw ValidationError("--proxy takes DEPENDENCY=PROXY with DEPENDENCY one of redis, postgres, vault, opa (got \(pair))")
             }
         }
         for name in faults?.split(separator: ",") ?? [] where FaultKind(rawValue: String(name)) == nil {
@@ -363,22 +339,18 @@ struct ExploreCommand: AsyncParsableCommand {
                 variables[parts[0]] = parts.count > 1 ? parts[1] : ""
             }
             var deployed: ExploreTarget?
-            if let target, let toxiproxy {
+            if let target, let toxiproxy = proxies.toxiproxy {
                 guard let token = adminToken ?? ProcessInfo.processInfo.environment["SIGNET_ADMIN_TOKEN"] ?? (dryRun ? "" : nil) else {
                     throw ValidationError("give --admin-token or set SIGNET_ADMIN_TOKEN")
                 }
-                let proxies = Dictionary(
-                    uniqueKeysWithValues: proxy.map { pair in
-                        let parts = pair.split(separator: "=").map(String.init)
-                        return (parts[0], parts[1])
-                    })
+                let named = proxies.named
                 deployed = ExploreTarget(
-                    base: target, adminToken: token, toxiproxy: toxiproxy, proxies: proxies, operations: operations,
+                    base: target, adminToken: token, toxiproxy: toxiproxy, proxies: named, operations: operations,
                     answerBoundMs: answerBoundMs)
                 // Ctrl-C (or a kill): explore's toxics are removed before exiting.
                 onStopSignals(exitCode: 130) {
                     _ = try? await ToxiproxyClient(base: toxiproxy).removeAll(
-                        named: "\(ChaosFaults.toxicPrefix)explore-", from: Array(proxies.values))
+                        named: "\(ChaosFaults.toxicPrefix)explore-", from: Array(named.values))
                 }
             }
             let options = ExploreOptions(
@@ -413,6 +385,35 @@ struct ExploreCommand: AsyncParsableCommand {
             if let replay { print("rerun: \(replay)") }
             throw ExitCode.failure
         }
+    }
+}
+
+/// `--toxiproxy URL --proxy DEPENDENCY=PROXY`: where `chaos` and `explore` inject faults into a
+/// deployed stack.
+struct DependencyProxies: ParsableArguments {
+    @Option(help: "The Toxiproxy API in front of the dependencies (a real Toxiproxy or signet-sim proxy), e.g. http://proxy:8474.")
+    var toxiproxy: String?
+
+    @Option(help: "Which proxy carries which dependency, DEPENDENCY=PROXY (redis, postgres, vault, opa); repeatable.")
+    var proxy: [String] = []
+
+    func validate() throws {
+        for pair in proxy {
+            let parts = pair.split(separator: "=")
+            guard parts.count == 2, ["redis", "postgres", "vault", "opa"].contains(String(parts[0])) else {
+                throw ValidationError("--proxy takes DEPENDENCY=PROXY with DEPENDENCY one of redis, postgres, vault, opa (got \(pair))")
+            }
+        }
+    }
+
+    /// Dependency → proxy name.
+    var named: [String: String] {
+        Dictionary(
+            proxy.map { pair in
+                let parts = pair.split(separator: "=").map(String.init)
+                return (parts[0], parts[1])
+            }
+        ) { _, last in last }
     }
 }
 
