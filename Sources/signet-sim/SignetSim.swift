@@ -148,9 +148,7 @@ struct Stack: AsyncParsableCommand {
             // Instances behind one balancer share its address as their issuer.
             let balancerPort = instances > 1 ? (port == 0 ? try freePort() : port) : nil
             if let balancerPort {
-                variables["SIGNET_ISSUER"] = "http://127.0.0.1:\(balancerPort)"
-                // haproxy (on loopback) appends the client's address to X-Forwarded-For; only it is believed.
-                variables["TRUSTED_PROXIES"] = LoadBalancer.trustedProxies
+                variables.merge(LoadBalancer.instanceVariables(port: balancerPort)) { _, balancer in balancer }
             }
             if loadModel { variables.merge(LoadModel.stackEnvironment) { _, model in model } }
             for pair in env {

@@ -121,8 +121,7 @@ public enum Explorer {
             ExploreOptions.defaults.merging(["REDIS_KEY_PREFIX": "explore-\(options.seed):"]) { _, new in new })
         let balancerPort = options.instances > 1 ? try freePort() : nil
         if let balancerPort {
-            variables["SIGNET_ISSUER"] = "http://127.0.0.1:\(balancerPort)"
-            variables["TRUSTED_PROXIES"] = LoadBalancer.trustedProxies
+            variables.merge(LoadBalancer.instanceVariables(port: balancerPort)) { _, balancer in balancer }
         }
         variables.merge(options.env) { _, given in given }
         let instances = NIOLockedValueBox<[SignetInstance]>([])
@@ -229,7 +228,7 @@ public enum Explorer {
             }
             try await world.verify()
         } catch {
-            _ = try? await client.removeAll(named: "\(ChaosFaults.toxicPrefix)\(runID)-", from: Array(target.proxies.values))
+            await world.injector.cleanUp()
             await world.deactivateAgents()
             throw error
         }
@@ -285,10 +284,10 @@ final class World: Sendable {
     let started: ContinuousClock.Instant
     let answerBound: Duration
     let limit: Int
-    let faults: ToxiproxyClient
+    /// Adds and removes the faults' toxics, named after the run.
+    let injector: ChaosFaults
     /// Dependency → the proxy that carries it.
-    let proxies: [String: String]
-    let runID: String
+    var proxies: [String: String] { injector.proxies }
     let state = NIOLockedValueBox(State())
 
     struct Agent: Sendable {
@@ -319,9 +318,7 @@ final class World: Sendable {
         self.started = .now
         self.answerBound = answerBound
         self.limit = limit
-        self.faults = faults
-        self.proxies = proxies
-        self.runID = runID
+        injector = ChaosFaults(toxiproxy: faults, proxies: proxies, runID: runID)
     }
 
     var events: [HistoryEvent] { state.withLockedValue { $0.events } }
@@ -365,16 +362,7 @@ final class World: Sendable {
     }
 
     /// The `jti` claim of a JWT, read without verifying it (the Simulator only names tokens).
-    static func jti(of token: String) -> String? {
-        let parts = token.split(separator: ".")
-        guard parts.count == 3 else { return nil }
-        var payload = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        payload += String(repeating: "=", count: (4 - payload.count % 4) % 4)
-        guard let data = Data(base64Encoded: payload), let claims = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            return nil
-        }
-        return claims["jti"] as? String
-    }
+    static func jti(of token: String) -> String? { DelegationScenarios.claims(of: token)["jti"] as? String }
 
     var timeout: Duration { answerBound + .seconds(5) }
 
@@ -386,7 +374,7 @@ final class World: Sendable {
         let deadline = ContinuousClock.now + .seconds(70)
         var made = 0
         while made < count {
-            if try await register() {
+            if await register() {
                 made += 1
                 continue
             }
@@ -401,29 +389,21 @@ final class World: Sendable {
 
     /// Registers an agent (recorded); whether it was.
     @discardableResult
-    func register() async throws -> Bool {
-        let name = "explore-\(UUID().uuidString.prefix(8).lowercased())"
-        let body = #"{"name":"\#(name)","owner":"signet-sim-explore","scopes":["explore:read","explore:write"]}"#
-        let sent = now()
-        var event = HistoryEvent.request("register", sent: sent, answered: sent, status: nil)
-        do {
-            let answer = try await HTTP.admin(.POST, "\(base)/v1/agents", token: adminToken, body: body, timeout: timeout)
-            event.status = answer.status
-            event.instance = answer.header("Signet-Instance")
-            event.retryAfter = answer.header("Retry-After")
-            let json = answer.json
-            if answer.status == 201, let id = json["id"] as? String, let clientID = json["client_id"] as? String,
-                let secret = json["client_secret"] as? String, let credential = (json["credential"] as? [String: Any])?["id"] as? String
-            {
-                event.target = id
-                event.credential = credential
-                state.withLockedValue { $0.agents.append(Agent(id: id, clientID: clientID, secret: secret, credential: credential)) }
-            }
-        } catch {
-            event.error = "\(error)"
+    func register() async -> Bool {
+        let client = SignetClient(base: base, adminToken: adminToken)
+        let answer = await record("register") {
+            try await client.registration(
+                name: "explore-\(UUID().uuidString.prefix(8).lowercased())", owner: "signet-sim-explore",
+                scopes: ["explore:read", "explore:write"], timeout: timeout
+            ).0
+        } annotate: { answer, event in
+            guard answer.status == 201, let agent = SignetClient.Agent(answer.json) else { return }
+            (event.target, event.credential) = (agent.id, agent.credentialID)
         }
-        event.answered = now()
-        append(event)
-        return event.status == 201
+        guard answer?.status == 201, let made = answer.flatMap({ SignetClient.Agent($0.json) }) else { return false }
+        state.withLockedValue {
+            $0.agents.append(Agent(id: made.id, clientID: made.clientID, secret: made.secret, credential: made.credentialID))
+        }
+        return true
     }
 }

@@ -52,24 +52,20 @@ public enum FaultKind: String, CaseIterable, Codable, Sendable {
     /// A process is restarted: only on the local stack.
     public var localOnly: Bool { self == .postgresRestart || self == .instanceRestart }
 
-    /// What `/health/detailed` must say about the dependency while the fault lasts: nil when the
-    /// fault makes no claim on health (a latency below the health check's bound, a restart over
-    /// in a moment).
-    public var healthWhileActive: String? {
+    /// Whether `/health/detailed` must report the dependency not healthy while the fault lasts:
+    /// not for a latency below the health check's bound, nor a restart over in a moment.
+    public var claimsHealth: Bool {
         switch self {
-        case .redisRefused, .redisBlackholed, .postgresBlackholed, .vaultDown, .opaDown: "not healthy"
-        case .vaultSlow: "not healthy"
-        case .redisSlow, .postgresSlow, .opaSlow, .postgresRestart, .instanceRestart: nil
+        case .redisRefused, .redisBlackholed, .postgresBlackholed, .vaultDown, .vaultSlow, .opaDown: true
+        case .redisSlow, .postgresSlow, .opaSlow, .postgresRestart, .instanceRestart: false
         }
     }
 
     /// The toxics that make it (names without the run's prefix); empty for the restarts.
     public var toxics: [Toxic] {
-        let blackhole = [Toxic(name: "blackhole-up", kind: .timeout, stream: .upstream), Toxic(name: "blackhole-down", kind: .timeout)]
-        return switch self {
-        case .redisRefused: [Toxic(name: "refused", kind: .resetPeer, stream: .upstream)]
-        case .redisBlackholed, .postgresBlackholed, .vaultDown: blackhole
-        case .opaDown: [Toxic(name: "refused", kind: .resetPeer, stream: .upstream)]
+        switch self {
+        case .redisRefused, .opaDown: ChaosFaults.refused
+        case .redisBlackholed, .postgresBlackholed, .vaultDown: ChaosFaults.blackhole
         // Past REDIS_TIMEOUT_MS (150 ms): the limiter's calls time out.
         case .redisSlow: [Toxic(name: "slow", kind: .latency, attributes: ["latency": 400])]
         case .postgresSlow: [Toxic(name: "slow", kind: .latency, attributes: ["latency": 150, "jitter": 50])]

@@ -240,7 +240,7 @@ public enum Invariants {
             // An instance restarting meanwhile answers no health check: not held against this fault.
             // A reading answered up to 1 s after the fault was taken away was made while it held.
             let detectBy = min(at + healthDetectMs, until + 1000)
-            if kind.healthWhileActive != nil {
+            if kind.claimsHealth {
                 for instance in watched {
                     checked += 1
                     let seen = readings.contains {

@@ -131,7 +131,7 @@ extension World {
             }
         case .register:
             guard state.withLockedValue({ $0.agents.count }) < 12 else { return }
-            _ = try? await register()
+            _ = await register()
         case .burst:
             // Past the limit at once: five at a time until limit + 10 were sent (at most 200: a limit
             // set out of the way is not to be crossed).
@@ -247,8 +247,8 @@ extension World {
 
     // MARK: Faults
 
-    /// Applies the schedule: each fault's toxics on its dependency's proxy (`proxies`) from `at` to
-    /// `until` (named `signet-sim-<run>-…`, removed whatever happens), or the restart at `at`
+    /// Applies the schedule: each fault's toxics on its dependency's proxy from `at` to `until`
+    /// (through `ChaosFaults.with`, as `chaos` adds its own), or the restart at `at`
     /// through `restart` (the local stack's processes).
     ///
     /// - Parameter origin: when the workload started, which the schedule's offsets count from (the
@@ -266,21 +266,12 @@ extension World {
             case .instanceRestart, .postgresRestart:
                 try await restart(fault)
             default:
-                guard let proxy = proxies[fault.kind.dependency] else { continue }
-                let toxics = fault.kind.toxics.map { toxic in
-                    var named = toxic
-                    named.name = "\(ChaosFaults.toxicPrefix)\(runID)-\(toxic.name)"
-                    return named
-                }
-                do {
-                    for toxic in toxics { try await faults.add(toxic, to: proxy) }
+                guard proxies[fault.kind.dependency] != nil else { continue }
+                // Named signet-sim-<run>-<dependency>-…, removed whatever happens, as chaos's are.
+                try await injector.with(fault.kind.dependency, fault.kind.toxics) {
                     happened.at = now()
                     try await Task.sleep(until: origin + .milliseconds(fault.until), clock: .continuous)
-                } catch {
-                    for toxic in toxics { try? await faults.remove(toxic.name, from: proxy) }
-                    throw error
                 }
-                for toxic in toxics { try await faults.remove(toxic.name, from: proxy) }
             }
             happened.until = now()
             append(.fault(happened))

@@ -15,6 +15,13 @@ public final class LoadBalancer: Sendable {
     /// `TRUSTED_PROXIES` for instances behind a balancer: haproxy's own source address only.
     public static let trustedProxies = "\(sourceAddress)/32"
 
+    /// The variables of an instance behind a balancer on `port`: its address as their shared
+    /// issuer, and haproxy (which appends the client's address to X-Forwarded-For) as the only
+    /// proxy believed.
+    public static func instanceVariables(port: Int) -> [String: String] {
+        ["SIGNET_ISSUER": "http://127.0.0.1:\(port)", "TRUSTED_PROXIES": trustedProxies]
+    }
+
     private init(port: Int, process: ManagedProcess, configurationFile: URL) {
         self.port = port
         self.process = process

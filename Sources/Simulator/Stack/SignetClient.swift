@@ -34,11 +34,13 @@ public struct SignetClient: Sendable {
     }
 
     /// `POST /v1/agents` as the admin: the answer, and the agent when it is a 201 with one.
-    public func registration(name: String, owner: String = "sim", scopes: [String]? = nil) async throws -> (HTTP.Response, Agent?) {
+    public func registration(name: String, owner: String = "sim", scopes: [String]? = nil, timeout: Duration = .seconds(30)) async throws
+        -> (HTTP.Response, Agent?)
+    {
         var body: [String: Any] = ["name": name, "owner": owner]
         if let scopes { body["scopes"] = scopes }
         let text = String(decoding: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]), as: UTF8.self)
-        let response = try await HTTP.admin(.POST, "\(base)/v1/agents", token: adminToken, body: text)
+        let response = try await HTTP.admin(.POST, "\(base)/v1/agents", token: adminToken, body: text, timeout: timeout)
         return (response, response.status == 201 ? Agent(response.json) : nil)
     }
 
