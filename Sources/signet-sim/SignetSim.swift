@@ -360,8 +360,8 @@ struct ExploreCommand: AsyncParsableCommand {
                 for fault in schedule.faults { print("  " + fault.rendered) }
                 return
             }
-            let result = try await Explorer.run(options) { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
-            events = result.events
+            // The history: its invariants are checked below, as on a saved one.
+            events = try await Explorer.run(options) { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
             if let history { try History.encode(events).write(toFile: history, atomically: true, encoding: .utf8) }
         }
         let reports = Invariants.check(events)

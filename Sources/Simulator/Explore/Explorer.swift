@@ -91,13 +91,6 @@ public struct ExploreTarget: Sendable {
     }
 }
 
-/// The outcome of an `explore` run: its history and each invariant's verdict.
-public struct ExploreResult: Sendable {
-    public let events: [HistoryEvent]
-    public let invariants: [InvariantReport]
-    public var passed: Bool { invariants.allSatisfy(\.passed) }
-}
-
 /// `signet-sim explore`: a local stack (PostgreSQL, Redis, Vault and OPA behind `signet-sim
 /// proxy`, N instances behind haproxy), a workload of agents, and a fault schedule drawn from the
 /// seed, applied through the Toxiproxy API (and, for the restarts, to the processes). Every request,
@@ -105,7 +98,7 @@ public struct ExploreResult: Sendable {
 public enum Explorer {
     static let adminToken = "sim-admin-token-0123456789abcdefghijkl"
 
-    public static func run(_ options: ExploreOptions, say: @escaping @Sendable (String) -> Void) async throws -> ExploreResult {
+    public static func run(_ options: ExploreOptions, say: @escaping @Sendable (String) -> Void) async throws -> [HistoryEvent] {
         let schedule = options.schedule
         say("seed \(options.seed): \(schedule.faults.count) faults over \(options.duration.components.seconds) s")
         for fault in schedule.faults { say("  " + fault.rendered) }
@@ -181,15 +174,14 @@ public enum Explorer {
             throw error
         }
         await stopAll()
-        let events = world.events
-        return ExploreResult(events: events, invariants: Invariants.check(events))
+        return world.events
     }
 
     /// Against a deployed stack: the toxics of its proxies only, health from its operations
     /// listeners, the limit from its `RateLimit-Policy`; the agents it registers are deactivated
     /// afterwards (their rows stay, as the audit log does).
     static func run(_ options: ExploreOptions, schedule: FaultSchedule, against target: ExploreTarget, say: @Sendable (String) -> Void)
-        async throws -> ExploreResult
+        async throws -> [HistoryEvent]
     {
         let runID = "explore-\(options.seed)-\(UUID().uuidString.prefix(6).lowercased())"
         let client = ToxiproxyClient(base: target.toxiproxy)
@@ -233,8 +225,7 @@ public enum Explorer {
             throw error
         }
         await world.deactivateAgents()
-        let events = world.events
-        return ExploreResult(events: events, invariants: Invariants.check(events))
+        return world.events
     }
 
     /// `<limit>;w=<seconds>` → the limit and the window in milliseconds.
